@@ -1,0 +1,8 @@
+"""NG-DHCP-001: DHCP options set uses an unapproved DNS server. Checkov checks for CloudFormation and Terraform.
+
+The logic lives in netguard's rules; this file only registers the control with Checkov.
+"""
+
+from netguard.engines.checkov_adapter import register
+
+checks = register("NG-DHCP-001")

@@ -1,0 +1,8 @@
+"""NG-EIP-001: Elastic IP is not attached. Checkov checks for CloudFormation and Terraform.
+
+The logic lives in netguard's rules; this file only registers the control with Checkov.
+"""
+
+from netguard.engines.checkov_adapter import register
+
+checks = register("NG-EIP-001")

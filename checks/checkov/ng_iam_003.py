@@ -1,0 +1,8 @@
+"""NG-IAM-003: IAM policy allows network topology creation without conditions. Checkov checks for CloudFormation and Terraform.
+
+The logic lives in netguard's rules; this file only registers the control with Checkov.
+"""
+
+from netguard.engines.checkov_adapter import register
+
+checks = register("NG-IAM-003")

@@ -1,0 +1,8 @@
+"""NG-PCX-001: VPC peering to an unapproved account. Checkov checks for CloudFormation and Terraform.
+
+The logic lives in netguard's rules; this file only registers the control with Checkov.
+"""
+
+from netguard.engines.checkov_adapter import register
+
+checks = register("NG-PCX-001")

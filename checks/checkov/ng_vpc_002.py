@@ -1,0 +1,8 @@
+"""NG-VPC-002: Flow log does not capture all traffic. Checkov checks for CloudFormation and Terraform.
+
+The logic lives in netguard's rules; this file only registers the control with Checkov.
+"""
+
+from netguard.engines.checkov_adapter import register
+
+checks = register("NG-VPC-002")

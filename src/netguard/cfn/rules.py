@@ -1,0 +1,403 @@
+"""The netguard controls over CloudFormation. Each rule takes a Template and yields Violations.
+
+Both the Checkov and the cfn-lint adapters call `evaluate`, so the two engines cannot disagree on
+logic, only on parsing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from netguard.catalog import load_catalog
+from netguard.cfn.conditions import TRUE, Expr, conj, disj
+from netguard.cfn.template import NO_VALUE, Resource, Template, intrinsic
+from netguard.config import ScanConfig
+from netguard.iam.statements import parse_document, risky_statements, statements_of
+from netguard.violations import Violation
+
+Rule = Callable[[Template, ScanConfig], Iterator[Violation]]
+RULES: dict[str, Rule] = {}
+
+
+def rule(control_id: str) -> Callable[[Rule], Rule]:
+    def register(fn: Rule) -> Rule:
+        RULES[control_id] = fn
+        return fn
+
+    return register
+
+
+def evaluate(template: Template, config: ScanConfig, controls: set[str] | None = None) -> list[Violation]:
+    """All violations in a template, optionally only for some controls."""
+    found: list[Violation] = []
+    for control_id, fn in RULES.items():
+        if controls is None or control_id in controls:
+            found.extend(fn(template, config))
+    return found
+
+
+# --- coverage: "whenever X exists, something attaches to it" -------------------------------------
+def _coverage_violation(
+    template: Template, control: str, target: Resource, covers: list[tuple[str, Expr]], what: str, hint: str = ""
+) -> Violation | None:
+    """A violation when the union of cover guards does not hold whenever target exists."""
+    if not covers:
+        return Violation(control, target.logical_id, f"{target.logical_id}: no {what} refers to it{hint}")
+    holds, scenario = template.conditions.implies(target.guard, disj(*(g for _, g in covers)))
+    if holds:
+        return None
+    names = ", ".join(sorted({name for name, _ in covers}))
+    if holds is None:
+        why = "netguard cannot prove it exists in every scenario (too many conditions to enumerate)"
+    else:
+        why = f"it is missing when {template.conditions.describe(scenario)}"
+    return Violation(control, target.logical_id, f"{target.logical_id}: {what} {names} is conditional and {why}")
+
+
+def _refers_to(template: Template, value: Any, target: str, attributes: set[str | None], guard: Expr) -> list[Expr]:
+    return [
+        ref.guard for ref in template.references(value, guard) if ref.target == target and ref.attribute in attributes
+    ]
+
+
+def _literal_leaf_guard(template: Template, value: Any, accept: Callable[[Any], bool], guard: Expr) -> Expr:
+    """Disjunction of the guards of the branches whose concrete value passes accept."""
+    return disj(*(g for leaf, g in template.leaves(value, guard) if accept(leaf)))
+
+
+@rule("NG-VPC-001")
+def vpc_without_flow_log(template: Template, config: ScanConfig) -> Iterator[Violation]:
+    flow_logs = template.of_type("AWS::EC2::FlowLog")
+    for vpc in template.of_type("AWS::EC2::VPC"):
+        covers = []
+        for log in flow_logs:
+            is_vpc = _literal_leaf_guard(
+                template,
+                log.properties.get("ResourceType"),
+                lambda v: isinstance(v, str) and v.upper() == "VPC",
+                log.guard,
+            )
+            for ref_guard in _refers_to(
+                template, log.properties.get("ResourceId"), vpc.logical_id, {None, "VpcId"}, TRUE
+            ):
+                covers.append((log.logical_id, conj(is_vpc, ref_guard)))
+        found = _coverage_violation(template, "NG-VPC-001", vpc, covers, "flow log")
+        if found:
+            yield found
+
+
+@rule("NG-VPC-002")
+def flow_log_not_all_traffic(template: Template, config: ScanConfig) -> Iterator[Violation]:
+    for log in template.of_type("AWS::EC2::FlowLog"):
+        bad = []
+        for leaf, guard in template.leaves(log.properties.get("TrafficType"), log.guard):
+            if not template.conditions.satisfiable(guard):
+                continue
+            if leaf is None or leaf is NO_VALUE:
+                bad.append("TrafficType is not set")
+            elif isinstance(leaf, str):
+                if leaf.upper() != "ALL":
+                    bad.append(f"TrafficType is {leaf}")
+            else:
+                fn = intrinsic(leaf)
+                values = template.parameter_values(fn[1]) if fn and fn[0] == "Ref" and isinstance(fn[1], str) else None
+                if values is None or any(v.upper() != "ALL" for v in values):
+                    bad.append("TrafficType is not provably ALL")
+        if bad:
+            yield Violation(
+                "NG-VPC-002", log.logical_id, f"{log.logical_id}: {'; '.join(sorted(set(bad)))}; set it to ALL"
+            )
+
+
+def _is_default_options(value: Any, template: Template) -> bool:
+    if isinstance(value, str):
+        return value.lower() == "default"
+    fn = intrinsic(value)
+    if fn and fn[0] == "Ref" and isinstance(fn[1], str) and fn[1] in template.parameters:
+        spec = template.parameters[fn[1]]
+        allowed = template.parameter_values(fn[1]) or []
+        default = spec.get("Default") if isinstance(spec, dict) or hasattr(spec, "get") else None
+        return "default" in [str(v).lower() for v in allowed] or str(default).lower() == "default"
+    return value is None or value is NO_VALUE
+
+
+@rule("NG-VPC-003")
+def vpc_without_dhcp_options(template: Template, config: ScanConfig) -> Iterator[Violation]:
+    associations = template.of_type("AWS::EC2::VPCDHCPOptionsAssociation")
+    for vpc in template.of_type("AWS::EC2::VPC"):
+        covers = []
+        defaults = []
+        for assoc in associations:
+            refs = _refers_to(template, assoc.properties.get("VpcId"), vpc.logical_id, {None, "VpcId"}, assoc.guard)
+            if not refs:
+                continue
+            real = _literal_leaf_guard(
+                template, assoc.properties.get("DhcpOptionsId"), lambda v: not _is_default_options(v, template), TRUE
+            )
+            if real == TRUE or template.conditions.satisfiable(real):
+                covers.extend((assoc.logical_id, conj(r, real)) for r in refs)
+            else:
+                defaults.append(assoc.logical_id)
+        hint = (
+            f" (association {', '.join(defaults)} uses DhcpOptionsId 'default', which means no options set)"
+            if defaults
+            else ""
+        )
+        found = _coverage_violation(template, "NG-VPC-003", vpc, covers, "DHCP options association", hint)
+        if found:
+            yield found
+
+
+@rule("NG-DHCP-001")
+def dhcp_unapproved_dns(template: Template, config: ScanConfig) -> Iterator[Violation]:
+    for options in template.of_type("AWS::EC2::DHCPOptions"):
+        bad = []
+        for item, guard in template.list_items(options.properties.get("DomainNameServers"), options.guard):
+            if not template.conditions.satisfiable(guard):
+                continue
+            if isinstance(item, str):
+                if not config.dns_approved(item):
+                    bad.append(item)
+                continue
+            fn = intrinsic(item)
+            values = template.parameter_values(fn[1]) if fn and fn[0] == "Ref" and isinstance(fn[1], str) else None
+            if values is None:
+                bad.append("a value netguard cannot resolve")
+            else:
+                bad.extend(v for v in values if not config.dns_approved(v))
+        if bad:
+            approved = ", ".join(config.approved_dns_servers) or "none"
+            yield Violation(
+                "NG-DHCP-001",
+                options.logical_id,
+                f"{options.logical_id}: DomainNameServers has {', '.join(dict.fromkeys(bad))}, outside the approved list ({approved})",
+            )
+
+
+@rule("NG-EIP-001")
+def eip_not_attached(template: Template, config: ScanConfig) -> Iterator[Violation]:
+    for eip in template.of_type("AWS::EC2::EIP"):
+        name = eip.logical_id
+        covers: list[tuple[str, Expr]] = []
+        wrong_ref: list[str] = []
+        instance = _literal_leaf_guard(
+            template, eip.properties.get("InstanceId"), lambda v: v not in (None, NO_VALUE, ""), TRUE
+        )
+        if instance != FALSE_EXPR:
+            covers.append((f"{name}.InstanceId", instance))
+        for user in template.of_type(
+            "AWS::EC2::EIPAssociation", "AWS::EC2::NatGateway", "AWS::ElasticLoadBalancingV2::LoadBalancer"
+        ):
+            props = user.properties
+            if user.type == "AWS::EC2::EIPAssociation":
+                allocation_values = [props.get("AllocationId")]
+                covers.extend(
+                    (user.logical_id, g)
+                    for g in _refers_to(template, props.get("EIP"), name, {None, "PublicIp"}, user.guard)
+                )
+            elif user.type == "AWS::EC2::NatGateway":
+                allocation_values = [props.get("AllocationId"), props.get("SecondaryAllocationIds")]
+            else:
+                allocation_values = [
+                    m.get("AllocationId")
+                    for m, _ in template.list_items(props.get("SubnetMappings"))
+                    if hasattr(m, "get")
+                ]
+            for value in allocation_values:
+                covers.extend(
+                    (user.logical_id, g) for g in _refers_to(template, value, name, {"AllocationId"}, user.guard)
+                )
+                if _refers_to(template, value, name, {None}, user.guard):
+                    wrong_ref.append(user.logical_id)
+        hint = ""
+        if wrong_ref:
+            hint = (
+                f" ({', '.join(sorted(set(wrong_ref)))} uses Ref {name} as an allocation id; Ref returns the public IP,"
+                f" use !GetAtt {name}.AllocationId)"
+            )
+        found = _coverage_violation(
+            template, "NG-EIP-001", eip, covers, "attachment (instance, association, NAT gateway or NLB)", hint
+        )
+        if found:
+            yield found
+
+
+FALSE_EXPR = ("F",)
+
+IAM_POLICY_HOLDERS = {
+    "AWS::IAM::Policy": "single",
+    "AWS::IAM::ManagedPolicy": "single",
+    "AWS::IAM::RolePolicy": "single",
+    "AWS::IAM::UserPolicy": "single",
+    "AWS::IAM::GroupPolicy": "single",
+    "AWS::IAM::Role": "inline",
+    "AWS::IAM::User": "inline",
+    "AWS::IAM::Group": "inline",
+}
+
+
+def _documents(template: Template, resource: Resource) -> Iterator[tuple[str, Any, Expr]]:
+    if IAM_POLICY_HOLDERS[resource.type] == "single":
+        for doc, guard in template.leaves(resource.properties.get("PolicyDocument"), resource.guard):
+            yield "PolicyDocument", doc, guard
+        return
+    for policy, guard in template.list_items(resource.properties.get("Policies"), resource.guard):
+        if not hasattr(policy, "get"):
+            continue
+        label = policy.get("PolicyName") if isinstance(policy.get("PolicyName"), str) else "inline policy"
+        for doc, doc_guard in template.leaves(policy.get("PolicyDocument"), guard):
+            yield f"policy {label}", doc, doc_guard
+
+
+MAX_STATEMENT_VARIANTS = 64
+
+
+def _expand(template: Template, node: Any, guard: Expr, budget: list[int]) -> list[tuple[Any, Expr]]:
+    """Every Fn::If-free variant of node with its guard; AWS::NoValue entries are dropped."""
+    variants: list[tuple[Any, Expr]] = []
+    for leaf, leaf_guard in template.leaves(node, guard):
+        if isinstance(leaf, dict) or (hasattr(leaf, "items") and not isinstance(leaf, (str, list))):
+            partial: list[tuple[dict, Expr]] = [({}, leaf_guard)]
+            for key in [str(k) for k in leaf if not str(k).startswith("__")]:
+                options = _expand(template, leaf[key], TRUE, budget)
+                partial = [
+                    ({**d, key: v} if v is not NO_VALUE else d, conj(g, vg)) for d, g in partial for v, vg in options
+                ]
+                budget[0] -= len(partial)
+            variants.extend(partial)
+        elif isinstance(leaf, list):
+            partial_list: list[tuple[list, Expr]] = [([], leaf_guard)]
+            for item in leaf:
+                options = _expand(template, item, TRUE, budget)
+                partial_list = [
+                    (l + ([v] if v is not NO_VALUE else []), conj(g, vg)) for l, g in partial_list for v, vg in options
+                ]
+                budget[0] -= len(partial_list)
+            variants.extend(partial_list)
+        else:
+            variants.append((leaf, leaf_guard))
+        if budget[0] < 0:
+            raise OverflowError
+    return variants
+
+
+def _literalise(template: Template, node: Any) -> Any:
+    """Render string-like intrinsics in Action/Resource so wildcards in Sub/Join are visible."""
+    if isinstance(node, list):
+        return [_literalise(template, v) for v in node]
+    rendered = template.render_string(node)
+    return rendered if rendered is not None else node
+
+
+def _iam_violation(control_id: str, actions: tuple[str, ...]) -> Rule:
+    def check(template: Template, config: ScanConfig) -> Iterator[Violation]:
+        for resource in template.of_type(*IAM_POLICY_HOLDERS):
+            messages = []
+            for label, raw_doc, guard in _documents(template, resource):
+                doc = parse_document(raw_doc) if isinstance(raw_doc, str) else raw_doc
+                if not hasattr(doc, "get"):
+                    continue
+                for raw_statement in statements_of(doc) if isinstance(doc, dict) else _statements_node(doc):
+                    try:
+                        variants = _expand(template, raw_statement, guard, [MAX_STATEMENT_VARIANTS * 8])
+                    except OverflowError:
+                        variants = [(raw_statement, guard)]
+                    for statement, variant_guard in variants:
+                        if not isinstance(statement, dict) or not template.conditions.satisfiable(variant_guard):
+                            continue
+                        statement = {
+                            k: (
+                                _literalise(template, v)
+                                if k in ("Action", "NotAction", "Resource", "NotResource")
+                                else v
+                            )
+                            for k, v in statement.items()
+                        }
+                        for hit in risky_statements({"Statement": [statement]}, actions):
+                            scenario = ""
+                            if variant_guard != TRUE:
+                                _, example = template.conditions.implies(variant_guard, FALSE_EXPR)
+                                scenario = f" when {template.conditions.describe(example)}"
+                            text = hit.describe().replace("statement 0", f"{label}: statement", 1)
+                            messages.append(text + scenario)
+            if messages:
+                unique = list(dict.fromkeys(messages))
+                yield Violation(control_id, resource.logical_id, f"{resource.logical_id}: " + "; ".join(unique))
+
+    return check
+
+
+def _statements_node(doc: Any) -> list[Any]:
+    statement = doc.get("Statement")
+    if statement is None:
+        return []
+    return statement if isinstance(statement, list) else [statement]
+
+
+for _control in load_catalog().values():
+    if _control.actions:
+        RULES[_control.id] = _iam_violation(_control.id, _control.actions)
+
+
+def _account_is_self(template: Template, value: Any) -> bool:
+    fn = intrinsic(value)
+    if fn and fn[0] == "Ref" and fn[1] == "AWS::AccountId":
+        return True
+    return bool(fn and fn[0] == "Fn::Sub" and isinstance(fn[1], str) and fn[1].strip() == "${AWS::AccountId}")
+
+
+@rule("NG-PCX-001")
+def peering_unapproved_account(template: Template, config: ScanConfig) -> Iterator[Violation]:
+    for peering in template.of_type("AWS::EC2::VPCPeeringConnection"):
+        bad = []
+        for leaf, guard in template.leaves(peering.properties.get("PeerOwnerId"), peering.guard):
+            if leaf is None or leaf is NO_VALUE or not template.conditions.satisfiable(guard):
+                continue
+            if _account_is_self(template, leaf):
+                continue
+            literal = str(leaf) if isinstance(leaf, (str, int)) else None
+            if literal is not None:
+                if literal not in config.approved_peer_accounts:
+                    bad.append(f"account {literal} is not approved")
+                continue
+            fn = intrinsic(leaf)
+            values = template.parameter_values(fn[1]) if fn and fn[0] == "Ref" and isinstance(fn[1], str) else None
+            if values is None or any(v not in config.approved_peer_accounts for v in values):
+                bad.append("the peer account is not provably this account or an approved one")
+        if bad:
+            yield Violation(
+                "NG-PCX-001",
+                peering.logical_id,
+                f"{peering.logical_id}: PeerOwnerId: {'; '.join(dict.fromkeys(bad))} (approved_peer_accounts in .netguard.yaml)",
+            )
+
+
+def _is_default_route(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return ipaddress.ip_network(value.strip(), strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+@rule("NG-PCX-002")
+def default_route_via_peering(template: Template, config: ScanConfig) -> Iterator[Violation]:
+    for route in template.of_type("AWS::EC2::Route"):
+        via_peering = _literal_leaf_guard(
+            template,
+            route.properties.get("VpcPeeringConnectionId"),
+            lambda v: v not in (None, NO_VALUE, ""),
+            route.guard,
+        )
+        for key in ("DestinationCidrBlock", "DestinationIpv6CidrBlock"):
+            default = _literal_leaf_guard(template, route.properties.get(key), _is_default_route, TRUE)
+            if default != FALSE_EXPR and template.conditions.satisfiable(conj(via_peering, default)):
+                yield Violation(
+                    "NG-PCX-002",
+                    route.logical_id,
+                    f"{route.logical_id}: {key} is a default route through a VPC peering connection; route only the peer's CIDR blocks",
+                )
+                break

@@ -1,0 +1,94 @@
+"""Scan configuration: .netguard.yaml, found from the scanned root upward or given explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from netguard.errors import NetguardError
+from netguard.resources import load_schema
+
+CONFIG_NAME = ".netguard.yaml"
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    approved_dns_servers: tuple[str, ...] = ("AmazonProvidedDNS",)
+    approved_peer_accounts: tuple[str, ...] = ()
+    severity_threshold: str = "low"
+    source: str | None = None
+
+    def dns_approved(self, server: str) -> bool:
+        if server.lower() == "amazonprovideddns":
+            return any(s.lower() == "amazonprovideddns" for s in self.approved_dns_servers)
+        return server in self.approved_dns_servers
+
+
+DEFAULT_CONFIG = ScanConfig()
+
+
+def find_config(start: Path) -> Path | None:
+    """Nearest .netguard.yaml in start (or its folder) and its parents."""
+    here = start.resolve()
+    if not here.is_dir():
+        here = here.parent
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path) -> ScanConfig:
+    """Read and validate a config file; any problem is a NetguardError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NetguardError(str(path), f"cannot read config: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise NetguardError(str(path), f"invalid YAML: {_one_line(exc)}") from None
+    if data is None:
+        data = {}
+    try:
+        jsonschema.validate(data, load_schema("config.schema.json"))
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise NetguardError(str(path), f"invalid config at {where}: {exc.message}") from None
+    return ScanConfig(
+        approved_dns_servers=tuple(data.get("approved_dns_servers", DEFAULT_CONFIG.approved_dns_servers)),
+        approved_peer_accounts=tuple(data.get("approved_peer_accounts", ())),
+        severity_threshold=data.get("severity_threshold", "low"),
+        source=str(path),
+    )
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+@dataclass
+class _Active:
+    config: ScanConfig = field(default=DEFAULT_CONFIG)
+    explicit: bool = False
+
+
+_active = _Active()
+
+
+def set_active_config(config: ScanConfig) -> None:
+    """The config engine adapters read; netguard scan sets it before running the engines."""
+    _active.config = config
+    _active.explicit = True
+
+
+def active_config() -> ScanConfig:
+    """Config for engine adapters. Under plain checkov/cfn-lint, .netguard.yaml from the cwd upward."""
+    if not _active.explicit:
+        found = find_config(Path.cwd())
+        _active.config = load_config(found) if found else DEFAULT_CONFIG
+        _active.explicit = True
+    return _active.config

@@ -1,0 +1,66 @@
+"""IAM action and ARN matching: the one implementation every engine and the evaluator use.
+
+Actions compare case-insensitively ("EC2:deletevpc" is ec2:DeleteVpc) and support the IAM
+wildcards `*` (any run of characters) and `?` (one character). ARNs compare per segment and
+case-sensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+
+@lru_cache(maxsize=4096)
+def _wildcard_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    parts = []
+    for char in pattern:
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+
+
+def action_matches(pattern: str, action: str) -> bool:
+    """True when an IAM action pattern (e.g. ec2:Delete*) covers a concrete action."""
+    return _wildcard_regex(pattern, True).fullmatch(action) is not None
+
+
+def actions_granted(patterns: Iterable[str], candidates: Iterable[str], *, negated: bool = False) -> list[str]:
+    """The candidate actions a statement's Action (or, with negated, NotAction) list grants."""
+    patterns = list(patterns)
+    granted = []
+    for action in candidates:
+        hit = any(action_matches(p, action) for p in patterns)
+        if hit != negated:
+            granted.append(action)
+    return granted
+
+
+def arn_matches(pattern: str, arn: str) -> bool:
+    """ArnLike semantics: six colon-separated segments, each matched case-sensitively with wildcards."""
+    if pattern == "*":
+        return True
+    pattern_parts = pattern.split(":", 5)
+    arn_parts = arn.split(":", 5)
+    if len(pattern_parts) != 6 or len(arn_parts) != 6:
+        return False
+    return all(
+        _wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True)
+    )
+
+
+def resource_is_unrestricted(resource: str) -> bool:
+    """True for `*` and for ARNs whose resource part is only a wildcard (e.g. .../vpc/*, arn:aws:ec2:*:*:*)."""
+    if resource.strip() == "*":
+        return True
+    parts = resource.split(":", 5)
+    if len(parts) != 6:
+        return False
+    resource_part = parts[5]
+    _type, _sep, ident = resource_part.rpartition("/")
+    return ident == "*" or resource_part == "*"
