@@ -85,6 +85,13 @@ def _cfn_violations(path: str) -> dict[tuple[str, str], Violation]:
     return _templates[key]
 
 
+def explain(path: str, control_id: str, logical_id: str) -> str | None:
+    """The message of a CloudFormation violation Checkov reported (its CFN report drops check details)."""
+    key = _file_key(path)
+    violation = _templates.get(key, {}).get((control_id, logical_id)) if key else None
+    return violation.message if violation else None
+
+
 def _template_path(conf: Mapping[str, Any]) -> str | None:
     props = conf.get("Properties")
     if isinstance(props, Mapping) and isinstance(props.get("__file__"), str):

@@ -1,0 +1,10 @@
+"""NG-IAM-002: IAM policy allows Elastic IP address management without conditions. cfn-lint rule E9507.
+
+The logic lives in netguard's rules; this class only binds the control to cfn-lint.
+"""
+
+from netguard.engines import cfnlint_adapter
+
+
+class IamAddressManagement(cfnlint_adapter.NetguardRule):
+    control_id = "NG-IAM-002"

@@ -1,0 +1,10 @@
+"""NG-PCX-002: Default route through a VPC peering connection. cfn-lint rule E9510.
+
+The logic lives in netguard's rules; this class only binds the control to cfn-lint.
+"""
+
+from netguard.engines import cfnlint_adapter
+
+
+class PeeringDefaultRoute(cfnlint_adapter.NetguardRule):
+    control_id = "NG-PCX-002"

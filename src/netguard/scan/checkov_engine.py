@@ -1,0 +1,163 @@
+"""Run Checkov in-process with only netguard's checks, and turn its report into findings."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from netguard.catalog import control_for_engine_id, load_catalog
+from netguard.errors import InputError
+from netguard.scan.findings import Finding, ScanResult
+
+os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")  # never ask Bridgecrew's platform for mappings
+os.environ.setdefault("CHECKOV_SKIP_PACKAGE_REGISTRY", "TRUE")
+ENGINE = "checkov"
+_loaded = False
+
+
+def load_checks() -> list[str]:
+    """Import the pack's Checkov checks once; returns their check ids."""
+    global _loaded
+    if not _loaded:
+        import importlib
+        import pkgutil
+
+        import netguard.checks.checkov as pack
+
+        for module in pkgutil.iter_modules(pack.__path__):
+            importlib.import_module(f"{pack.__name__}.{module.name}")
+        _loaded = True
+    return sorted({c.engines["checkov"] for c in load_catalog().values()})
+
+
+@contextlib.contextmanager
+def _quiet(debug: bool) -> Iterator[None]:
+    """Checkov logs through the root logger; keep it off the user's terminal unless --debug."""
+    if debug:
+        yield
+        return
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _filter(framework: str, check_ids: list[str]) -> Any:
+    from checkov.runner_filter import RunnerFilter
+
+    return RunnerFilter(framework=[framework], checks=check_ids, show_progress_bar=False)
+
+
+def _records(report: Any) -> Iterator[tuple[Any, str | None]]:
+    for record in report.failed_checks:
+        yield record, None
+    for record in report.skipped_checks:
+        comment = (record.check_result or {}).get("suppress_comment") or "no reason given"
+        yield record, comment
+
+
+def _resource_name(framework: str, resource: str) -> str:
+    if framework == "cloudformation":
+        return resource.rsplit(".", 1)[-1]
+    type_name = resource.split(".", 1)[0]
+    if type_name in {"aws_iam_policy_document"} and not resource.startswith("data."):
+        return f"data.{resource}"
+    return resource
+
+
+def _to_findings(framework: str, report: Any, result: ScanResult, display: dict[str, str]) -> set[str]:
+    """Add the report's findings; returns the files Checkov produced any result for."""
+    evaluated: set[str] = set()
+    for record in report.passed_checks:
+        evaluated.add(os.path.realpath(record.file_abs_path))
+    for record, suppressed in _records(report):
+        real = os.path.realpath(record.file_abs_path)
+        evaluated.add(real)
+        control = control_for_engine_id("checkov", record.check_id)
+        if control is None:
+            continue
+        details = [d for d in (record.details or []) if isinstance(d, str)]
+        resource = _resource_name(framework, record.resource)
+        if not details and framework == "cloudformation":
+            from netguard.engines.checkov_adapter import explain
+
+            details = [m for m in (explain(record.file_abs_path, control.id, resource),) if m]
+        result.add(
+            Finding(
+                control=control.id,
+                file=display.get(real, record.file_abs_path),
+                resource=resource,
+                line=int(record.file_line_range[0]) if record.file_line_range else 0,
+                severity=control.severity,
+                message=details[0] if details else f"{record.resource}: {control.title}",
+                engines=[ENGINE],
+                suppressed=suppressed,
+            )
+        )
+    return evaluated
+
+
+def _run(framework: str, files: list[str], check_ids: list[str]) -> Any:
+    if framework == "cloudformation":
+        from checkov.cloudformation.runner import Runner
+    else:
+        from checkov.terraform.runner import Runner
+    report = Runner().run(root_folder=None, files=files, runner_filter=_filter(framework, check_ids))
+    return report[0] if isinstance(report, list) else report
+
+
+def run_checkov(
+    framework: str, files: list[Path], result: ScanResult, *, debug: bool = False, expect: set[str] | None = None
+) -> None:
+    """Scan files with Checkov. A crash isolates the failing file; every file Checkov skips is an error.
+
+    expect: the files that must produce at least one result (templates with resources the pack checks).
+    """
+    if not files:
+        return
+    check_ids = load_checks()
+    display = {os.path.realpath(p): str(p) for p in files}
+    batches = [[str(p) for p in files]]
+    while batches:
+        batch = batches.pop()
+        try:
+            with _quiet(debug):
+                report = _run(framework, batch, check_ids)
+        except Exception as exc:
+            if debug:
+                raise
+            if len(batch) > 1:
+                batches.extend([[f] for f in batch])
+                continue
+            result.errors.append(InputError(batch[0], f"checkov failed on this file: {type(exc).__name__}: {exc}"))
+            continue
+        evaluated = _to_findings(framework, report, result, display)
+        for failed in report.parsing_errors:
+            result.errors.append(
+                InputError(display.get(os.path.realpath(failed), failed), _parse_reason(framework, failed))
+            )
+        parse_failed = {os.path.realpath(p) for p in report.parsing_errors}
+        for path in batch:
+            real = os.path.realpath(path)
+            if expect is not None and real in expect and real not in evaluated and real not in parse_failed:
+                result.errors.append(
+                    InputError(path, "checkov did not evaluate this template; netguard cannot vouch for it")
+                )
+
+
+def _parse_reason(framework: str, path: str) -> str:
+    if framework == "terraform":
+        try:
+            import hcl2
+
+            with open(path, encoding="utf-8") as handle:
+                hcl2.load(handle)
+        except Exception as exc:
+            return f"invalid HCL: {' '.join(str(exc).split())[:300]}"
+    return f"checkov could not parse this {framework} file"

@@ -1,0 +1,78 @@
+"""The scan result: findings (control, file, resource, line) and input errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netguard.catalog import SEVERITY_ORDER
+from netguard.errors import InputError
+
+
+@dataclass
+class Finding:
+    control: str
+    file: str
+    resource: str
+    line: int
+    severity: str
+    message: str
+    engines: list[str] = field(default_factory=list)
+    suppressed: str | None = None  # the reason, when a suppression comment covers it
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.file, self.resource, self.control)
+
+    def to_dict(self) -> dict:
+        data = {
+            "control": self.control,
+            "file": self.file,
+            "resource": self.resource,
+            "line": self.line,
+            "severity": self.severity,
+            "engine": ",".join(self.engines),
+            "engines": list(self.engines),
+            "message": self.message,
+        }
+        if self.suppressed is not None:
+            data["suppressed"] = True
+            data["suppression_reason"] = self.suppressed
+        return data
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    files_scanned: int = 0
+
+    def add(self, finding: Finding) -> None:
+        """Merge by (file, resource, control): one finding, listing every engine that reported it."""
+        for existing in self.findings:
+            if existing.key == finding.key:
+                for engine in finding.engines:
+                    if engine not in existing.engines:
+                        existing.engines.append(engine)
+                existing.line = (
+                    min(existing.line, finding.line)
+                    if existing.line and finding.line
+                    else (existing.line or finding.line)
+                )
+                return
+        self.findings.append(finding)
+
+    def sort(self) -> None:
+        self.findings.sort(key=lambda f: (f.file, f.line, f.control, f.resource))
+        self.errors.sort(key=lambda e: (e.file, e.line or 0))
+
+    def active(self) -> list[Finding]:
+        return [f for f in self.findings if f.suppressed is None]
+
+    def exit_code(self) -> int:
+        if self.errors:
+            return 2
+        return 1 if self.active() else 0
+
+    def apply_threshold(self, threshold: str) -> None:
+        floor = SEVERITY_ORDER[threshold]
+        self.findings = [f for f in self.findings if SEVERITY_ORDER[f.severity] >= floor]

@@ -1,0 +1,65 @@
+"""`netguard scan`: discover files, run the engines in-process, merge their findings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from netguard.catalog import load_catalog
+from netguard.cfn.loader import is_template, load_template
+from netguard.config import DEFAULT_CONFIG, ScanConfig, find_config, load_config, set_active_config
+from netguard.errors import InputError
+from netguard.scan.discover import discover
+from netguard.scan.findings import ScanResult
+
+ENGINES = ("checkov", "cfn-lint")
+
+
+def resolve_config(paths: list[str], explicit: str | None) -> ScanConfig:
+    """--config if given, else the nearest .netguard.yaml above the first scanned path."""
+    if explicit:
+        return load_config(Path(explicit))
+    for raw in paths:
+        if Path(raw).exists():
+            found = find_config(Path(raw))
+            return load_config(found) if found else DEFAULT_CONFIG
+    return DEFAULT_CONFIG
+
+
+def _checked_types() -> set[str]:
+    return {t for c in load_catalog().values() for t in c.resource_types("cloudformation")}
+
+
+def scan(paths: list[str], config: ScanConfig, engines: tuple[str, ...] = ENGINES, debug: bool = False) -> ScanResult:
+    """Scan paths; never raises for bad input: each problem becomes an error naming the file."""
+    set_active_config(config)
+    result = ScanResult()
+    found = discover(paths)
+    result.errors.extend(found.errors)
+    templates: list[tuple[Path, dict]] = []
+    for path in found.cfn:
+        loaded = load_template(path)
+        if loaded.error:
+            result.errors.append(InputError(str(path), loaded.error, loaded.line))
+        elif is_template(loaded.data):
+            templates.append((path, loaded.data))
+    checked = _checked_types()
+    expect = {
+        os.path.realpath(p)
+        for p, data in templates
+        if isinstance(data.get("Resources"), dict)
+        and any(isinstance(r, dict) and r.get("Type") in checked for r in data["Resources"].values())
+    }
+    if "checkov" in engines:
+        from netguard.scan.checkov_engine import run_checkov
+
+        run_checkov("cloudformation", [p for p, _ in templates], result, debug=debug, expect=expect)
+        run_checkov("terraform", found.terraform, result, debug=debug)
+    if "cfn-lint" in engines:
+        from netguard.scan.cfnlint_engine import run_cfnlint
+
+        run_cfnlint(templates, result, debug=debug)
+    result.files_scanned = len(templates) + len(found.terraform)
+    result.apply_threshold(config.severity_threshold)
+    result.sort()
+    return result
