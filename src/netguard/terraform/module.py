@@ -8,6 +8,8 @@ it cannot, and keeps count = 0 blocks with their count. References remain string
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,10 +55,22 @@ class Block:
 
     def attr(self, name: str) -> Any:
         """An attribute value with Checkov's one-element list wrapping removed."""
-        value = self.config.get(name)
-        if isinstance(value, list) and len(value) == 1:
-            return value[0]
-        return value
+        return unwrap(self.config.get(name))
+
+    def raw_expression(self, name: str) -> str | None:
+        """The source text of a one-line `name = ...` attribute, before Checkov rendered it.
+
+        Checkov renders an unset variable of list type as [], which would read as "no values";
+        the source text tells an empty literal from an unknown value.
+        """
+        lines = _source_lines(self.file)
+        end = int(self.config.get("__end_line__", 0) or 0)
+        pattern = re.compile(rf"^\s*{re.escape(name)}\s*=\s*(.+?)\s*$")
+        for text in lines[max(self.line - 1, 0) : end]:
+            match = pattern.match(text)
+            if match:
+                return match.group(1)
+        return None
 
     def blocks(self, name: str) -> list[Mapping[str, Any]]:
         value = self.config.get(name)
@@ -65,8 +79,17 @@ class Block:
         return [value] if isinstance(value, Mapping) else []
 
 
+@lru_cache(maxsize=64)
+def _source_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 def unwrap(value: Any) -> Any:
-    if isinstance(value, list) and len(value) == 1 and not isinstance(value[0], dict):
+    """Remove Checkov's one-element list around an attribute value."""
+    if isinstance(value, list) and len(value) == 1:
         return value[0]
     return value
 

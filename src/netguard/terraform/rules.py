@@ -138,7 +138,11 @@ def _is_literal(value: Any) -> bool:
 def dhcp_unapproved_dns(module: Module, config: ScanConfig) -> Iterator[Violation]:
     for options in module.of_type("aws_vpc_dhcp_options"):
         bad = []
-        for server in _literal_list(options.config.get("domain_name_servers")):
+        servers = _literal_list(options.config.get("domain_name_servers"))
+        raw = options.raw_expression("domain_name_servers")
+        if not servers and raw and raw.replace(" ", "") != "[]":
+            bad.append(f"`{raw}` (not resolvable)")
+        for server in servers:
             if not _is_literal(server):
                 bad.append(f"`{server}` (not resolvable)")
             elif not config.dns_approved(server):

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
+
+
+def fixture_files() -> list[Path]:
+    cfn = sorted((FIXTURES / "cloudformation").glob("*.y*ml")) + sorted((FIXTURES / "cloudformation").glob("*.json"))
+    return cfn + sorted((FIXTURES / "terraform").glob("*/*.tf"))
+
+
+@pytest.fixture(scope="session")
+def fixture_scans():
+    """One scan of all fixtures per engine selection, shared by the harness tests."""
+    from netguard.scan.run import resolve_config, scan
+
+    paths = [str(FIXTURES / "cloudformation"), str(FIXTURES / "terraform")]
+    config = resolve_config([str(FIXTURES)], None)
+    return {
+        "all": scan(paths, config),
+        "checkov": scan(paths, config, engines=("checkov",)),
+        "cfn-lint": scan([paths[0]], config, engines=("cfn-lint",)),
+    }
