@@ -57,6 +57,19 @@ class Block:
         """An attribute value with Checkov's one-element list wrapping removed."""
         return unwrap(self.config.get(name))
 
+    @property
+    def existence(self) -> str | None:
+        """The source count/for_each expression when it is not a plain number, else None.
+
+        Checkov renders `count = var.on ? 1 : 0` with the variable's default, which would hide that
+        the block may not exist; the source text keeps that visible.
+        """
+        for key in ("count", "for_each"):
+            raw = self.raw_expression(key)
+            if raw is not None and not raw.strip().isdigit():
+                return raw.strip()
+        return self.conditional
+
     def raw_expression(self, name: str) -> str | None:
         """The source text of a one-line `name = ...` attribute, before Checkov rendered it.
 

@@ -38,8 +38,8 @@ def _targets(module: Module, block: Block, value: Any) -> Iterator[Target]:
     """References in value; `each.value.X` resolves through a for_each over a whole resource."""
     yield from references(value)
     text = json.dumps(value) if not isinstance(value, str) else value
-    if "each.value" in text and isinstance(block.count, str):
-        for_each = list(references(block.count))
+    if "each.value" in text and block.existence:
+        for_each = list(references(block.existence))
         if len(for_each) == 1 and for_each[0].index is None and for_each[0].attribute is None:
             match = re.search(r"each\.value\.([A-Za-z_]\w*)", text)
             yield Target(for_each[0].base, "*", match.group(1) if match else None)
@@ -64,9 +64,9 @@ def _coverage(
 ) -> Violation | None:
     if not covers:
         return Violation(control, target.address, f"{target.address}: no {what} refers to it{hint}")
-    if any(c.conditional is None or _same_condition(c, target) or _iterates_over(c, target) for c in covers):
+    if any(c.existence is None or _same_condition(c, target) or _iterates_over(c, target) for c in covers):
         return None
-    detail = "; ".join(f"{c.address} exists only when `{c.conditional}` is non-empty" for c in covers)
+    detail = "; ".join(f"{c.address} exists only when `{c.existence}` is non-zero" for c in covers)
     return Violation(control, target.address, f"{target.address}: {what} is conditional: {detail}")
 
 
