@@ -73,7 +73,9 @@ def test_engines_agree(fixture_scans, path):
 def test_every_finding_has_a_line_and_message(fixture_scans):
     for finding in fixture_scans["all"].findings:
         assert finding.line > 0, finding
-        assert finding.resource in finding.message or finding.message.startswith(finding.resource.split("[")[0]), finding
+        assert finding.resource in finding.message or finding.message.startswith(finding.resource.split("[")[0]), (
+            finding
+        )
 
 
 def test_every_control_has_failing_and_passing_fixtures_in_each_format():

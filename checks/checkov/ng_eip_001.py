@@ -1,5 +1,6 @@
-"""NG-EIP-001: Elastic IP is not attached. Checkov checks for CloudFormation and Terraform.
+"""NG-EIP-001: Elastic IP is not attached..
 
+Checked by Checkov for CloudFormation and Terraform.
 The logic lives in netguard's rules; this file only registers the control with Checkov.
 """
 

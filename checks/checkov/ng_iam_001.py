@@ -1,5 +1,6 @@
-"""NG-IAM-001: IAM policy allows network-destructive deletes without conditions. Checkov checks for CloudFormation and Terraform.
+"""NG-IAM-001: IAM policy allows network-destructive deletes without conditions.
 
+Checked by Checkov for CloudFormation and Terraform.
 The logic lives in netguard's rules; this file only registers the control with Checkov.
 """
 

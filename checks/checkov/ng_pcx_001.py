@@ -1,5 +1,6 @@
-"""NG-PCX-001: VPC peering to an unapproved account. Checkov checks for CloudFormation and Terraform.
+"""NG-PCX-001: VPC peering to an unapproved account..
 
+Checked by Checkov for CloudFormation and Terraform.
 The logic lives in netguard's rules; this file only registers the control with Checkov.
 """
 

@@ -1,5 +1,6 @@
-"""NG-PCX-002: Default route through a VPC peering connection. Checkov checks for CloudFormation and Terraform.
+"""NG-PCX-002: Default route through a VPC peering connection..
 
+Checked by Checkov for CloudFormation and Terraform.
 The logic lives in netguard's rules; this file only registers the control with Checkov.
 """
 

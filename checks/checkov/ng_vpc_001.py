@@ -1,5 +1,6 @@
-"""NG-VPC-001: VPC has no flow log. Checkov checks for CloudFormation and Terraform.
+"""NG-VPC-001: VPC has no flow log..
 
+Checked by Checkov for CloudFormation and Terraform.
 The logic lives in netguard's rules; this file only registers the control with Checkov.
 """
 

@@ -1,5 +1,6 @@
-"""NG-VPC-002: Flow log does not capture all traffic. Checkov checks for CloudFormation and Terraform.
+"""NG-VPC-002: Flow log does not capture all traffic..
 
+Checked by Checkov for CloudFormation and Terraform.
 The logic lives in netguard's rules; this file only registers the control with Checkov.
 """
 

@@ -1,5 +1,6 @@
-"""NG-VPC-003: VPC has no DHCP options set associated. Checkov checks for CloudFormation and Terraform.
+"""NG-VPC-003: VPC has no DHCP options set associated..
 
+Checked by Checkov for CloudFormation and Terraform.
 The logic lives in netguard's rules; this file only registers the control with Checkov.
 """
 

@@ -172,7 +172,8 @@ def dhcp_unapproved_dns(template: Template, config: ScanConfig) -> Iterator[Viol
             yield Violation(
                 "NG-DHCP-001",
                 options.logical_id,
-                f"{options.logical_id}: DomainNameServers has {', '.join(dict.fromkeys(bad))}, outside the approved list ({approved})",
+                f"{options.logical_id}: DomainNameServers has {', '.join(dict.fromkeys(bad))},"
+                f" outside the approved list ({approved})",
             )
 
 
@@ -272,7 +273,9 @@ def _expand(template: Template, node: Any, guard: Expr, budget: list[int]) -> li
             for item in leaf:
                 options = _expand(template, item, TRUE, budget)
                 partial_list = [
-                    (l + ([v] if v is not NO_VALUE else []), conj(g, vg)) for l, g in partial_list for v, vg in options
+                    (items + ([v] if v is not NO_VALUE else []), conj(g, vg))
+                    for items, g in partial_list
+                    for v, vg in options
                 ]
                 budget[0] -= len(partial_list)
             variants.extend(partial_list)
@@ -370,7 +373,8 @@ def peering_unapproved_account(template: Template, config: ScanConfig) -> Iterat
             yield Violation(
                 "NG-PCX-001",
                 peering.logical_id,
-                f"{peering.logical_id}: PeerOwnerId: {'; '.join(dict.fromkeys(bad))} (approved_peer_accounts in .netguard.yaml)",
+                f"{peering.logical_id}: PeerOwnerId: {'; '.join(dict.fromkeys(bad))}"
+                " (approved_peer_accounts in .netguard.yaml)",
             )
 
 
@@ -398,6 +402,7 @@ def default_route_via_peering(template: Template, config: ScanConfig) -> Iterato
                 yield Violation(
                     "NG-PCX-002",
                     route.logical_id,
-                    f"{route.logical_id}: {key} is a default route through a VPC peering connection; route only the peer's CIDR blocks",
+                    f"{route.logical_id}: {key} is a default route through a VPC peering connection;"
+                    " route only the peer's CIDR blocks",
                 )
                 break

@@ -16,13 +16,14 @@ from netguard.cfn.template import Template
 from netguard.config import active_config
 from netguard.violations import Violation
 
-_last: dict[str, Any] = {"cfn": None, "violations": []}
+_last: dict[str, Any] = {"cfn": None, "config": None, "violations": []}
 
 
 def _violations(cfn: Any) -> list[Violation]:
-    if _last["cfn"] is not cfn:
-        _last["violations"] = cfn_rules.evaluate(Template(cfn.template), active_config())
-        _last["cfn"] = cfn
+    """Evaluate the template once for all of the pack's rules (cfn-lint calls each rule in turn)."""
+    config = active_config()
+    if _last["cfn"] is not cfn or _last["config"] != config:
+        _last.update(cfn=cfn, config=config, violations=cfn_rules.evaluate(Template(cfn.template), config))
     return _last["violations"]
 
 

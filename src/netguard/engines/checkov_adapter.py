@@ -60,7 +60,8 @@ def preload_template(path: str, data: Mapping[str, Any]) -> None:
     """Let netguard scan hand over a template it already parsed, so Checkov checks do not parse again."""
     key = _file_key(path)
     if key:
-        _templates.remember(key, _index(cfn_rules.evaluate(Template(data), active_config())))
+        config = active_config()
+        _templates.remember((key, config), _index(cfn_rules.evaluate(Template(data), config)))
 
 
 def _file_key(path: str) -> tuple[str, int, int] | None:
@@ -72,9 +73,10 @@ def _file_key(path: str) -> tuple[str, int, int] | None:
 
 
 def _cfn_violations(path: str) -> dict[tuple[str, str], Violation]:
-    key = _file_key(path)
-    if key is None:
+    file_key = _file_key(path)
+    if file_key is None:
         raise FileNotFoundError(path)
+    key = (file_key, active_config())
     if key not in _templates:
         from checkov.cloudformation.parser import parse
 
@@ -87,8 +89,8 @@ def _cfn_violations(path: str) -> dict[tuple[str, str], Violation]:
 
 def explain(path: str, control_id: str, logical_id: str) -> str | None:
     """The message of a CloudFormation violation Checkov reported (its CFN report drops check details)."""
-    key = _file_key(path)
-    violation = _templates.get(key, {}).get((control_id, logical_id)) if key else None
+    key = (_file_key(path), active_config())
+    violation = _templates.get(key, {}).get((control_id, logical_id))
     return violation.message if violation else None
 
 
@@ -149,7 +151,7 @@ def _graph_vertices(graph: Any) -> list[Mapping[str, Any]]:
 
 def _tf_violations(graph: Any) -> dict[tuple[str, str], tuple[dict[tuple[str, str], Violation], str]]:
     """Per (kind, checkov address): the violations of its module and its module-local address."""
-    key = id(graph)
+    key = (id(graph), active_config())
     cached = _modules.get(key)
     if cached is not None and cached[0] is graph:
         return cached[1]

@@ -8,10 +8,10 @@ it cannot, and keeps count = 0 blocks with their count. References remain string
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from pathlib import Path
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 _REF = re.compile(

@@ -71,10 +71,7 @@ def _coverage(
 
 
 def _refers(module: Module, holder: Block, value: Any, target: Block, attributes: set[str | None]) -> bool:
-    for ref in _targets(module, holder, value):
-        if ref.attribute in attributes and target in module.resolve(ref):
-            return True
-    return False
+    return any(ref.attribute in attributes and target in module.resolve(ref) for ref in _targets(module, holder, value))
 
 
 @rule("NG-VPC-001")

@@ -1,0 +1,173 @@
+"""netguard scan as users run it: exit codes, error reporting, configuration and output formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from netguard.cli import main
+from tests.conftest import ROOT
+
+BAD_VPC = """\
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties:
+      CidrBlock: 10.0.0.0/16
+"""
+GOOD_PEERING = """\
+Resources:
+  Peering:
+    Type: AWS::EC2::VPCPeeringConnection
+    Properties:
+      VpcId: vpc-1
+      PeerVpcId: vpc-2
+      PeerOwnerId: "111122223333"
+"""
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_clean_template_exits_0(tmp_path, capsys):
+    (tmp_path / "ok.yaml").write_text("Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n")
+    code, out, _ = run(capsys, "scan", str(tmp_path))
+    assert code == 0, out
+    assert "0 findings, 0 errors" in out
+
+
+def test_findings_exit_1_with_json_contract(tmp_path, capsys):
+    (tmp_path / "vpc.yaml").write_text(BAD_VPC)
+    code, out, _ = run(capsys, "scan", str(tmp_path), "--format", "json")
+    assert code == 1
+    report = json.loads(out)
+    controls = {(f["control"], f["resource"]) for f in report["findings"]}
+    assert controls == {("NG-VPC-001", "Vpc"), ("NG-VPC-003", "Vpc")}
+    finding = next(f for f in report["findings"] if f["control"] == "NG-VPC-001")
+    assert finding["file"].endswith("vpc.yaml") and finding["line"] == 2 and finding["severity"] == "high"
+    assert set(finding["engines"]) == {"checkov", "cfn-lint"}
+    assert report["errors"] == []
+
+
+def test_parse_error_is_reported_with_file_and_line_and_the_rest_goes_on(tmp_path, capsys):
+    (tmp_path / "vpc.yaml").write_text(BAD_VPC)
+    (tmp_path / "broken.yaml").write_text("Resources:\n  Vpc:\n    Type: [unclosed\n")
+    (tmp_path / "broken.json").write_text('{"Resources": {"Vpc": }')
+    (tmp_path / "broken.tf").write_text('resource "aws_vpc" "x" {\n  cidr_block = \n')
+    code, out, err = run(capsys, "scan", str(tmp_path), "--format", "json")
+    assert code == 2
+    report = json.loads(out)
+    errors = {Path(e["file"]).name: e for e in report["errors"]}
+    assert set(errors) == {"broken.yaml", "broken.json", "broken.tf"}
+    assert "invalid YAML" in errors["broken.yaml"]["message"] and errors["broken.yaml"]["line"] == 4
+    assert "invalid JSON" in errors["broken.json"]["message"] and errors["broken.json"]["line"] == 1
+    assert "invalid HCL" in errors["broken.tf"]["message"]
+    assert {f["control"] for f in report["findings"]} == {"NG-VPC-001", "NG-VPC-003"}
+    assert "Traceback" not in out + err
+
+
+def test_missing_path_and_unsupported_file_are_errors(tmp_path, capsys):
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    code, out, _ = run(capsys, "scan", str(tmp_path / "nope"), str(other))
+    assert code == 2
+    assert "no such file or directory" in out
+    assert "not a CloudFormation" in out
+
+
+def test_empty_and_comment_only_files_are_not_errors(tmp_path, capsys):
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "comments.yaml").write_text("# nothing here\n")
+    (tmp_path / "empty.tf").write_text("")
+    code, out, _ = run(capsys, "scan", str(tmp_path))
+    assert code == 0, out
+
+
+def test_config_is_found_upward_and_changes_results(tmp_path, capsys):
+    nested = tmp_path / "stacks" / "network"
+    nested.mkdir(parents=True)
+    (nested / "peering.yaml").write_text(GOOD_PEERING)
+    code, _, _ = run(capsys, "scan", str(nested))
+    assert code == 1  # 111122223333 is not approved by default
+    (tmp_path / ".netguard.yaml").write_text('approved_peer_accounts: ["111122223333"]\n')
+    code, out, _ = run(capsys, "scan", str(nested))
+    assert code == 0, out
+
+
+def test_invalid_config_is_exit_2_naming_the_file(tmp_path, capsys):
+    (tmp_path / "vpc.yaml").write_text(BAD_VPC)
+    config = tmp_path / "bad.yaml"
+    config.write_text("approved_peer_accounts: [12]\n")
+    code, _, err = run(capsys, "scan", str(tmp_path), "--config", str(config))
+    assert code == 2
+    assert str(config) in err and "approved_peer_accounts/0" in err
+    config.write_text("severity_threshold: [\n")
+    code, _, err = run(capsys, "scan", str(tmp_path), "--config", str(config))
+    assert code == 2 and "invalid YAML" in err
+
+
+def test_severity_threshold_drops_lower_findings(tmp_path, capsys):
+    (tmp_path / "vpc.yaml").write_text(BAD_VPC)
+    (tmp_path / ".netguard.yaml").write_text("severity_threshold: high\n")
+    code, out, _ = run(capsys, "scan", str(tmp_path), "--format", "json")
+    assert code == 1
+    assert [f["control"] for f in json.loads(out)["findings"]] == ["NG-VPC-001"]
+
+
+@pytest.mark.parametrize("engine", ["checkov", "cfn-lint"])
+def test_single_engine(tmp_path, capsys, engine):
+    (tmp_path / "vpc.yaml").write_text(BAD_VPC)
+    code, out, _ = run(capsys, "scan", str(tmp_path), "--engine", engine, "--format", "json")
+    assert code == 1
+    assert {e for f in json.loads(out)["findings"] for e in f["engines"]} == {engine}
+
+
+def test_sarif_and_junit_outputs(tmp_path, capsys):
+    (tmp_path / "vpc.yaml").write_text(BAD_VPC)
+    code, out, _ = run(capsys, "scan", str(tmp_path), "--format", "sarif")
+    assert code == 1
+    sarif = json.loads(out)
+    assert sarif["version"] == "2.1.0"
+    run_ = sarif["runs"][0]
+    rule_ids = [r["id"] for r in run_["tool"]["driver"]["rules"]]
+    assert "NG-VPC-001" in rule_ids
+    result = next(r for r in run_["results"] if r["ruleId"] == "NG-VPC-001")
+    assert result["locations"][0]["physicalLocation"]["region"]["startLine"] == 2
+    assert rule_ids[result["ruleIndex"]] == "NG-VPC-001"
+    report = tmp_path / "report.xml"
+    code, _, _ = run(capsys, "scan", str(tmp_path), "--format", "junit", "--output", str(report))
+    cases = ET.parse(report).getroot().findall(".//testcase")
+    assert {c.get("name") for c in cases} == {"NG-VPC-001", "NG-VPC-003"}
+    assert all(c.find("failure") is not None for c in cases)
+
+
+def test_usage_error_is_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["scan"])
+    assert exit_info.value.code == 2
+
+
+def test_real_command_on_the_examples():
+    """The installed console script, as the README's demo runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "netguard", "scan", "examples/", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert not report["errors"]
+    found = {f["control"] for f in report["findings"]}
+    assert {"NG-VPC-001", "NG-DHCP-001", "NG-EIP-001", "NG-PCX-001", "NG-PCX-002", "NG-IAM-001"} <= found
+    assert "Traceback" not in proc.stderr
