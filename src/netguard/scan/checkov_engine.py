@@ -19,10 +19,35 @@ ENGINE = "checkov"
 _loaded = False
 
 
+def _keep_conditional_resources() -> None:
+    """Stop Checkov from dropping CloudFormation resources whose Condition is false by default.
+
+    Checkov evaluates conditions with the parameters' default values and leaves out every resource
+    whose condition comes out false, so a risky resource that is off by default is never checked,
+    although the stack can be deployed with it on. netguard's rules reason about every scenario
+    themselves, so within netguard all resources stay in.
+    """
+    import checkov.cloudformation.runner as cfn_runner
+
+    original = cfn_runner.convert_graph_vertices_to_definitions
+    if getattr(original, "netguard", False):
+        return
+
+    def convert(vertices: list[Any], root_folder: str | None) -> Any:
+        for vertex in vertices:
+            if getattr(vertex, "block_type", None) == "resource":
+                vertex.condition = True
+        return original(vertices, root_folder)
+
+    convert.netguard = True  # type: ignore[attr-defined]
+    cfn_runner.convert_graph_vertices_to_definitions = convert
+
+
 def load_checks() -> list[str]:
     """Import the pack's Checkov checks once; returns their check ids."""
     global _loaded
     if not _loaded:
+        _keep_conditional_resources()
         import importlib
         import pkgutil
 
