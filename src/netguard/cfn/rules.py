@@ -6,15 +6,15 @@ logic, only on parsing.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from netguard.catalog import load_catalog
-from netguard.cfn.conditions import TRUE, Expr, conj, disj
+from netguard.cfn.conditions import FALSE, TRUE, Expr, conj, disj
 from netguard.cfn.template import NO_VALUE, Resource, Template, intrinsic
 from netguard.config import ScanConfig
-from netguard.iam.statements import parse_document, risky_statements, statements_of
+from netguard.iam.statements import parse_document, risky_statements
+from netguard.netaddr import is_default_route
 from netguard.violations import Violation
 
 Rule = Callable[[Template, ScanConfig], Iterator[Violation]]
@@ -186,7 +186,7 @@ def eip_not_attached(template: Template, config: ScanConfig) -> Iterator[Violati
         instance = _literal_leaf_guard(
             template, eip.properties.get("InstanceId"), lambda v: v not in (None, NO_VALUE, ""), TRUE
         )
-        if instance != FALSE_EXPR:
+        if instance != FALSE:
             covers.append((f"{name}.InstanceId", instance))
         for user in template.of_type(
             "AWS::EC2::EIPAssociation", "AWS::EC2::NatGateway", "AWS::ElasticLoadBalancingV2::LoadBalancer"
@@ -224,8 +224,6 @@ def eip_not_attached(template: Template, config: ScanConfig) -> Iterator[Violati
         if found:
             yield found
 
-
-FALSE_EXPR = ("F",)
 
 IAM_POLICY_HOLDERS = {
     "AWS::IAM::Policy": "single",
@@ -294,6 +292,23 @@ def _literalise(template: Template, node: Any) -> Any:
     return rendered if rendered is not None else node
 
 
+_LITERAL_KEYS = ("Action", "NotAction", "Resource", "NotResource")
+
+
+def _statement_variants(template: Template, raw: Any, guard: Expr) -> Iterator[tuple[int, dict, Expr]]:
+    """Each Fn::If-free statement of a Statement value with its guard; raises OverflowError past the budget."""
+    index = 0
+    for variant, variant_guard in _expand(template, raw, guard, [MAX_STATEMENT_VARIANTS * 8]):
+        for statement in variant if isinstance(variant, list) else [variant]:
+            if isinstance(statement, dict):
+                yield (
+                    index,
+                    {k: _literalise(template, v) if k in _LITERAL_KEYS else v for k, v in statement.items()},
+                    (variant_guard),
+                )
+            index += 1
+
+
 def _iam_violation(control_id: str, actions: tuple[str, ...]) -> Rule:
     def check(template: Template, config: ScanConfig) -> Iterator[Violation]:
         for resource in template.of_type(*IAM_POLICY_HOLDERS):
@@ -302,41 +317,26 @@ def _iam_violation(control_id: str, actions: tuple[str, ...]) -> Rule:
                 doc = parse_document(raw_doc) if isinstance(raw_doc, str) else raw_doc
                 if not hasattr(doc, "get"):
                     continue
-                for raw_statement in statements_of(doc) if isinstance(doc, dict) else _statements_node(doc):
-                    try:
-                        variants = _expand(template, raw_statement, guard, [MAX_STATEMENT_VARIANTS * 8])
-                    except OverflowError:
-                        variants = [(raw_statement, guard)]
-                    for statement, variant_guard in variants:
-                        if not isinstance(statement, dict) or not template.conditions.satisfiable(variant_guard):
-                            continue
-                        statement = {
-                            k: (
-                                _literalise(template, v)
-                                if k in ("Action", "NotAction", "Resource", "NotResource")
-                                else v
-                            )
-                            for k, v in statement.items()
-                        }
-                        for hit in risky_statements({"Statement": [statement]}, actions):
-                            scenario = ""
-                            if variant_guard != TRUE:
-                                _, example = template.conditions.implies(variant_guard, FALSE_EXPR)
-                                scenario = f" when {template.conditions.describe(example)}"
-                            text = hit.describe().replace("statement 0", f"{label}: statement", 1)
-                            messages.append(text + scenario)
+                try:
+                    variants = list(_statement_variants(template, doc.get("Statement"), guard))
+                except OverflowError:
+                    messages.append(f"{label}: too many Fn::If combinations for netguard to check every scenario")
+                    continue
+                for index, statement, variant_guard in variants:
+                    if not template.conditions.satisfiable(variant_guard):
+                        continue
+                    for hit in risky_statements({"Statement": [statement]}, actions):
+                        scenario = ""
+                        if variant_guard != TRUE:
+                            _, example = template.conditions.implies(variant_guard, FALSE)
+                            scenario = f" when {template.conditions.describe(example)}"
+                        text = hit.describe().replace("statement 0", f"{label}: statement {index}", 1)
+                        messages.append(text + scenario)
             if messages:
                 unique = list(dict.fromkeys(messages))
                 yield Violation(control_id, resource.logical_id, f"{resource.logical_id}: " + "; ".join(unique))
 
     return check
-
-
-def _statements_node(doc: Any) -> list[Any]:
-    statement = doc.get("Statement")
-    if statement is None:
-        return []
-    return statement if isinstance(statement, list) else [statement]
 
 
 for _control in load_catalog().values():
@@ -378,15 +378,6 @@ def peering_unapproved_account(template: Template, config: ScanConfig) -> Iterat
             )
 
 
-def _is_default_route(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return ipaddress.ip_network(value.strip(), strict=False).prefixlen == 0
-    except ValueError:
-        return False
-
-
 @rule("NG-PCX-002")
 def default_route_via_peering(template: Template, config: ScanConfig) -> Iterator[Violation]:
     for route in template.of_type("AWS::EC2::Route"):
@@ -397,8 +388,8 @@ def default_route_via_peering(template: Template, config: ScanConfig) -> Iterato
             route.guard,
         )
         for key in ("DestinationCidrBlock", "DestinationIpv6CidrBlock"):
-            default = _literal_leaf_guard(template, route.properties.get(key), _is_default_route, TRUE)
-            if default != FALSE_EXPR and template.conditions.satisfiable(conj(via_peering, default)):
+            default = _literal_leaf_guard(template, route.properties.get(key), is_default_route, TRUE)
+            if default != FALSE and template.conditions.satisfiable(conj(via_peering, default)):
                 yield Violation(
                     "NG-PCX-002",
                     route.logical_id,

@@ -89,8 +89,10 @@ def _cfn_violations(path: str) -> dict[tuple[str, str], Violation]:
 
 def explain(path: str, control_id: str, logical_id: str) -> str | None:
     """The message of a CloudFormation violation Checkov reported (its CFN report drops check details)."""
-    key = (_file_key(path), active_config())
-    violation = _templates.get(key, {}).get((control_id, logical_id))
+    try:
+        violation = _cfn_violations(path).get((control_id, logical_id))
+    except (OSError, ValueError):
+        return None
     return violation.message if violation else None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,8 @@ def parse_document(document: Any) -> dict | None:
     return None
 
 
-def statements_of(document: dict) -> list[Any]:
+def statements_of(document: Mapping[str, Any]) -> list[Any]:
+    """The Statement list; a single statement object counts as a list of one."""
     statement = document.get("Statement")
     if statement is None:
         return []

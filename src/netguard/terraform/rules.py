@@ -10,6 +10,7 @@ from typing import Any
 from netguard.catalog import load_catalog
 from netguard.config import ScanConfig
 from netguard.iam.statements import parse_document, risky_statements
+from netguard.netaddr import is_default_route
 from netguard.terraform.module import Block, Module, Target, references, unwrap
 from netguard.violations import Violation
 
@@ -266,8 +267,7 @@ def peering_unapproved_account(module: Module, config: ScanConfig) -> Iterator[V
 
 
 def _is_default_route(value: Any) -> bool:
-    value = unwrap(value)
-    return isinstance(value, str) and value.replace(" ", "") in ("0.0.0.0/0", "::/0", "::0/0")
+    return is_default_route(unwrap(value))
 
 
 @rule("NG-PCX-002")
