@@ -297,16 +297,11 @@ _LITERAL_KEYS = ("Action", "NotAction", "Resource", "NotResource")
 
 def _statement_variants(template: Template, raw: Any, guard: Expr) -> Iterator[tuple[int, dict, Expr]]:
     """Each Fn::If-free statement of a Statement value with its guard; raises OverflowError past the budget."""
-    index = 0
     for variant, variant_guard in _expand(template, raw, guard, [MAX_STATEMENT_VARIANTS * 8]):
-        for statement in variant if isinstance(variant, list) else [variant]:
+        for index, statement in enumerate(variant if isinstance(variant, list) else [variant]):
             if isinstance(statement, dict):
-                yield (
-                    index,
-                    {k: _literalise(template, v) if k in _LITERAL_KEYS else v for k, v in statement.items()},
-                    (variant_guard),
-                )
-            index += 1
+                literal = {k: _literalise(template, v) if k in _LITERAL_KEYS else v for k, v in statement.items()}
+                yield index, literal, variant_guard
 
 
 def _iam_violation(control_id: str, actions: tuple[str, ...]) -> Rule:
