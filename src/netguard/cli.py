@@ -26,6 +26,25 @@ def _parser() -> argparse.ArgumentParser:
         help="which engine to run on CloudFormation (Terraform always uses checkov)",
     )
     scan.add_argument("--debug", action="store_true", help="show engine logs and tracebacks")
+
+    policy = sub.add_parser("policy", help="render, validate and simulate the SCP guardrails")
+    actions = policy.add_subparsers(dest="policy_command", required=True)
+    render = actions.add_parser("render", help="write the organization's guardrails, minified")
+    render.add_argument("--config", required=True, metavar="ORG_YAML", help="organization config")
+    render.add_argument("--out", required=True, metavar="DIR", help="folder for the rendered policies")
+    validate = actions.add_parser("validate", help="check SCP files: grammar, size, Sids, actions, lockout")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders of *.json")
+    validate.add_argument("--config", metavar="ORG_YAML", help="organization config (exemptions, size limit)")
+    validate.add_argument("--size-limit", type=int, metavar="N", help="characters per SCP (default 10240)")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    simulate = actions.add_parser("simulate", help="evaluate SCPs against CloudTrail records, offline")
+    simulate.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
+    simulate.add_argument("--events", required=True, nargs="+", metavar="PATH", help="CloudTrail files or folders")
+    simulate.add_argument("--config", metavar="ORG_YAML", help="organization config (management account)")
+    simulate.add_argument(
+        "--no-full-aws-access", action="store_true", help="do not assume FullAWSAccess is attached at every level"
+    )
+    simulate.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
@@ -51,11 +70,70 @@ def _scan(args: argparse.Namespace) -> int:
     return result.exit_code()
 
 
+def _policy(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from netguard.policy.orgconfig import load_org_config
+
+    org = load_org_config(Path(args.config)) if getattr(args, "config", None) else None
+    if args.policy_command == "render":
+        from netguard.policy.render import render_to_dir
+
+        for name, size in render_to_dir(org, Path(args.out)):
+            print(f"{Path(args.out) / (name + '.json')}: {size} of {org.scp_size_limit} characters")
+        return 0
+    if args.policy_command == "validate":
+        return _validate(args, org)
+    from netguard.policy import simulate as sim
+
+    levels, errors = sim.load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
+    outcome = sim.simulate(levels, [Path(p) for p in args.events], org.management_account_id if org else None)
+    outcome.errors[:0] = errors
+    sys.stdout.write(sim.to_json(outcome) if args.format == "json" else sim.to_text(outcome))
+    return 2 if outcome.errors else 0
+
+
+def _validate(args: argparse.Namespace, org) -> int:
+    import json
+    from pathlib import Path
+
+    from netguard.policy.validate import validate_document
+
+    limit = args.size_limit or (org.scp_size_limit if org else 10240)
+    files: list[Path] = []
+    report: list[dict] = []
+    for raw in args.paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.json")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            report.append({"file": raw, "problems": ["no such file or directory"]})
+    for path in files:
+        try:
+            problems = validate_document(path.read_text(encoding="utf-8"), size_limit=limit, org=org)
+        except (OSError, UnicodeDecodeError) as exc:
+            problems = [f"cannot read file: {exc}"]
+        report.append({"file": str(path), "problems": problems})
+    if args.format == "json":
+        print(json.dumps({"policies": report}, indent=2))
+    else:
+        for entry in report:
+            for problem in entry["problems"]:
+                print(f"{entry['file']}: {problem}")
+        bad = sum(1 for entry in report if entry["problems"])
+        print(f"netguard: {len(report)} policies checked, {bad} with problems")
+    return 2 if any(entry["problems"] for entry in report) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "scan":
             return _scan(args)
+        if args.command == "policy":
+            return _policy(args)
     except NetguardError as exc:
         print(f"netguard: error: {exc.file}: {exc.message}", file=sys.stderr)
         return 2

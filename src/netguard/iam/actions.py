@@ -13,7 +13,7 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=4096)
-def _wildcard_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+def wildcard_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     parts = []
     for char in pattern:
         if char == "*":
@@ -27,7 +27,7 @@ def _wildcard_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
 
 def action_matches(pattern: str, action: str) -> bool:
     """True when an IAM action pattern (e.g. ec2:Delete*) covers a concrete action."""
-    return _wildcard_regex(pattern, True).fullmatch(action) is not None
+    return wildcard_regex(pattern, True).fullmatch(action) is not None
 
 
 def actions_granted(patterns: Iterable[str], candidates: Iterable[str], *, negated: bool = False) -> list[str]:
@@ -49,9 +49,7 @@ def arn_matches(pattern: str, arn: str) -> bool:
     arn_parts = arn.split(":", 5)
     if len(pattern_parts) != 6 or len(arn_parts) != 6:
         return False
-    return all(
-        _wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True)
-    )
+    return all(wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True))
 
 
 def resource_is_unrestricted(resource: str) -> bool:

@@ -1,0 +1,241 @@
+"""CloudTrail records: reading log files, and building the request context the evaluator needs."""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import json
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netguard.iam.conditions import RequestContext
+from netguard.iam.evaluator import Request
+
+# eventSource host -> IAM service prefix, where the two differ.
+_SERVICE_PREFIX = {"monitoring": "cloudwatch", "email": "ses", "elasticloadbalancing": "elasticloadbalancing"}
+
+# requestParameters key -> (service, ARN resource type) for the guarded network events.
+_RESOURCE_PARAMETERS = {
+    "dhcpOptionsId": ("ec2", "dhcp-options"),
+    "vpcPeeringConnectionId": ("ec2", "vpc-peering-connection"),
+    "vpcId": ("ec2", "vpc"),
+    "subnetId": ("ec2", "subnet"),
+    "routeTableId": ("ec2", "route-table"),
+    "internetGatewayId": ("ec2", "internet-gateway"),
+    "natGatewayId": ("ec2", "natgateway"),
+    "networkAclId": ("ec2", "network-acl"),
+    "transitGatewayId": ("ec2", "transit-gateway"),
+    "allocationId": ("ec2", "elastic-ip"),
+    "FlowLogId": ("ec2", "vpc-flow-log"),
+}
+
+
+@dataclass
+class RecordError:
+    file: str
+    message: str
+    position: str | None = None
+
+
+@dataclass
+class ParsedRecord:
+    """What simulate needs from one record: its identity, the request, and whether SCPs apply."""
+
+    event_id: str
+    event_name: str
+    principal: str
+    request: Request | None
+    scp_exempt_reason: str | None = None
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any] | RecordError]:
+    """Records of a CloudTrail file (.json or .json.gz; {"Records": [...]}, a list, or one record)."""
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        payload = json.loads(raw)
+    except OSError as exc:
+        yield RecordError(name, f"cannot read file: {exc.strerror or exc}")
+        return
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        yield RecordError(name, f"corrupt gzip: {exc}")
+        return
+    except UnicodeDecodeError as exc:
+        yield RecordError(name, f"not valid UTF-8 (byte {exc.start})")
+        return
+    except json.JSONDecodeError as exc:
+        yield RecordError(name, f"invalid JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}")
+        return
+    if isinstance(payload, Mapping) and isinstance(payload.get("Records"), list):
+        records = payload["Records"]
+    elif isinstance(payload, list):
+        records = payload
+    elif isinstance(payload, Mapping) and "eventName" in payload:
+        records = [payload]
+    else:
+        yield RecordError(name, 'no CloudTrail records: expected {"Records": [...]}, a list, or one record')
+        return
+    for index, record in enumerate(records):
+        if isinstance(record, Mapping):
+            yield dict(record)
+        else:
+            yield RecordError(name, "record is not a JSON object", f"record {index}")
+
+
+def _service(event_source: str) -> str:
+    host = event_source.split(".", 1)[0]
+    return _SERVICE_PREFIX.get(host, host)
+
+
+def _principal(identity: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(aws:PrincipalArn, aws:PrincipalType, reason SCPs do not apply)."""
+    kind = identity.get("type")
+    issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
+    if kind == "AssumedRole":
+        arn = issuer.get("arn")
+        if isinstance(arn, str) and ":role/aws-service-role/" in arn:
+            return arn, "AssumedRole", "SCPs do not restrict service-linked roles"
+        return arn, "AssumedRole", None
+    if kind == "IAMUser":
+        return identity.get("arn"), "User", None
+    if kind == "Root":
+        account = identity.get("accountId")
+        return (f"arn:aws:iam::{account}:root" if account else identity.get("arn")), "Account", None
+    if kind == "FederatedUser":
+        return issuer.get("arn") or identity.get("arn"), "FederatedUser", None
+    if kind == "AWSService":
+        return identity.get("invokedBy"), "Service", "SCPs do not restrict AWS service principals"
+    return identity.get("arn"), kind, None
+
+
+def _find(value: Any, key: str) -> Any:
+    """First value of key anywhere in nested requestParameters (DeleteFlowLogs nests its ids)."""
+    if isinstance(value, Mapping):
+        if key in value:
+            return value[key]
+        for item in value.values():
+            found = _find(item, key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _find(item, key)
+            if found is not None:
+                return found
+    return None
+
+
+def _ids(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        if "content" in value:
+            return _ids(value["content"])
+        if "items" in value:
+            return _ids(value["items"])
+        return []
+    if isinstance(value, list):
+        return [i for item in value for i in _ids(item)]
+    return []
+
+
+def _resources(record: Mapping[str, Any], service: str, partition: str) -> tuple[str, ...] | None:
+    params = record.get("requestParameters")
+    region = record.get("awsRegion", "")
+    account = record.get("recipientAccountId") or (record.get("userIdentity") or {}).get("accountId", "")
+    if service == "logs":
+        group = _find(params, "logGroupName")
+        if isinstance(group, str):
+            arn = f"arn:{partition}:logs:{region}:{account}:log-group:{group}"
+            stream = _find(params, "logStreamName")
+            return (f"{arn}:log-stream:{stream}",) if isinstance(stream, str) else (arn, f"{arn}:*")
+        return None
+    for key, (arn_service, kind) in _RESOURCE_PARAMETERS.items():
+        if arn_service != service:
+            continue
+        ids = _ids(_find(params, key))
+        if ids:
+            return tuple(f"arn:{partition}:{service}:{region}:{account}:{kind}/{i}" for i in ids)
+    return None
+
+
+def _request_tags(params: Any) -> dict[str, list[str]] | None:
+    spec = _find(params, "tagSpecificationSet")
+    if spec is None:
+        return None
+    tags: dict[str, list[str]] = {}
+    for item in _ids_or_items(spec):
+        for tag in _ids_or_items(item.get("tags") if isinstance(item, Mapping) else None):
+            if isinstance(tag, Mapping) and "key" in tag:
+                tags.setdefault(str(tag["key"]), []).append(str(tag.get("value", "")))
+    return tags
+
+
+def _ids_or_items(value: Any) -> list[Any]:
+    if isinstance(value, Mapping) and "items" in value:
+        value = value["items"]
+    return value if isinstance(value, list) else []
+
+
+def parse_record(record: Mapping[str, Any], management_account: str | None = None) -> ParsedRecord:
+    """The evaluator's request for a record; raises KeyError/TypeError when required fields are missing."""
+    event_name = record["eventName"]
+    event_source = record["eventSource"]
+    identity = record["userIdentity"]
+    if not isinstance(event_name, str) or not isinstance(event_source, str) or not isinstance(identity, Mapping):
+        raise TypeError("eventName, eventSource and userIdentity have the wrong type")
+    service = _service(event_source)
+    principal_arn, principal_type, exempt = _principal(identity)
+    partition = (
+        principal_arn.split(":")[1] if isinstance(principal_arn, str) and principal_arn.startswith("arn:") else "aws"
+    )
+    account = record.get("recipientAccountId") or identity.get("accountId")
+    if not exempt and management_account and account == management_account:
+        exempt = "SCPs do not restrict the management account"
+    values: dict[str, Any] = {
+        "aws:PrincipalArn": principal_arn,
+        "aws:PrincipalAccount": identity.get("accountId"),
+        "aws:PrincipalType": principal_type,
+        "aws:RequestedRegion": record.get("awsRegion"),
+        "aws:userid": identity.get("principalId"),
+        "aws:PrincipalIsAWSService": "false",
+        "aws:ViaAWSService": "true" if identity.get("invokedBy") else "false",
+        "ec2:Region": record.get("awsRegion"),
+    }
+    absent = []
+    if principal_type == "User":
+        values["aws:username"] = identity.get("userName")
+    else:
+        absent.append("aws:username")
+    source_ip = record.get("sourceIPAddress")
+    try:
+        ipaddress.ip_address(str(source_ip))
+        values["aws:SourceIp"] = source_ip
+    except ValueError:
+        absent.append("aws:SourceIp")  # a service name: the call came from AWS, not an address
+    mfa = ((identity.get("sessionContext") or {}).get("attributes") or {}).get("mfaAuthenticated")
+    if mfa is not None:
+        values["aws:MultiFactorAuthPresent"] = str(mfa).lower()
+    absent_prefixes = []
+    tags = _request_tags(record.get("requestParameters"))
+    if tags is None:
+        absent_prefixes.append("aws:RequestTag/")
+        absent.append("aws:TagKeys")
+    else:
+        for key, tag_values in tags.items():
+            values[f"aws:RequestTag/{key}"] = tag_values
+        values["aws:TagKeys"] = list(tags)
+    context = RequestContext.build(values, absent=absent, absent_prefixes=absent_prefixes)
+    request = Request(f"{service}:{event_name}", context, _resources(record, service, partition))
+    return ParsedRecord(
+        event_id=str(record.get("eventID", "")),
+        event_name=event_name,
+        principal=str(principal_arn),
+        request=request,
+        scp_exempt_reason=exempt,
+    )

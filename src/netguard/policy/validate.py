@@ -1,0 +1,158 @@
+"""`netguard policy validate`: grammar, size, Sids, actions, and the lockout guard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from netguard.iam.actions import action_matches
+from netguard.iam.conditions import RequestContext, evaluate_condition
+from netguard.policy.orgconfig import DEFAULT_SIZE_LIMIT, OrgConfig
+from netguard.policy.render import minify
+from netguard.resources import load_schema
+
+_EXEMPTING_OPERATORS = ("ArnNotLike", "ArnNotEquals", "StringNotLike", "StringNotEquals")
+
+
+@cache
+def known_actions() -> dict[str, frozenset[str]]:
+    """IAM actions by service prefix (lower case), from the IAM reference data cfn-lint ships."""
+    data = json.loads(resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text("utf-8"))
+    return {prefix.lower(): frozenset(a.lower() for a in spec.get("Actions", {})) for prefix, spec in data.items()}
+
+
+def unknown_action(action: str) -> str | None:
+    """Why an action (or pattern) names nothing IAM knows, or None when it is fine."""
+    if action == "*":
+        return None
+    service, sep, name = action.partition(":")
+    if not sep:
+        return f"{action!r} is not service:action"
+    actions = known_actions().get(service.lower())
+    if actions is None:
+        return f"unknown service prefix {service!r} in {action!r}"
+    if "*" in name or "?" in name:
+        if any(action_matches(f"{service}:{name}", f"{service}:{known}") for known in actions):
+            return None
+        return f"{action!r} matches no {service} action"
+    return None if name.lower() in actions else f"unknown action {action!r}"
+
+
+def _statements(document: Mapping[str, Any]) -> list[Any]:
+    raw = document.get("Statement")
+    return raw if isinstance(raw, list) else [raw] if raw is not None else []
+
+
+def _sample_arn(pattern: str) -> str:
+    return pattern.replace("*", "x1").replace("?", "x")
+
+
+def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[str]:
+    problems = []
+    for index, statement in enumerate(statements):
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Deny":
+            continue
+        label = f"Deny statement {statement.get('Sid') or index}"
+        condition = statement.get("Condition") if isinstance(statement.get("Condition"), Mapping) else None
+        if org is None:
+            exempting = condition and any(
+                operator.removesuffix("IfExists") in _EXEMPTING_OPERATORS
+                and any(key.lower() == "aws:principalarn" for key in (keys or {}))
+                for operator, keys in condition.items()
+                if isinstance(keys, Mapping)
+            )
+            if not exempting:
+                problems.append(
+                    f"{label} has no aws:PrincipalArn exemption for the deploy role or break-glass "
+                    "principals (lockout guard)"
+                )
+            continue
+        for role, pattern in (("deploy role", org.deploy_role), ("break-glass", org.break_glass)):
+            context = RequestContext.build({"aws:PrincipalArn": _sample_arn(pattern)})
+            result = evaluate_condition(condition, context)
+            if result.truth is not False:
+                problems.append(
+                    f"{label} can deny the {role} ({pattern}); exempt it with ArnNotLike on "
+                    "aws:PrincipalArn (lockout guard)"
+                )
+    return problems
+
+
+def validate_document(text: str, *, size_limit: int = DEFAULT_SIZE_LIMIT, org: OrgConfig | None = None) -> list[str]:
+    """Every problem with one SCP, as messages; an empty list means it is valid."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [f"invalid JSON at line {exc.lineno}: {exc.msg}"]
+    if not isinstance(document, dict):
+        return ["a policy must be a JSON object"]
+    problems: list[str] = []
+    statements = _statements(document)
+    for index, statement in enumerate(statements):
+        if isinstance(statement, Mapping):
+            for key in ("Principal", "NotPrincipal"):
+                if key in statement:
+                    problems.append(f"statement {statement.get('Sid') or index}: SCPs cannot have {key}")
+    validator = jsonschema.Draft202012Validator(load_schema("scp.schema.json"))
+    for error in sorted(_leaf_errors(validator.iter_errors(document)), key=lambda e: list(map(str, e.absolute_path))):
+        if error.validator == "additionalProperties" and "Principal" in str(error.message):
+            continue  # reported above in plain words
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        problems.append(f"{where}: {_schema_message(error)}")
+    size = len(minify(document))
+    if size > size_limit:
+        problems.append(f"{size} characters when minified, over the SCP limit of {size_limit}")
+    sids = [s.get("Sid") for s in statements if isinstance(s, Mapping) and s.get("Sid")]
+    duplicates = sorted({sid for sid in sids if sids.count(sid) > 1})
+    if duplicates:
+        problems.append(f"duplicate Sid: {', '.join(duplicates)}")
+    for statement in statements:
+        if not isinstance(statement, Mapping):
+            continue
+        for key in ("Action", "NotAction"):
+            values = statement.get(key)
+            for action in values if isinstance(values, list) else [values] if values is not None else []:
+                reason = unknown_action(action) if isinstance(action, str) else None
+                if reason:
+                    problems.append(reason)
+    problems.extend(_lockout_problems(statements, org))
+    return problems
+
+
+def _leaf_errors(errors: Any) -> list[jsonschema.ValidationError]:
+    """Descend into oneOf failures to the branch whose type fits, so messages name the real problem."""
+    leaves = []
+    for error in errors:
+        if error.validator == "oneOf" and error.context:
+            branches: dict[Any, list[jsonschema.ValidationError]] = {}
+            for sub in error.context:
+                branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+            fitting = [
+                subs
+                for subs in branches.values()
+                if not any(s.validator == "type" and not s.relative_path for s in subs)
+            ]
+            if len(fitting) == 1 and fitting[0]:
+                leaves.extend(_leaf_errors(fitting[0]))
+                continue
+        leaves.append(error)
+    return leaves
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "pattern" and list(error.absolute_path)[-1:] == ["Condition"]:
+        return f"unknown condition operator {error.instance!r}"
+    if error.validator == "oneOf" and list(error.absolute_path)[:1] == ["Statement"] and len(error.absolute_path) == 1:
+        return (
+            "Statement must be a statement object or a non-empty list of them, each with exactly one of"
+            " Action/NotAction and one of Resource/NotResource"
+        )
+    if error.validator == "oneOf" and all("required" in s for s in error.validator_value):
+        choices = sorted({r for s in error.validator_value for r in s["required"]})
+        return f"must have exactly one of {', '.join(choices)}"
+    return error.message
