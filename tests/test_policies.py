@@ -229,3 +229,87 @@ def test_evaluator_condition_semantics():
     assert decide({"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}}, **{"aws:TagKeys": ["c", "b"]}) == "Allow"
     assert decide({"Bool": {"aws:ViaAWSService": "false"}}, **{"aws:ViaAWSService": False}) == "Deny"
     assert decide({"NumericLessThan": {"aws:MultiFactorAuthAge": "3600"}}, **{"aws:MultiFactorAuthAge": "10"}) == "Deny"
+
+
+def test_iam_guardrails_render_and_hold(tmp_path):
+    """The permission boundary denies like the SCPs; the NetworkAdmin policy passes netguard's own checks."""
+    org = load_org_config(ORG)
+    written = dict(render_to_dir(org, tmp_path, kind="iam"))
+    assert set(written) == {"ng-permission-boundary", "ng-network-admin"}
+    boundary = Policy("boundary", json.loads((tmp_path / "ng-permission-boundary.json").read_text()))
+
+    def decide(action: str, role: str) -> str:
+        context = RequestContext.build({"aws:PrincipalArn": f"arn:aws:iam::123456789012:role/{role}"})
+        return evaluate_scps([[boundary]], Request(action, context)).decision
+
+    assert decide("ec2:DeleteVpc", "Developer") == "Deny"
+    assert decide("ec2:DeleteVpc", "network/NetworkAdmin") == "Allow"
+    assert decide("ec2:DescribeVpcs", "Developer") == "Allow"
+    assert decide("iam:DeleteRolePermissionsBoundary", "Developer") == "Deny"
+
+    admin = json.loads((tmp_path / "ng-network-admin.json").read_text())
+    template = tmp_path / "admin.json"
+    template.write_text(
+        json.dumps(
+            {
+                "Resources": {
+                    "NetworkAdmin": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"PolicyDocument": admin}}
+                }
+            }
+        )
+    )
+    assert main(["scan", str(template)]) == 0
+
+
+def test_validate_cli_rejects_oversize_and_lockout(tmp_path, capsys):
+    org = tmp_path / "org.yaml"
+    org.write_text(ORG.read_text())
+    big = tmp_path / "big.json"
+    actions = sorted(f"ec2:{a}" for a in __import__("netguard.policy.validate", fromlist=["x"]).known_actions()["ec2"])
+    big.write_text(
+        _doc({"Sid": "Big", "Effect": "Deny", "Action": actions[:600], "Resource": "*", "Condition": EXEMPT})
+    )
+    no_break_glass = tmp_path / "lockout.json"
+    no_break_glass.write_text(
+        _doc(
+            {
+                "Sid": "NoBreakGlass",
+                "Effect": "Deny",
+                "Action": "ec2:DeleteVpc",
+                "Resource": "*",
+                "Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/netguard-deploy"}},
+            }
+        )
+    )
+    assert main(["policy", "validate", str(big), str(no_break_glass), "--config", str(org)]) == 2
+    out = capsys.readouterr().out
+    assert f"{big}: " in out and "over the SCP limit of 10240" in out
+    assert f"{no_break_glass}: Deny statement NoBreakGlass can deny the break-glass" in out
+
+
+def test_simulate_cli_json(tmp_path, capsys):
+    policies = tmp_path / "scp"
+    assert main(["policy", "render", "--config", str(ORG), "--out", str(policies)]) == 0
+    capsys.readouterr()
+    trail = FIXTURES / "cloudtrail" / "seed-events.json"
+    code = main(
+        [
+            "policy",
+            "simulate",
+            "--policies",
+            str(policies),
+            "--events",
+            str(trail),
+            "--config",
+            str(ORG),
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert {r["decision"] for r in results} == {"Allow", "Deny"}
+    denied = next(r for r in results if r["decision"] == "Deny")
+    assert denied["policy"].endswith(".json") and denied["sid"]
+    code = main(["policy", "simulate", "--policies", str(policies), "--events", str(tmp_path / "missing.json")])
+    assert code == 2

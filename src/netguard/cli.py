@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     render = actions.add_parser("render", help="write the organization's guardrails, minified")
     render.add_argument("--config", required=True, metavar="ORG_YAML", help="organization config")
     render.add_argument("--out", required=True, metavar="DIR", help="folder for the rendered policies")
+    render.add_argument(
+        "--kind",
+        choices=("scp", "iam"),
+        default="scp",
+        help="scp: service control policies; iam: permission boundary and NetworkAdmin policy",
+    )
     validate = actions.add_parser("validate", help="check SCP files: grammar, size, Sids, actions, lockout")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders of *.json")
     validate.add_argument("--config", metavar="ORG_YAML", help="organization config (exemptions, size limit)")
@@ -79,8 +85,8 @@ def _policy(args: argparse.Namespace) -> int:
     if args.policy_command == "render":
         from netguard.policy.render import render_to_dir
 
-        for name, size in render_to_dir(org, Path(args.out)):
-            print(f"{Path(args.out) / (name + '.json')}: {size} of {org.scp_size_limit} characters")
+        for name, size in render_to_dir(org, Path(args.out), kind=args.kind):
+            print(f"{Path(args.out) / (name + '.json')}: {size} characters")
         return 0
     if args.policy_command == "validate":
         return _validate(args, org)

@@ -75,16 +75,26 @@ def render(org: OrgConfig, kind: str = "scp") -> dict[str, dict[str, Any]]:
     return {name: _fill(available[name], org, f"policies/{kind}/{name}.json") for name in wanted}
 
 
-def render_to_dir(org: OrgConfig, out: Path) -> list[tuple[str, int]]:
-    """Write NAME.json (minified) per guardrail; refuses, writing nothing, if any is over the size limit."""
-    rendered = {name: minify(doc) for name, doc in render(org).items()}
-    oversize = [
-        f"{name} is {len(text)} characters" for name, text in rendered.items() if len(text) > org.scp_size_limit
-    ]
+IAM_MANAGED_POLICY_LIMIT = 6144  # characters per customer managed policy, whitespace excluded
+
+
+def render_to_dir(org: OrgConfig, out: Path, kind: str = "scp") -> list[tuple[str, int]]:
+    """Write NAME.json (minified) per guardrail; refuses, writing nothing, if any is over the size limit.
+
+    kind "scp" renders the service control policies; "iam" the permission boundary and NetworkAdmin
+    policy for accounts outside AWS Organizations (all of them, whatever `guardrails` lists).
+    """
+    if kind == "iam":
+        documents = {name: _fill(doc, org, f"policies/iam/{name}.json") for name, doc in templates("iam").items()}
+        limit, label = IAM_MANAGED_POLICY_LIMIT, "managed policy"
+    else:
+        documents = render(org)
+        limit, label = org.scp_size_limit, "SCP"
+    rendered = {name: minify(doc) for name, doc in documents.items()}
+    oversize = [f"{name} is {len(text)} characters" for name, text in rendered.items() if len(text) > limit]
     if oversize:
         raise NetguardError(
-            org.source or "org config",
-            f"over the SCP size limit of {org.scp_size_limit} characters: {'; '.join(oversize)}",
+            org.source or "org config", f"over the {label} size limit of {limit} characters: {'; '.join(oversize)}"
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
