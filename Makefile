@@ -33,3 +33,6 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+
+docs: $(STAMP)
+	$(BIN)/python -m netguard.docs > docs/controls.md

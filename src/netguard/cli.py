@@ -16,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="scan CloudFormation and Terraform for risky network configuration")
     scan.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to scan")
-    scan.add_argument("--format", "-f", choices=("text", "json", "sarif", "junit"), default="text")
+    scan.add_argument("--format", "-f", choices=("text", "json", "sarif", "junit", "github"), default="text")
     scan.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
     scan.add_argument("--config", metavar="FILE", help="configuration file (default: nearest .netguard.yaml)")
     scan.add_argument(
@@ -24,6 +24,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=("all", "checkov", "cfn-lint"),
         default="all",
         help="which engine to run on CloudFormation (Terraform always uses checkov)",
+    )
+    scan.add_argument("--baseline", metavar="FILE", help="findings listed here are reported but do not fail")
+    scan.add_argument("--create-baseline", metavar="FILE", help="write the current findings as a baseline")
+    scan.add_argument(
+        "--tf-module-dirs",
+        action="store_true",
+        help="scan the folder of each .tf file given (its module), as the pre-commit hook does",
     )
     scan.add_argument("--debug", action="store_true", help="show engine logs and tracebacks")
 
@@ -55,12 +62,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from netguard.scan.baseline import apply_baseline, write_baseline
     from netguard.scan.report import render
     from netguard.scan.run import ENGINES, resolve_config, scan
 
-    config = resolve_config(args.paths, args.config)
+    paths = args.paths
+    if args.tf_module_dirs:
+        paths = list(dict.fromkeys(str(Path(p).parent) if p.endswith(".tf") else p for p in paths))
+    config = resolve_config(paths, args.config)
     engines = ENGINES if args.engine == "all" else (args.engine,)
-    result = scan(args.paths, config, engines=engines, debug=args.debug)
+    result = scan(paths, config, engines=engines, debug=args.debug)
+    if args.baseline:
+        apply_baseline(result, Path(args.baseline))
+    if args.create_baseline:
+        count = write_baseline(result, Path(args.create_baseline))
+        print(f"netguard: wrote {count} findings to {args.create_baseline}", file=sys.stderr)
+        for finding in result.findings:
+            finding.baselined = True
     text = render(result, args.format)
     if args.output:
         try:

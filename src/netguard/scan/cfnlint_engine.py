@@ -22,12 +22,26 @@ def _rules_and_config() -> tuple[Any, Any]:
     return rules, ConfigMixIn([], regions=["us-east-1"])
 
 
+def _lint(name: str, template: Any, config: Any, rules: Any) -> list[Any]:
+    """cfn-lint's template run without its Metadata ignore_checks filter: netguard applies suppressions
+    itself, the same for both engines, and reports suppressed findings instead of dropping them."""
+    from cfnlint.template import Template
+
+    config.set_template_args(template)
+    cfn = Template(name, template, config.regions, config.parameters)
+    problems = cfn.transform()
+    if problems:
+        return list(problems)
+    if config.build_graph:
+        cfn.build_graph()
+    return list(rules.run(filename=name, cfn=cfn, config=config))
+
+
 def run_cfnlint(templates: list[tuple[Path, Any]], result: ScanResult, *, debug: bool = False) -> None:
     """Lint each template with only the pack's rules; a cfn-lint failure is an error for that file."""
     if not templates:
         return
     from cfnlint.decode.decode import decode
-    from cfnlint.runner.template.runner import run_template_by_data
 
     rules, config = _rules_and_config()
     for path, _data in templates:
@@ -44,7 +58,7 @@ def run_cfnlint(templates: list[tuple[Path, Any]], result: ScanResult, *, debug:
                         )
                     )
                 continue
-            matches = list(run_template_by_data(template, config, rules))
+            matches = _lint(name, template, config, rules)
         except Exception as exc:
             if debug:
                 raise

@@ -79,12 +79,21 @@ def _filter(framework: str, check_ids: list[str]) -> Any:
     return RunnerFilter(framework=[framework], checks=check_ids, show_progress_bar=False)
 
 
-def _records(report: Any) -> Iterator[tuple[Any, str | None]]:
-    for record in report.failed_checks:
-        yield record, None
+def _records(framework: str, report: Any) -> Iterator[Any]:
+    """Failed checks, and the checks Checkov skipped for a suppression comment.
+
+    netguard applies suppressions itself, the same for both engines, so a skipped CloudFormation
+    check still needs its verdict: netguard's rules give it (Checkov's own skips carry none).
+    """
+    yield from report.failed_checks
+    if framework != "cloudformation":
+        return
+    from netguard.engines.checkov_adapter import explain
+
     for record in report.skipped_checks:
-        comment = (record.check_result or {}).get("suppress_comment") or "no reason given"
-        yield record, comment
+        control = control_for_engine_id("checkov", record.check_id)
+        if control and explain(record.file_abs_path, control.id, _resource_name(framework, record.resource)):
+            yield record
 
 
 def _resource_name(framework: str, resource: str) -> str:
@@ -101,7 +110,7 @@ def _to_findings(framework: str, report: Any, result: ScanResult, display: dict[
     evaluated: set[str] = set()
     for record in report.passed_checks:
         evaluated.add(os.path.realpath(record.file_abs_path))
-    for record, suppressed in _records(report):
+    for record in _records(framework, report):
         real = os.path.realpath(record.file_abs_path)
         evaluated.add(real)
         control = control_for_engine_id("checkov", record.check_id)
@@ -122,7 +131,6 @@ def _to_findings(framework: str, report: Any, result: ScanResult, display: dict[
                 severity=control.severity,
                 message=details[0] if details else f"{record.resource}: {control.title}",
                 engines=[ENGINE],
-                suppressed=suppressed,
             )
         )
     return evaluated
@@ -133,7 +141,9 @@ def _run(framework: str, files: list[str], check_ids: list[str]) -> Any:
         from checkov.cloudformation.runner import Runner
     else:
         from checkov.terraform.runner import Runner
-    report = Runner().run(root_folder=None, files=files, runner_filter=_filter(framework, check_ids))
+    runner_filter = _filter(framework, check_ids)
+    # Suppressions are netguard's job (one layer for both engines), so Checkov collects no skip comments.
+    report = Runner().run(root_folder=None, files=files, runner_filter=runner_filter, collect_skip_comments=False)
     return report[0] if isinstance(report, list) else report
 
 

@@ -18,6 +18,7 @@ class Finding:
     message: str
     engines: list[str] = field(default_factory=list)
     suppressed: str | None = None  # the reason, when a suppression comment covers it
+    baselined: bool = False  # present in the --baseline file: reported, but does not fail the run
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -37,6 +38,8 @@ class Finding:
         if self.suppressed is not None:
             data["suppressed"] = True
             data["suppression_reason"] = self.suppressed
+        if self.baselined:
+            data["baselined"] = True
         return data
 
 
@@ -44,7 +47,9 @@ class Finding:
 class ScanResult:
     findings: list[Finding] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
     files_scanned: int = 0
+    baseline: str | None = None  # the baseline file the findings were compared with
 
     def add(self, finding: Finding) -> None:
         """Merge by (file, resource, control): one finding, listing every engine that reported it."""
@@ -66,12 +71,17 @@ class ScanResult:
         self.errors.sort(key=lambda e: (e.file, e.line or 0))
 
     def active(self) -> list[Finding]:
+        """Findings no suppression covers (baselined ones included)."""
         return [f for f in self.findings if f.suppressed is None]
+
+    def failing(self) -> list[Finding]:
+        """Findings that fail the run: not suppressed and not in the baseline."""
+        return [f for f in self.active() if not f.baselined]
 
     def exit_code(self) -> int:
         if self.errors:
             return 2
-        return 1 if self.active() else 0
+        return 1 if self.failing() else 0
 
     def apply_threshold(self, threshold: str) -> None:
         floor = SEVERITY_ORDER[threshold]

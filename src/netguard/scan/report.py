@@ -1,4 +1,4 @@
-"""Output formats for scan results: text, json, sarif (2.1.0) and junit."""
+"""Output formats for scan results: text, json, sarif (2.1.0), junit and github (Actions annotations)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,47 @@ from xml.etree import ElementTree as ET
 
 from netguard import __version__
 from netguard.catalog import load_catalog
-from netguard.scan.findings import ScanResult
+from netguard.scan.findings import Finding, ScanResult
 
-FORMATS = ("text", "json", "sarif", "junit")
+FORMATS = ("text", "json", "sarif", "junit", "github")
 DOCS_URL = "https://github.com/netguard/netguard/blob/main/docs/controls.md"
 _SARIF_LEVEL = {"low": "note", "medium": "warning", "high": "error", "critical": "error"}
 _SECURITY_SEVERITY = {"low": "3.0", "medium": "5.5", "high": "8.0", "critical": "9.5"}
 
 
 def render(result: ScanResult, fmt: str) -> str:
-    return {"text": to_text, "json": to_json, "sarif": to_sarif, "junit": to_junit}[fmt](result)
+    return {"text": to_text, "json": to_json, "sarif": to_sarif, "junit": to_junit, "github": to_github}[fmt](result)
+
+
+def _status(f: Finding) -> str:
+    if f.suppressed is not None:
+        return f" (suppressed: {f.suppressed})"
+    return " (in baseline)" if f.baselined else ""
+
+
+def _summary(result: ScanResult) -> dict[str, int]:
+    return {
+        "files_scanned": result.files_scanned,
+        "findings": len(result.failing()),
+        "baselined": sum(1 for f in result.active() if f.baselined),
+        "suppressed": len(result.findings) - len(result.active()),
+        "errors": len(result.errors),
+    }
 
 
 def to_text(result: ScanResult) -> str:
     lines = []
     for f in result.findings:
-        status = f" (suppressed: {f.suppressed})" if f.suppressed is not None else ""
-        lines.append(f"{f.file}:{f.line}: {f.severity.upper()} {f.control} {f.resource}{status}")
+        lines.append(f"{f.file}:{f.line}: {f.severity.upper()} {f.control} {f.resource}{_status(f)}")
         lines.append(f"    {f.message}  [{', '.join(f.engines)}]")
     for e in result.errors:
         where = f"{e.file}:{e.line}" if e.line else e.file
         lines.append(f"error: {where}: {e.message}")
-    active = len(result.active())
-    suppressed = len(result.findings) - active
+    counts = _summary(result)
+    extra = "".join(f", {counts[k]} {k}" for k in ("baselined", "suppressed") if counts[k])
     lines.append(
-        f"netguard: {result.files_scanned} files scanned, {active} findings"
-        + (f", {suppressed} suppressed" if suppressed else "")
-        + f", {len(result.errors)} errors"
+        f"netguard: {counts['files_scanned']} files scanned, {counts['findings']} findings{extra}, "
+        f"{counts['errors']} errors"
     )
     return "\n".join(lines) + "\n"
 
@@ -45,12 +59,7 @@ def to_json(result: ScanResult) -> str:
         "version": __version__,
         "findings": [f.to_dict() for f in result.findings],
         "errors": [e.to_dict() for e in result.errors],
-        "summary": {
-            "files_scanned": result.files_scanned,
-            "findings": len(result.active()),
-            "suppressed": len(result.findings) - len(result.active()),
-            "errors": len(result.errors),
-        },
+        "summary": _summary(result),
     }
     return json.dumps(payload, indent=2) + "\n"
 
@@ -59,34 +68,36 @@ def _uri(path: str) -> str:
     p = Path(path)
     if p.is_absolute():
         try:
-            p = p.relative_to(Path.cwd())
+            p = p.resolve().relative_to(Path.cwd())
         except ValueError:
             return p.as_uri()
     return p.as_posix()
 
 
+def sarif_rules() -> list[dict]:
+    """One reportingDescriptor per catalogue control, in catalogue order."""
+    return [
+        {
+            "id": control.id,
+            "name": "".join(word.capitalize() for word in control.title.replace("-", " ").split()),
+            "shortDescription": {"text": control.title},
+            "fullDescription": {"text": control.rationale},
+            "help": {"text": control.remediation, "markdown": f"**Remediation:** {control.remediation}"},
+            "helpUri": f"{DOCS_URL}#{control.id.lower()}",
+            "defaultConfiguration": {"level": _SARIF_LEVEL[control.severity]},
+            "properties": {
+                "tags": ["security", "aws", "network", control.id],
+                "security-severity": _SECURITY_SEVERITY[control.severity],
+                "precision": "high",
+                "problem.severity": "error" if control.severity in ("high", "critical") else "warning",
+            },
+        }
+        for control in load_catalog().values()
+    ]
+
+
 def to_sarif(result: ScanResult) -> str:
-    catalog = load_catalog()
-    rules = []
-    index = {}
-    for i, control in enumerate(catalog.values()):
-        index[control.id] = i
-        rules.append(
-            {
-                "id": control.id,
-                "name": control.title.title().replace(" ", ""),
-                "shortDescription": {"text": control.title},
-                "fullDescription": {"text": control.rationale},
-                "help": {"text": control.remediation},
-                "helpUri": f"{DOCS_URL}#{control.id.lower()}",
-                "defaultConfiguration": {"level": _SARIF_LEVEL[control.severity]},
-                "properties": {
-                    "tags": ["security", "aws", "network"],
-                    "security-severity": _SECURITY_SEVERITY[control.severity],
-                    "precision": "high",
-                },
-            }
-        )
+    index = {control: i for i, control in enumerate(load_catalog())}
     results = []
     for f in result.findings:
         entry = {
@@ -103,57 +114,55 @@ def to_sarif(result: ScanResult) -> str:
                     "logicalLocations": [{"name": f.resource, "kind": "resource"}],
                 }
             ],
+            "partialFingerprints": {"netguard/v1": f"{f.control}|{_uri(f.file)}|{f.resource}"},
             "properties": {"engines": f.engines},
         }
         if f.suppressed is not None:
             entry["suppressions"] = [{"kind": "inSource", "justification": f.suppressed}]
+        if result.baseline:
+            entry["baselineState"] = "unchanged" if f.baselined else "new"
         results.append(entry)
-    notifications = [
-        {
-            "level": "error",
-            "message": {"text": e.message},
-            "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(e.file)},
-                        **({"region": {"startLine": e.line}} if e.line else {}),
-                    }
-                }
-            ],
-        }
-        for e in result.errors
-    ]
+    notifications = []
+    for e in result.errors:
+        location = {"physicalLocation": {"artifactLocation": {"uri": _uri(e.file)}}}
+        if e.line:
+            location["physicalLocation"]["region"] = {"startLine": e.line}
+        notifications.append({"level": "error", "message": {"text": e.message}, "locations": [location]})
     run = {
-        "tool": {"driver": {"name": "netguard", "version": __version__, "informationUri": DOCS_URL, "rules": rules}},
+        "tool": {
+            "driver": {"name": "netguard", "version": __version__, "informationUri": DOCS_URL, "rules": sarif_rules()}
+        },
         "results": results,
         "invocations": [{"executionSuccessful": not result.errors, "toolExecutionNotifications": notifications}],
     }
-    sarif = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [run],
-    }
+    sarif = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [run]}
     return json.dumps(sarif, indent=2) + "\n"
 
 
 def to_junit(result: ScanResult) -> str:
-    """One testcase per (file, control); a failure lists the resources that break the control."""
-    by_case: dict[tuple[str, str], list] = defaultdict(list)
-    for f in result.active():
+    """One testcase per (scanned file, control that applies to it); failures list the resources."""
+    by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for f in result.failing():
         by_case[(f.file, f.control)].append(f)
+    cases = set(by_case)
+    for file in result.files:
+        framework = "terraform" if file.endswith(".tf") else "cloudformation"
+        cases |= {(file, c.id) for c in load_catalog().values() if c.resource_types(framework)}
     suite = ET.Element(
         "testsuite",
         name="netguard",
-        tests=str(len(by_case) + len(result.errors)),
+        tests=str(len(cases) + len(result.errors)),
         failures=str(len(by_case)),
         errors=str(len(result.errors)),
     )
-    for (file, control), findings in sorted(by_case.items()):
+    for file, control in sorted(cases):
         case = ET.SubElement(suite, "testcase", classname=file, name=control)
-        failure = ET.SubElement(
-            case, "failure", message=f"{len(findings)} resource(s) fail {control}", type=findings[0].severity
-        )
-        failure.text = "\n".join(f"{f.resource} (line {f.line}): {f.message}" for f in findings)
+        findings = by_case.get((file, control))
+        if findings:
+            failure = ET.SubElement(
+                case, "failure", message=f"{len(findings)} resource(s) fail {control}", type=findings[0].severity
+            )
+            failure.text = "\n".join(f"{f.resource} (line {f.line}): {f.message}" for f in findings)
     for e in result.errors:
         case = ET.SubElement(suite, "testcase", classname=e.file, name="input")
         error = ET.SubElement(case, "error", message=e.message)
@@ -161,3 +170,33 @@ def to_junit(result: ScanResult) -> str:
     suites = ET.Element("testsuites")
     suites.append(suite)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def to_github(result: ScanResult) -> str:
+    """GitHub Actions workflow commands: one annotation per failing finding and per error."""
+    lines = []
+    for f in result.failing():
+        level = "error" if f.severity in ("high", "critical") else "warning"
+        title = _escape_property(f"{f.control} {f.resource}")
+        lines.append(
+            f"::{level} file={_escape_property(_uri(f.file))},line={max(f.line, 1)},title={title}::"
+            f"{_escape_data(f.message)}"
+        )
+    for e in result.errors:
+        line = f",line={e.line}" if e.line else ""
+        lines.append(
+            f"::error file={_escape_property(_uri(e.file))}{line},title=netguard input error::{_escape_data(e.message)}"
+        )
+    counts = _summary(result)
+    lines.append(
+        f"netguard: {counts['files_scanned']} files scanned, {counts['findings']} findings, {counts['errors']} errors"
+    )
+    return "\n".join(lines) + "\n"

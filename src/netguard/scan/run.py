@@ -11,6 +11,7 @@ from netguard.config import DEFAULT_CONFIG, ScanConfig, find_config, load_config
 from netguard.errors import InputError
 from netguard.scan.discover import discover
 from netguard.scan.findings import ScanResult
+from netguard.scan.suppress import apply_suppressions
 
 ENGINES = ("checkov", "cfn-lint")
 
@@ -59,7 +60,9 @@ def scan(paths: list[str], config: ScanConfig, engines: tuple[str, ...] = ENGINE
         from netguard.scan.cfnlint_engine import run_cfnlint
 
         run_cfnlint(templates, result, debug=debug)
-    result.files_scanned = len(templates) + len(found.terraform)
+    apply_suppressions(result, {str(path): data for path, data in templates})
+    result.files = [str(p) for p, _ in templates] + [str(p) for p in found.terraform]
+    result.files_scanned = len(result.files)
     result.apply_threshold(config.severity_threshold)
     result.sort()
     return result
