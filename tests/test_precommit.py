@@ -27,14 +27,25 @@ def hook_env(tmp_path_factory) -> dict[str, str]:
     env["PRE_COMMIT_HOME"] = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "netguard-pre-commit")
     env["BC_SKIP_MAPPING"] = "TRUE"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@example.com")
+    env.update(
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
     return env
 
 
 def _try_repo(repo: Path, hook: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PRE_COMMIT), "try-repo", str(ROOT), hook, "--verbose"], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=1200, check=False)
+    return subprocess.run(
+        [str(PRE_COMMIT), "try-repo", str(ROOT), hook, "--verbose"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for pre-commit")
@@ -60,14 +71,16 @@ def test_terraform_hook_scans_the_module_of_the_changed_file(tmp_path, hook_env)
     _git(repo, "init", "-q")
     # The flow log lives in a file that is not part of the commit: only the module scan sees it.
     (repo / "network" / "logs.tf").write_text(
-        'resource "aws_flow_log" "main" {\n  vpc_id       = aws_vpc.main.id\n  traffic_type = "ALL"\n}\n')
+        'resource "aws_flow_log" "main" {\n  vpc_id       = aws_vpc.main.id\n  traffic_type = "ALL"\n}\n'
+    )
     _git(repo, "add", "network/logs.tf")
     _git(repo, "commit", "-qm", "logs")
     (repo / "network" / "vpc.tf").write_text(
         'resource "aws_vpc" "main" {\n  cidr_block = "10.0.0.0/16"\n}\n'
         'resource "aws_vpc_dhcp_options" "corp" {\n  domain_name_servers = ["AmazonProvidedDNS"]\n}\n'
         'resource "aws_vpc_dhcp_options_association" "corp" {\n  vpc_id          = aws_vpc.main.id\n'
-        '  dhcp_options_id = aws_vpc_dhcp_options.corp.id\n}\n')
+        "  dhcp_options_id = aws_vpc_dhcp_options.corp.id\n}\n"
+    )
     _git(repo, "add", "network/vpc.tf")
     result = _try_repo(repo, "netguard-scan-terraform", hook_env)
     assert result.returncode == 0, result.stdout + result.stderr

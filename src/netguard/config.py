@@ -15,10 +15,20 @@ CONFIG_NAME = ".netguard.yaml"
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds that keep hostile input from taking the scanner down; each is a setting in .netguard.yaml."""
+
+    max_file_mb: float = 64.0  # larger files are reported, not parsed
+    max_depth: int = 200  # nesting of mappings/lists; C parsers crash on very deep input
+    max_yaml_nodes: int = 2_000_000  # nodes a YAML file may expand to through aliases
+
+
+@dataclass(frozen=True)
 class ScanConfig:
     approved_dns_servers: tuple[str, ...] = ("AmazonProvidedDNS",)
     approved_peer_accounts: tuple[str, ...] = ()
     severity_threshold: str = "low"
+    limits: Limits = Limits()
     source: str | None = None
 
     def dns_approved(self, server: str) -> bool:
@@ -28,6 +38,7 @@ class ScanConfig:
 
 
 DEFAULT_CONFIG = ScanConfig()
+DEFAULT_LIMITS = Limits()
 
 
 def find_config(start: Path) -> Path | None:
@@ -62,6 +73,7 @@ def load_config(path: Path) -> ScanConfig:
         approved_dns_servers=tuple(data.get("approved_dns_servers", DEFAULT_CONFIG.approved_dns_servers)),
         approved_peer_accounts=tuple(data.get("approved_peer_accounts", ())),
         severity_threshold=data.get("severity_threshold", "low"),
+        limits=Limits(**data.get("limits", {})),
         source=str(path),
     )
 

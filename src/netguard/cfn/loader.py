@@ -9,6 +9,9 @@ from typing import Any
 
 import yaml
 
+from netguard.config import DEFAULT_LIMITS, Limits
+from netguard.safety import check_aliases, check_bytes
+
 try:
     _BaseLoader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
@@ -79,13 +82,27 @@ def is_template(data: Any) -> bool:
     return isinstance(data, dict) and ("Resources" in data or "AWSTemplateFormatVersion" in data)
 
 
-def load_template(path: Path) -> Loaded:
-    """Parse a candidate template file. Multi-document YAML is not a template and loads as None."""
+def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
+    """Parse a candidate template file. Multi-document YAML is not a template and loads as None.
+
+    The bytes are vetted first (size, encoding, nesting, alias expansion): no parser ever sees a file
+    that could crash or exhaust it.
+    """
     name = str(path)
     try:
+        size = path.stat().st_size
+        if size > limits.max_file_mb * 1024 * 1024:
+            return Loaded(
+                name,
+                error=f"file is {size / 1048576:.1f} MB, over the limit of {limits.max_file_mb:g} MB"
+                " (limits.max_file_mb)",
+            )
         raw = path.read_bytes()
     except OSError as exc:
         return Loaded(name, error=f"cannot read file: {exc.strerror or exc}")
+    problem = check_bytes(raw, limits)
+    if problem:
+        return Loaded(name, error=problem)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -98,6 +115,11 @@ def load_template(path: Path) -> Loaded:
         except json.JSONDecodeError as exc:
             if path.suffix == ".json":
                 return Loaded(name, error=f"invalid JSON: {exc.msg}", line=exc.lineno)
+        except RecursionError:
+            return Loaded(name, error="nested too deeply to parse")
+    problem = check_aliases(text, limits)
+    if problem:
+        return Loaded(name, error=problem)
     try:
         documents = list(yaml.load_all(text, Loader=TemplateLoader))
     except yaml.MarkedYAMLError as exc:
@@ -109,3 +131,98 @@ def load_template(path: Path) -> Loaded:
     if len(documents) != 1:
         return Loaded(name)
     return Loaded(name, data=documents[0])
+
+
+def structure_problems(data: dict[str, Any]) -> list[str]:
+    """Structural faults that make a template undeployable; engines are not run on such a file."""
+    resources = data.get("Resources")
+    if resources is None:
+        return []
+    if not isinstance(resources, dict):
+        return [f"Resources is a {type(resources).__name__}, not a mapping"]
+    problems = []
+    for name, resource in resources.items():
+        if not isinstance(resource, dict):
+            problems.append(f"resource {name} is not a mapping")
+        elif "Type" not in resource:
+            problems.append(f"resource {name} has no Type")
+        elif not isinstance(resource["Type"], str):
+            problems.append(f"resource {name} has a Type that is not a string")
+        elif "Properties" in resource and not isinstance(resource["Properties"], dict):
+            problems.append(f"resource {name} has Properties that are not a mapping")
+    return problems
+
+
+_PSEUDO = {
+    "AWS::AccountId",
+    "AWS::NotificationARNs",
+    "AWS::NoValue",
+    "AWS::Partition",
+    "AWS::Region",
+    "AWS::StackId",
+    "AWS::StackName",
+    "AWS::URLSuffix",
+}
+
+
+def reference_problems(data: dict[str, Any]) -> list[str]:
+    """Ref/GetAtt to names that do not exist, and circular references between resources.
+
+    Templates with a Transform (SAM, macros) define resources only after the transform runs, so
+    their references cannot be checked here.
+    """
+    from netguard.cfn.template import Template
+
+    resources = data.get("Resources")
+    if not isinstance(resources, dict) or "Transform" in data:
+        return []
+    template = Template(data)
+    parameters = data.get("Parameters") if isinstance(data.get("Parameters"), dict) else {}
+    problems: list[str] = []
+    edges: dict[str, set[str]] = {}
+    for name, resource in resources.items():
+        targets: set[str] = set()
+        for ref in template.references(resource.get("Properties", {})):
+            if ref.attribute is None and (ref.target in parameters or ref.target in _PSEUDO):
+                continue
+            if ref.target not in resources:
+                kind = "Ref" if ref.attribute is None else "GetAtt"
+                problems.append(f"resource {name}: {kind} to {ref.target}, which is not defined")
+                continue
+            targets.add(ref.target)
+        depends = resource.get("DependsOn")
+        for target in depends if isinstance(depends, list) else [depends] if isinstance(depends, str) else []:
+            if target in resources:
+                targets.add(target)
+            else:
+                problems.append(f"resource {name}: DependsOn {target}, which is not defined")
+        edges[name] = targets
+    cycle = _find_cycle(edges)
+    if cycle:
+        problems.append(f"circular reference: {' -> '.join(cycle)}")
+    return problems
+
+
+def _find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One cycle in the reference graph, found iteratively (templates can have thousands of resources)."""
+    state: dict[str, int] = {}
+    for start in edges:
+        if state.get(start):
+            continue
+        stack = [(start, iter(sorted(edges.get(start, ()))))]
+        path = [start]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(child) == 1:
+                return [*path[path.index(child) :], child]
+            elif not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(sorted(edges.get(child, ())))))
+    return None

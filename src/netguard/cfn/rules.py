@@ -6,6 +6,7 @@ logic, only on parsing.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -56,34 +57,42 @@ def _coverage_violation(
     return Violation(control, target.logical_id, f"{target.logical_id}: {what} {names} is conditional and {why}")
 
 
-def _refers_to(template: Template, value: Any, target: str, attributes: set[str | None], guard: Expr) -> list[Expr]:
-    return [
-        ref.guard for ref in template.references(value, guard) if ref.target == target and ref.attribute in attributes
-    ]
-
-
 def _literal_leaf_guard(template: Template, value: Any, accept: Callable[[Any], bool], guard: Expr) -> Expr:
     """Disjunction of the guards of the branches whose concrete value passes accept."""
     return disj(*(g for leaf, g in template.leaves(value, guard) if accept(leaf)))
 
 
+def _index(entries: Iterator[tuple[str, str, Expr]]) -> dict[str, list[tuple[str, Expr]]]:
+    """target logical id -> [(referring resource, guard)], built in one pass so rules stay linear."""
+    index: dict[str, list[tuple[str, Expr]]] = defaultdict(list)
+    for target, user, guard in entries:
+        index[target].append((user, guard))
+    return index
+
+
+def _refs(template: Template, value: Any, attributes: set[str | None], guard: Expr) -> Iterator[tuple[str, Expr]]:
+    for ref in template.references(value, guard):
+        if ref.attribute in attributes:
+            yield ref.target, ref.guard
+
+
 @rule("NG-VPC-001")
 def vpc_without_flow_log(template: Template, config: ScanConfig) -> Iterator[Violation]:
-    flow_logs = template.of_type("AWS::EC2::FlowLog")
-    for vpc in template.of_type("AWS::EC2::VPC"):
-        covers = []
-        for log in flow_logs:
+    def entries() -> Iterator[tuple[str, str, Expr]]:
+        for log in template.of_type("AWS::EC2::FlowLog"):
             is_vpc = _literal_leaf_guard(
                 template,
                 log.properties.get("ResourceType"),
                 lambda v: isinstance(v, str) and v.upper() == "VPC",
                 log.guard,
             )
-            for ref_guard in _refers_to(
-                template, log.properties.get("ResourceId"), vpc.logical_id, {None, "VpcId"}, TRUE
-            ):
-                covers.append((log.logical_id, conj(is_vpc, ref_guard)))
-        found = _coverage_violation(template, "NG-VPC-001", vpc, covers, "flow log")
+            if is_vpc != FALSE:
+                for target, guard in _refs(template, log.properties.get("ResourceId"), {None, "VpcId"}, is_vpc):
+                    yield target, log.logical_id, guard
+
+    covers = _index(entries())
+    for vpc in template.of_type("AWS::EC2::VPC"):
+        found = _coverage_violation(template, "NG-VPC-001", vpc, covers.get(vpc.logical_id, []), "flow log")
         if found:
             yield found
 
@@ -125,27 +134,28 @@ def _is_default_options(value: Any, template: Template) -> bool:
 
 @rule("NG-VPC-003")
 def vpc_without_dhcp_options(template: Template, config: ScanConfig) -> Iterator[Violation]:
-    associations = template.of_type("AWS::EC2::VPCDHCPOptionsAssociation")
-    for vpc in template.of_type("AWS::EC2::VPC"):
-        covers = []
-        defaults = []
-        for assoc in associations:
-            refs = _refers_to(template, assoc.properties.get("VpcId"), vpc.logical_id, {None, "VpcId"}, assoc.guard)
-            if not refs:
-                continue
-            real = _literal_leaf_guard(
-                template, assoc.properties.get("DhcpOptionsId"), lambda v: not _is_default_options(v, template), TRUE
-            )
-            if real == TRUE or template.conditions.satisfiable(real):
-                covers.extend((assoc.logical_id, conj(r, real)) for r in refs)
+    covers: dict[str, list[tuple[str, Expr]]] = defaultdict(list)
+    defaults: dict[str, list[str]] = defaultdict(list)
+    for assoc in template.of_type("AWS::EC2::VPCDHCPOptionsAssociation"):
+        real = _literal_leaf_guard(
+            template, assoc.properties.get("DhcpOptionsId"), lambda v: not _is_default_options(v, template), TRUE
+        )
+        usable = real == TRUE or template.conditions.satisfiable(real)
+        for target, guard in _refs(template, assoc.properties.get("VpcId"), {None, "VpcId"}, assoc.guard):
+            if usable:
+                covers[target].append((assoc.logical_id, conj(guard, real)))
             else:
-                defaults.append(assoc.logical_id)
+                defaults[target].append(assoc.logical_id)
+    for vpc in template.of_type("AWS::EC2::VPC"):
+        default_users = defaults.get(vpc.logical_id)
         hint = (
-            f" (association {', '.join(defaults)} uses DhcpOptionsId 'default', which means no options set)"
-            if defaults
+            f" (association {', '.join(default_users)} uses DhcpOptionsId 'default', which means no options set)"
+            if default_users
             else ""
         )
-        found = _coverage_violation(template, "NG-VPC-003", vpc, covers, "DHCP options association", hint)
+        found = _coverage_violation(
+            template, "NG-VPC-003", vpc, covers.get(vpc.logical_id, []), "DHCP options association", hint
+        )
         if found:
             yield found
 
@@ -177,49 +187,48 @@ def dhcp_unapproved_dns(template: Template, config: ScanConfig) -> Iterator[Viol
             )
 
 
+_EIP_USERS = ("AWS::EC2::EIPAssociation", "AWS::EC2::NatGateway", "AWS::ElasticLoadBalancingV2::LoadBalancer")
+
+
+def _allocation_values(template: Template, user: Resource) -> list[Any]:
+    props = user.properties
+    if user.type == "AWS::EC2::EIPAssociation":
+        return [props.get("AllocationId")]
+    if user.type == "AWS::EC2::NatGateway":
+        return [props.get("AllocationId"), props.get("SecondaryAllocationIds")]
+    return [m.get("AllocationId") for m, _ in template.list_items(props.get("SubnetMappings")) if hasattr(m, "get")]
+
+
 @rule("NG-EIP-001")
 def eip_not_attached(template: Template, config: ScanConfig) -> Iterator[Violation]:
+    covers: dict[str, list[tuple[str, Expr]]] = defaultdict(list)
+    wrong_ref: dict[str, set[str]] = defaultdict(set)
+    for user in template.of_type(*_EIP_USERS):
+        if user.type == "AWS::EC2::EIPAssociation":
+            for target, guard in _refs(template, user.properties.get("EIP"), {None, "PublicIp"}, user.guard):
+                covers[target].append((user.logical_id, guard))
+        for value in _allocation_values(template, user):
+            for ref in template.references(value, user.guard):
+                if ref.attribute == "AllocationId":
+                    covers[ref.target].append((user.logical_id, ref.guard))
+                elif ref.attribute is None:
+                    wrong_ref[ref.target].add(user.logical_id)
     for eip in template.of_type("AWS::EC2::EIP"):
         name = eip.logical_id
-        covers: list[tuple[str, Expr]] = []
-        wrong_ref: list[str] = []
+        found_covers = list(covers.get(name, []))
         instance = _literal_leaf_guard(
             template, eip.properties.get("InstanceId"), lambda v: v not in (None, NO_VALUE, ""), TRUE
         )
         if instance != FALSE:
-            covers.append((f"{name}.InstanceId", instance))
-        for user in template.of_type(
-            "AWS::EC2::EIPAssociation", "AWS::EC2::NatGateway", "AWS::ElasticLoadBalancingV2::LoadBalancer"
-        ):
-            props = user.properties
-            if user.type == "AWS::EC2::EIPAssociation":
-                allocation_values = [props.get("AllocationId")]
-                covers.extend(
-                    (user.logical_id, g)
-                    for g in _refers_to(template, props.get("EIP"), name, {None, "PublicIp"}, user.guard)
-                )
-            elif user.type == "AWS::EC2::NatGateway":
-                allocation_values = [props.get("AllocationId"), props.get("SecondaryAllocationIds")]
-            else:
-                allocation_values = [
-                    m.get("AllocationId")
-                    for m, _ in template.list_items(props.get("SubnetMappings"))
-                    if hasattr(m, "get")
-                ]
-            for value in allocation_values:
-                covers.extend(
-                    (user.logical_id, g) for g in _refers_to(template, value, name, {"AllocationId"}, user.guard)
-                )
-                if _refers_to(template, value, name, {None}, user.guard):
-                    wrong_ref.append(user.logical_id)
+            found_covers.append((f"{name}.InstanceId", instance))
         hint = ""
-        if wrong_ref:
+        if wrong_ref.get(name):
             hint = (
-                f" ({', '.join(sorted(set(wrong_ref)))} uses Ref {name} as an allocation id; Ref returns the public IP,"
-                f" use !GetAtt {name}.AllocationId)"
+                f" ({', '.join(sorted(wrong_ref[name]))} uses Ref {name} as an allocation id;"
+                f" Ref returns the public IP, use !GetAtt {name}.AllocationId)"
             )
         found = _coverage_violation(
-            template, "NG-EIP-001", eip, covers, "attachment (instance, association, NAT gateway or NLB)", hint
+            template, "NG-EIP-001", eip, found_covers, "attachment (instance, association, NAT gateway or NLB)", hint
         )
         if found:
             yield found

@@ -17,13 +17,19 @@ from netguard.config import active_config
 from netguard.violations import Violation
 
 _last: dict[str, Any] = {"cfn": None, "config": None, "violations": []}
+failures: dict[str, str] = {}  # template file name -> why netguard's rules failed (cfn-lint would drop it)
 
 
 def _violations(cfn: Any) -> list[Violation]:
     """Evaluate the template once for all of the pack's rules (cfn-lint calls each rule in turn)."""
     config = active_config()
     if _last["cfn"] is not cfn or _last["config"] != config:
-        _last.update(cfn=cfn, config=config, violations=cfn_rules.evaluate(Template(cfn.template), config))
+        try:
+            violations = cfn_rules.evaluate(Template(cfn.template), config)
+        except Exception as exc:
+            failures[str(cfn.filename)] = f"{type(exc).__name__}: {exc}"
+            raise
+        _last.update(cfn=cfn, config=config, violations=violations)
     return _last["violations"]
 
 

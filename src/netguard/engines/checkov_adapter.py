@@ -49,6 +49,7 @@ class _LRU(OrderedDict):
 
 _templates: _LRU = _LRU()
 _modules: _LRU = _LRU()
+failures: dict[str, str] = {}  # real path -> why netguard's rules failed on it (Checkov swallows the error)
 
 
 def _index(violations: list[Violation]) -> dict[tuple[str, str], Violation]:
@@ -129,7 +130,11 @@ class NetguardCfnCheck(CfnResourceCheck):
         if path is None:
             self.details.append(f"{self.control.id}: netguard could not locate the template of {logical_id}")
             return CheckResult.FAILED
-        violation = _cfn_violations(path).get((self.control.id, logical_id))
+        try:
+            violation = _cfn_violations(path).get((self.control.id, logical_id))
+        except Exception as exc:
+            failures[os.path.realpath(path)] = f"{type(exc).__name__}: {exc}"
+            raise
         if violation is None:
             return CheckResult.PASSED
         self.details.append(violation.message)

@@ -71,6 +71,9 @@ def read_records(path: Path) -> Iterator[dict[str, Any] | RecordError]:
     except json.JSONDecodeError as exc:
         yield RecordError(name, f"invalid JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}")
         return
+    except RecursionError:
+        yield RecordError(name, "JSON nested too deeply to parse")
+        return
     if isinstance(payload, Mapping) and isinstance(payload.get("Records"), list):
         records = payload["Records"]
     elif isinstance(payload, list):

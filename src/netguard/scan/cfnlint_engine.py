@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from netguard.catalog import control_for_engine_id
+from netguard.engines.cfnlint_adapter import failures
 from netguard.errors import InputError
 from netguard.scan.findings import Finding, ScanResult
 
@@ -59,6 +60,9 @@ def run_cfnlint(templates: list[tuple[Path, Any]], result: ScanResult, *, debug:
                     )
                 continue
             matches = _lint(name, template, config, rules)
+            failure = failures.pop(name, None)
+            if failure:
+                raise RuntimeError(failure)
         except Exception as exc:
             if debug:
                 raise

@@ -181,9 +181,12 @@ def run_checkov(
         for path in batch:
             real = os.path.realpath(path)
             if expect is not None and real in expect and real not in evaluated and real not in parse_failed:
-                result.errors.append(
-                    InputError(path, "checkov did not evaluate this template; netguard cannot vouch for it")
-                )
+                from netguard.engines.checkov_adapter import failures
+
+                why = failures.pop(real, None)
+                message = f"checkov failed on this file: {why}" if why else (
+                    "checkov did not evaluate this template; netguard cannot vouch for it")
+                result.errors.append(InputError(path, message))
 
 
 def _parse_reason(framework: str, path: str) -> str:

@@ -1,0 +1,88 @@
+"""Cheap checks that run before any parser sees a file, so hostile input becomes an error, not a crash.
+
+libyaml's composer is recursive C: a few hundred thousand nested brackets overflow its stack and kill
+the process, taking every other file of the run with it. YAML aliases can expand a small file into
+billions of nodes. These checks look at the bytes (and, for aliases, the event stream) first.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from netguard.config import Limits
+
+_OPENERS = b"[{("
+_CLOSERS = b"]})"
+_INDENT = re.compile(rb"^[ \t]*", re.M)
+
+
+def check_bytes(raw: bytes, limits: Limits) -> str | None:
+    """Why these bytes must not be parsed (size, encoding, binary, nesting), or None."""
+    size_mb = len(raw) / (1024 * 1024)
+    if size_mb > limits.max_file_mb:
+        return f"file is {size_mb:.1f} MB, over the limit of {limits.max_file_mb:g} MB (limits.max_file_mb)"
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16 encoded (byte order mark found); templates must be UTF-8"
+    nul = raw.find(b"\x00")
+    if nul != -1:
+        return f"binary data (NUL byte at offset {nul}), not a text template"
+    return check_depth(raw, limits.max_depth)
+
+
+def check_depth(raw: bytes, max_depth: int) -> str | None:
+    """Bracket nesting and indentation depth, counted without parsing (strings are not excluded)."""
+    brackets = raw.translate(None, bytes(b for b in range(256) if b not in _OPENERS + _CLOSERS))
+    depth = deepest = 0
+    if len(brackets) > 2 * max_depth:
+        for char in brackets:
+            if char in _OPENERS:
+                depth += 1
+                deepest = max(deepest, depth)
+                if deepest > max_depth:
+                    return f"nested more than {max_depth} levels deep (limits.max_depth)"
+            else:
+                depth = max(depth - 1, 0)
+    widest = max((len(m) for m in _INDENT.findall(raw)), default=0)
+    if widest > max_depth * 8:
+        return f"indented {widest} columns deep, over {max_depth * 8} (limits.max_depth)"
+    return None
+
+
+def check_aliases(text: str, limits: Limits) -> str | None:
+    """Refuse YAML whose aliases expand past limits.max_yaml_nodes (a "billion laughs" file)."""
+    if "&" not in text or "*" not in text:
+        return None
+    weights: dict[str, int] = {}
+    stack: list[list] = []  # [anchor, weight] per open collection
+    total = 0
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.AliasEvent):
+                weight = weights.get(event.anchor, 1)
+            elif isinstance(event, yaml.ScalarEvent):
+                weight = 1
+                if event.anchor:
+                    weights[event.anchor] = 1
+            elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                stack.append([event.anchor, 1])
+                continue
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                anchor, weight = stack.pop()
+                if anchor:
+                    weights[anchor] = weight
+            else:
+                continue
+            if stack:
+                stack[-1][1] += weight
+            else:
+                total += weight
+            if (stack and stack[-1][1] > limits.max_yaml_nodes) or total > limits.max_yaml_nodes:
+                return (
+                    f"YAML aliases expand to more than {limits.max_yaml_nodes} nodes "
+                    "(limits.max_yaml_nodes); refusing a possible alias bomb"
+                )
+    except yaml.YAMLError:
+        return None  # the real parse reports syntax errors with their position
+    return None

@@ -1,0 +1,200 @@
+"""Hostile and broken input: every bad file is an error naming it, nothing else is lost, no traceback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netguard.cli import main
+from tests.conftest import ROOT
+
+GOOD_VPC = "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: 10.0.0.0/16\n"
+BILLION_LAUGHS = (
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(8))
+    + "Resources: {}\n"
+)
+
+# name -> (content, words the error must contain)
+BAD_FILES: dict[str, tuple[bytes | str, str]] = {
+    "syntax.yaml": ("Resources:\n  Vpc: [unclosed\n", "invalid YAML"),
+    "syntax.json": ('{"Resources": {"Vpc": }', "invalid JSON"),
+    "bomb.yaml": (BILLION_LAUGHS, "alias bomb"),
+    "deep.yaml": ("Resources: " + "[" * 100_000 + "]" * 100_000 + "\n", "levels deep"),
+    "deep.json": ('{"Resources": ' + "[" * 100_000 + "]" * 100_000 + "}", "levels deep"),
+    "binary.yaml": (b"Resources:\n  \x00\x01\x02\xff\xfe", "binary data"),
+    "utf16.yaml": (GOOD_VPC.encode("utf-16"), "UTF-16"),
+    "latin1.yaml": (
+        "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    # caf\xe9\n".encode("latin-1"),
+        "not valid UTF-8",
+    ),
+    "tag.yaml": ("Resources:\n  Vpc: !Unknown thing\n", "!Unknown"),
+    "resources-list.yaml": ("Resources:\n  - Vpc\n", "Resources is a list"),
+    "no-type.yaml": ("Resources:\n  Vpc:\n    Properties: {}\n", "resource Vpc has no Type"),
+    "type-number.yaml": ("Resources:\n  Vpc:\n    Type: 42\n", "Type that is not a string"),
+    "null-properties.yaml": (
+        "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n",
+        "Properties that are not",
+    ),
+    "missing-ref.yaml": (
+        "Resources:\n  Log:\n    Type: AWS::EC2::FlowLog\n    Properties:\n"
+        "      ResourceId: !GetAtt Nowhere.VpcId\n      ResourceType: VPC\n      TrafficType: ALL\n",
+        "GetAtt to Nowhere, which is not defined",
+    ),
+    "circular.yaml": (
+        "Resources:\n  A:\n    Type: AWS::SNS::Topic\n    Properties:\n      TopicName: !GetAtt B.TopicName\n"
+        "  B:\n    Type: AWS::SNS::Topic\n    Properties:\n      TopicName: !GetAtt A.TopicName\n",
+        "circular reference",
+    ),
+    "syntax.tf": ('resource "aws_vpc" "x" {\n  cidr_block = \n', "invalid HCL"),
+    "heredoc/main.tf": (
+        'resource "aws_iam_policy" "p" {\n  policy = <<EOF\n{"Version": "2012-10-17"}\n',
+        "invalid HCL",
+    ),
+    "deep-tf/main.tf": ("locals {\n  x = " + "[" * 50_000 + "]" * 50_000 + "\n}\n", "levels deep"),
+}
+
+
+def _write(folder: Path, name: str, content: bytes | str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+def _scan(capsys, *args: str) -> tuple[int, dict, str]:
+    code = main(["scan", *args, "--format", "json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_each_bad_file_is_a_clear_error_and_the_good_template_is_still_scanned(tmp_path, capsys, name):
+    content, words = BAD_FILES[name]
+    _write(tmp_path, name, content)
+    _write(tmp_path, "good/vpc.yaml", GOOD_VPC)
+    code, report, err = _scan(capsys, str(tmp_path))
+    assert code == 2
+    errors = [e for e in report["errors"] if e["file"].endswith(name)]
+    assert errors, report["errors"]
+    assert any(words in e["message"] for e in errors), errors
+    assert {(f["control"], f["resource"]) for f in report["findings"] if "good" in f["file"]} >= {("NG-VPC-001", "Vpc")}
+    assert "Traceback" not in err
+
+
+def test_empty_and_comment_only_files_are_not_errors(tmp_path, capsys):
+    for name in ("empty.yaml", "empty.json", "empty.tf", "comments.yaml", "comments.tf"):
+        _write(tmp_path, name, "" if name.startswith("empty") else "# only a comment\n")
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert (code, report["errors"], report["findings"]) == (0, [], [])
+
+
+def test_symlink_loops_and_unreadable_files(tmp_path, capsys):
+    _write(tmp_path, "stacks/vpc.yaml", GOOD_VPC)
+    os.symlink(tmp_path / "stacks", tmp_path / "stacks" / "loop")
+    os.symlink(tmp_path / "nowhere.yaml", tmp_path / "stacks" / "dangling.yaml")
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2
+    assert [Path(e["file"]).name for e in report["errors"]] == ["dangling.yaml"]
+    assert "cannot read file" in report["errors"][0]["message"]
+    assert [f["resource"] for f in report["findings"] if f["control"] == "NG-VPC-001"] == ["Vpc"]
+
+
+def test_limits_are_configurable(tmp_path, capsys):
+    _write(tmp_path, "vpc.yaml", GOOD_VPC + "#" + "x" * 3000 + "\n")
+    _write(tmp_path, ".netguard.yaml", "limits:\n  max_file_mb: 0.001\n")
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2 and "limits.max_file_mb" in report["errors"][0]["message"]
+    deep = "  Deep:\n    Type: AWS::SNS::Topic\n    Metadata: {a: " + "[" * 12 + "]" * 12 + "}\n"
+    _write(tmp_path, "vpc.yaml", GOOD_VPC + deep)
+    _write(tmp_path, ".netguard.yaml", "limits:\n  max_depth: 10\n")
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2 and "limits.max_depth" in report["errors"][0]["message"]
+    _write(tmp_path, ".netguard.yaml", "limits:\n  max_depth: 20\n")
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 1 and report["errors"] == []
+    _write(tmp_path, ".netguard.yaml", "limits:\n  max_depth: 3\n")
+    assert main(["scan", str(tmp_path)]) == 2
+    assert "limits/max_depth" in capsys.readouterr().err
+
+
+def test_an_engine_crash_is_an_error_for_that_file_only(tmp_path, capsys, monkeypatch):
+    from netguard.cfn import rules
+
+    original = rules.evaluate
+
+    def explode(template, config, controls=None):
+        if "Boom" in template.resources:
+            raise RuntimeError("simulated engine failure")
+        return original(template, config, controls)
+
+    monkeypatch.setattr(rules, "evaluate", explode)
+    _write(tmp_path, "boom.yaml", GOOD_VPC.replace("Vpc:", "Boom:"))
+    _write(tmp_path, "vpc.yaml", GOOD_VPC)
+    for engine in ("checkov", "cfn-lint"):
+        code, report, err = _scan(capsys, str(tmp_path), "--engine", engine)
+        assert code == 2, engine
+        assert [Path(e["file"]).name for e in report["errors"]] == ["boom.yaml"], (engine, report["errors"])
+        assert "simulated engine failure" in report["errors"][0]["message"]
+        assert {f["resource"] for f in report["findings"]} == {"Vpc"}
+        assert "Traceback" not in err
+
+
+def test_bad_cloudtrail_and_policies_through_the_cli(tmp_path, capsys):
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    (trail / "cut.json.gz").write_bytes(gzip.compress(b'{"Records": [{"eventName": "x"}]}')[:20])
+    (trail / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (trail / "fields.json").write_text(json.dumps({"Records": [{"eventID": "1", "eventName": "DeleteVpc"}]}))
+    policies = tmp_path / "scp"
+    policies.mkdir()
+    code = main(["policy", "simulate", "--policies", str(policies), "--events", str(trail), "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 2
+    messages = {Path(e["file"]).name: e["message"] for e in out["errors"]}
+    assert "corrupt gzip" in messages["cut.json.gz"]
+    assert "nested too deeply" in messages["deep.json"]
+    assert "missing or malformed field" in messages["fields.json"]
+    (policies / "wrong.json").write_text('{"Version": "2012-10-17", "Statement": 7}')
+    assert main(["policy", "validate", str(policies / "wrong.json")]) == 2
+    assert "Statement" in capsys.readouterr().out
+
+
+def test_internal_errors_print_no_traceback_unless_debug(tmp_path, monkeypatch):
+    _write(tmp_path, "vpc.yaml", GOOD_VPC)
+    env = {**os.environ, "NETGUARD_TEST_CRASH": "1"}
+    script = (
+        "import sys, netguard.scan.run as r\n"
+        "def boom(*a, **k): raise ValueError('kaboom')\n"
+        "r.scan = boom\n"
+        "from netguard.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    plain = subprocess.run(
+        [sys.executable, "-c", script, "scan", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert plain.returncode == 2 and "internal error: ValueError: kaboom" in plain.stderr
+    assert "Traceback" not in plain.stderr
+    debug = subprocess.run(
+        [sys.executable, "-c", script, "scan", str(tmp_path), "--debug"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert "Traceback" in debug.stderr
