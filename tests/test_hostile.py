@@ -198,3 +198,41 @@ def test_internal_errors_print_no_traceback_unless_debug(tmp_path, monkeypatch):
         check=False,
     )
     assert "Traceback" in debug.stderr
+
+
+def test_a_folder_mixing_every_bad_case_with_good_templates(tmp_path, capsys):
+    """Each good template's findings and each bad file's error, in one run (figures: README, bench)."""
+    for name, (content, _) in BAD_FILES.items():
+        _write(tmp_path, f"bad/{name}", content)
+    _write(tmp_path, "good/a/vpc.yaml", GOOD_VPC)
+    _write(tmp_path, "good/b/eip.yaml", "Resources:\n  Eip:\n    Type: AWS::EC2::EIP\n")
+    _write(tmp_path, "good/tf/main.tf", 'resource "aws_eip" "x" {\n  domain = "vpc"\n}\n')
+    code, report, err = _scan(capsys, str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    errored = {Path(e["file"]).relative_to(tmp_path / "bad").as_posix() for e in report["errors"]}
+    assert errored == set(BAD_FILES)
+    found = {(Path(f["file"]).parent.name, f["control"], f["resource"]) for f in report["findings"]}
+    assert {("a", "NG-VPC-001", "Vpc"), ("b", "NG-EIP-001", "Eip"), ("tf", "NG-EIP-001", "aws_eip.x")} <= found
+
+
+def test_a_30_mb_template_finishes(tmp_path, capsys):
+    """Bound: limits.max_file_mb (64 MB). Measured figures for 30 MB are in the README."""
+    statements = "\n".join(
+        f"          - {{Effect: Allow, Action: [s3:GetObject], Resource: 'arn:aws:s3:::b{j}/{'p' * 60}/*'}}"
+        for j in range(100)
+    )
+    blocks, size, i = [], 0, 0
+    while size < 30 * 1024 * 1024:
+        block = (
+            f"  Vpc{i}:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: 10.0.0.0/16\n"
+            f"  Policy{i}:\n    Type: AWS::IAM::ManagedPolicy\n    Properties:\n      PolicyDocument:\n"
+            f"        Statement:\n{statements}\n"
+            f'  Topic{i}:\n    Type: AWS::SNS::Topic\n    Metadata:\n      note: "{"z" * 25000}"\n'
+        )
+        blocks.append(block)
+        size += len(block)
+        i += 1
+    _write(tmp_path, "big.yaml", "Resources:\n" + "".join(blocks))
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 1 and report["errors"] == []
+    assert sum(1 for f in report["findings"] if f["control"] == "NG-VPC-001") == i

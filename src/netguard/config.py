@@ -21,6 +21,7 @@ class Limits:
     max_file_mb: float = 64.0  # larger files are reported, not parsed
     max_depth: int = 200  # nesting of mappings/lists; C parsers crash on very deep input
     max_yaml_nodes: int = 2_000_000  # nodes a YAML file may expand to through aliases
+    max_mapping_keys: int = 5_000  # keys in one mapping; CloudFormation itself takes at most 500 resources
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,26 @@ def check_aliases(text: str, limits: Limits) -> str | None:
     except yaml.YAMLError:
         return None  # the real parse reports syntax errors with their position
     return None
+
+
+def check_shape(data: object, limits: Limits) -> str | None:
+    """Depth and mapping width of parsed data, walked iteratively.
+
+    cfn-lint's YAML decoder compares every key of a mapping with every other (duplicate detection),
+    so one mapping with a hundred thousand keys takes hours; CloudFormation accepts 500 resources.
+    """
+    stack: list[tuple[object, int, str]] = [(data, 1, "")]
+    while stack:
+        node, depth, where = stack.pop()
+        if depth > limits.max_depth:
+            return f"nested more than {limits.max_depth} levels deep (limits.max_depth)"
+        if isinstance(node, dict):
+            if len(node) > limits.max_mapping_keys:
+                return (
+                    f"a mapping with {len(node)} keys at {where or 'the top level'}, over "
+                    f"{limits.max_mapping_keys} (limits.max_mapping_keys; CloudFormation accepts 500 resources)"
+                )
+            stack.extend((value, depth + 1, f"{where}/{key}" if depth < 3 else where) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1, where) for value in node)
+    return None

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from netguard.config import DEFAULT_LIMITS, Limits
-from netguard.safety import check_aliases, check_bytes
+from netguard.safety import check_aliases, check_bytes, check_shape
 
 try:
     _BaseLoader = yaml.CSafeLoader
@@ -111,7 +111,7 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
         return Loaded(name)
     if path.suffix == ".json" or text.lstrip().startswith("{"):
         try:
-            return Loaded(name, data=json.loads(text))
+            return _shaped(name, json.loads(text), limits)
         except json.JSONDecodeError as exc:
             if path.suffix == ".json":
                 return Loaded(name, error=f"invalid JSON: {exc.msg}", line=exc.lineno)
@@ -130,7 +130,12 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
         return Loaded(name, error=f"invalid YAML: {' '.join(str(exc).split())[:200]}")
     if len(documents) != 1:
         return Loaded(name)
-    return Loaded(name, data=documents[0])
+    return _shaped(name, documents[0], limits)
+
+
+def _shaped(name: str, data: Any, limits: Limits) -> Loaded:
+    problem = check_shape(data, limits) if is_template(data) else None
+    return Loaded(name, error=problem) if problem else Loaded(name, data=data)
 
 
 def structure_problems(data: dict[str, Any]) -> list[str]:

@@ -31,7 +31,8 @@ from netguard.terraform.module import Module, block_from_vertex
 from netguard.violations import Violation
 
 _CATEGORY = {"VPC": CheckCategories.LOGGING, "IAM": CheckCategories.IAM}
-_CACHE_SIZE = 8
+_CACHE_SIZE = 4096  # entries hold violation indexes, not templates: small
+_GRAPH_CACHE_SIZE = 2  # entries hold Checkov graphs: large
 
 
 def _category(control: Control) -> CheckCategories:
@@ -39,16 +40,20 @@ def _category(control: Control) -> CheckCategories:
 
 
 class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
     def remember(self, key: Any, value: Any) -> Any:
         self[key] = value
         self.move_to_end(key)
-        while len(self) > _CACHE_SIZE:
+        while len(self) > self.size:
             self.popitem(last=False)
         return value
 
 
-_templates: _LRU = _LRU()
-_modules: _LRU = _LRU()
+_templates: _LRU = _LRU(_CACHE_SIZE)
+_modules: _LRU = _LRU(_GRAPH_CACHE_SIZE)
 failures: dict[str, str] = {}  # real path -> why netguard's rules failed on it (Checkov swallows the error)
 
 
@@ -58,11 +63,18 @@ def _index(violations: list[Violation]) -> dict[tuple[str, str], Violation]:
 
 # --- CloudFormation -------------------------------------------------------------------------------
 def preload_template(path: str, data: Mapping[str, Any]) -> None:
-    """Let netguard scan hand over a template it already parsed, so Checkov checks do not parse again."""
+    """Let netguard scan hand over a template it already parsed, so Checkov checks do not parse again.
+
+    A failure here is left for the checks themselves to hit and report, file by file.
+    """
     key = _file_key(path)
     if key:
         config = active_config()
-        _templates.remember((key, config), _index(cfn_rules.evaluate(Template(data), config)))
+        try:
+            violations = cfn_rules.evaluate(Template(data), config)
+        except Exception:  # reported when Checkov's check runs on this file
+            return
+        _templates.remember((key, config), _index(violations))
 
 
 def _file_key(path: str) -> tuple[str, int, int] | None:

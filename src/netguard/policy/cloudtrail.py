@@ -95,25 +95,34 @@ def _service(event_source: str) -> str:
     return _SERVICE_PREFIX.get(host, host)
 
 
+def _m(value: Any) -> Mapping[str, Any]:
+    """value when it is a mapping, else an empty one: records come in every shape."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _s(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _principal(identity: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
     """(aws:PrincipalArn, aws:PrincipalType, reason SCPs do not apply)."""
     kind = identity.get("type")
-    issuer = (identity.get("sessionContext") or {}).get("sessionIssuer") or {}
+    issuer = _m(_m(identity.get("sessionContext")).get("sessionIssuer"))
     if kind == "AssumedRole":
-        arn = issuer.get("arn")
+        arn = _s(issuer.get("arn"))
         if isinstance(arn, str) and ":role/aws-service-role/" in arn:
             return arn, "AssumedRole", "SCPs do not restrict service-linked roles"
         return arn, "AssumedRole", None
     if kind == "IAMUser":
-        return identity.get("arn"), "User", None
+        return _s(identity.get("arn")), "User", None
     if kind == "Root":
-        account = identity.get("accountId")
-        return (f"arn:aws:iam::{account}:root" if account else identity.get("arn")), "Account", None
+        account = _s(identity.get("accountId"))
+        return (f"arn:aws:iam::{account}:root" if account else _s(identity.get("arn"))), "Account", None
     if kind == "FederatedUser":
-        return issuer.get("arn") or identity.get("arn"), "FederatedUser", None
+        return _s(issuer.get("arn")) or _s(identity.get("arn")), "FederatedUser", None
     if kind == "AWSService":
-        return identity.get("invokedBy"), "Service", "SCPs do not restrict AWS service principals"
-    return identity.get("arn"), kind, None
+        return _s(identity.get("invokedBy")), "Service", "SCPs do not restrict AWS service principals"
+    return _s(identity.get("arn")), _s(kind), None
 
 
 def _find(value: Any, key: str) -> Any:
@@ -149,8 +158,8 @@ def _ids(value: Any) -> list[str]:
 
 def _resources(record: Mapping[str, Any], service: str, partition: str) -> tuple[str, ...] | None:
     params = record.get("requestParameters")
-    region = record.get("awsRegion", "")
-    account = record.get("recipientAccountId") or (record.get("userIdentity") or {}).get("accountId", "")
+    region = _s(record.get("awsRegion")) or ""
+    account = _s(record.get("recipientAccountId")) or _s(_m(record.get("userIdentity")).get("accountId")) or ""
     if service == "logs":
         group = _find(params, "logGroupName")
         if isinstance(group, str):
@@ -197,22 +206,22 @@ def parse_record(record: Mapping[str, Any], management_account: str | None = Non
     partition = (
         principal_arn.split(":")[1] if isinstance(principal_arn, str) and principal_arn.startswith("arn:") else "aws"
     )
-    account = record.get("recipientAccountId") or identity.get("accountId")
+    account = _s(record.get("recipientAccountId")) or _s(identity.get("accountId"))
     if not exempt and management_account and account == management_account:
         exempt = "SCPs do not restrict the management account"
     values: dict[str, Any] = {
         "aws:PrincipalArn": principal_arn,
-        "aws:PrincipalAccount": identity.get("accountId"),
+        "aws:PrincipalAccount": _s(identity.get("accountId")),
         "aws:PrincipalType": principal_type,
-        "aws:RequestedRegion": record.get("awsRegion"),
-        "aws:userid": identity.get("principalId"),
+        "aws:RequestedRegion": _s(record.get("awsRegion")),
+        "aws:userid": _s(identity.get("principalId")),
         "aws:PrincipalIsAWSService": "false",
         "aws:ViaAWSService": "true" if identity.get("invokedBy") else "false",
-        "ec2:Region": record.get("awsRegion"),
+        "ec2:Region": _s(record.get("awsRegion")),
     }
     absent = []
     if principal_type == "User":
-        values["aws:username"] = identity.get("userName")
+        values["aws:username"] = _s(identity.get("userName"))
     else:
         absent.append("aws:username")
     source_ip = record.get("sourceIPAddress")
@@ -221,7 +230,7 @@ def parse_record(record: Mapping[str, Any], management_account: str | None = Non
         values["aws:SourceIp"] = source_ip
     except ValueError:
         absent.append("aws:SourceIp")  # a service name: the call came from AWS, not an address
-    mfa = ((identity.get("sessionContext") or {}).get("attributes") or {}).get("mfaAuthenticated")
+    mfa = _m(_m(identity.get("sessionContext")).get("attributes")).get("mfaAuthenticated")
     if mfa is not None:
         values["aws:MultiFactorAuthPresent"] = str(mfa).lower()
     absent_prefixes = []

@@ -184,8 +184,11 @@ def run_checkov(
                 from netguard.engines.checkov_adapter import failures
 
                 why = failures.pop(real, None)
-                message = f"checkov failed on this file: {why}" if why else (
-                    "checkov did not evaluate this template; netguard cannot vouch for it")
+                message = (
+                    f"checkov failed on this file: {why}"
+                    if why
+                    else ("checkov did not evaluate this template; netguard cannot vouch for it")
+                )
                 result.errors.append(InputError(path, message))
 
 

@@ -46,6 +46,7 @@ class Finding:
 @dataclass
 class ScanResult:
     findings: list[Finding] = field(default_factory=list)
+    _by_key: dict[tuple[str, str, str], Finding] = field(default_factory=dict, repr=False)
     errors: list[InputError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     files_scanned: int = 0
@@ -53,18 +54,16 @@ class ScanResult:
 
     def add(self, finding: Finding) -> None:
         """Merge by (file, resource, control): one finding, listing every engine that reported it."""
-        for existing in self.findings:
-            if existing.key == finding.key:
-                for engine in finding.engines:
-                    if engine not in existing.engines:
-                        existing.engines.append(engine)
-                existing.line = (
-                    min(existing.line, finding.line)
-                    if existing.line and finding.line
-                    else (existing.line or finding.line)
-                )
-                return
-        self.findings.append(finding)
+        existing = self._by_key.get(finding.key)
+        if existing is None:
+            self._by_key[finding.key] = finding
+            self.findings.append(finding)
+            return
+        for engine in finding.engines:
+            if engine not in existing.engines:
+                existing.engines.append(engine)
+        if finding.line and (not existing.line or finding.line < existing.line):
+            existing.line = finding.line
 
     def sort(self) -> None:
         self.findings.sort(key=lambda f: (f.file, f.line, f.control, f.resource))
@@ -86,3 +85,4 @@ class ScanResult:
     def apply_threshold(self, threshold: str) -> None:
         floor = SEVERITY_ORDER[threshold]
         self.findings = [f for f in self.findings if SEVERITY_ORDER[f.severity] >= floor]
+        self._by_key = {f.key: f for f in self.findings}

@@ -83,7 +83,11 @@ def scan(paths: list[str], config: ScanConfig, engines: tuple[str, ...] = ENGINE
         and any(isinstance(r, dict) and r.get("Type") in checked for r in data["Resources"].values())
     }
     if "checkov" in engines:
+        from netguard.engines.checkov_adapter import preload_template
         from netguard.scan.checkov_engine import run_checkov
+
+        for path, data in templates:  # parsed once: the Checkov checks reuse it instead of parsing again
+            preload_template(str(path), data)
 
         run_checkov("cloudformation", [p for p, _ in templates], result, debug=debug, expect=expect)
         run_checkov("terraform", terraform, result, debug=debug)
