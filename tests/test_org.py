@@ -1,0 +1,368 @@
+"""Rolling guardrails out through AWS Organizations, against moto (in-process and a real moto_server).
+
+moto serves the Organizations API but does not enforce SCP size, attachment or last-SCP limits, nor
+apply SCPs to calls; those guards are tested on netguard's own code. Nothing here ran against AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from netguard.errors import NetguardError
+from netguard.org import rollout
+from netguard.policy.orgconfig import load_org_config
+from tests.conftest import FIXTURES, ROOT
+
+CONFIG = FIXTURES / "org" / "org-targets.yaml"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def build_org(client) -> dict[str, str]:
+    client.create_organization(FeatureSet="ALL")
+    root = client.list_roots()["Roots"][0]["Id"]
+    client.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    sandbox = client.create_organizational_unit(ParentId=root, Name="Sandbox")["OrganizationalUnit"]["Id"]
+    workloads = client.create_organizational_unit(ParentId=root, Name="Workloads")["OrganizationalUnit"]["Id"]
+    prod = client.create_organizational_unit(ParentId=workloads, Name="Prod")["OrganizationalUnit"]["Id"]
+    return {"root": root, "sandbox": sandbox, "prod": prod}
+
+
+class WriteCounter:
+    """Counts Organizations write calls by hooking botocore's request events."""
+
+    def __init__(self, client) -> None:
+        self.count = 0
+        for operation in rollout.WRITE_OPERATIONS:
+            client.meta.events.register(f"before-call.organizations.{operation}", self._hit)
+
+    def _hit(self, **_kwargs) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def moto_org():
+    with mock_aws():
+        client = boto3.client("organizations", region_name="us-east-1")
+        ids = build_org(client)
+        yield client, ids
+
+
+def _names(client, target: str) -> set[str]:
+    return {
+        p["Name"] for p in client.list_policies_for_target(TargetId=target, Filter="SERVICE_CONTROL_POLICY")["Policies"]
+    }
+
+
+def test_plan_apply_then_nothing_to_do(moto_org):
+    client, ids = moto_org
+    org = load_org_config(CONFIG)
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    first = rollout.plan(org, organization)
+    actions = sorted((c.action, c.policy, c.target_label or "") for c in first.changes)
+    assert [a for a in actions if a[0] == "create"] == [
+        ("create", f"netguard-{g}", "")
+        for g in sorted(
+            ["ng-deny-eip-management", "ng-deny-network-deletes", "ng-deny-topology-creation", "ng-protect-flow-logs"]
+        )
+    ]
+    assert sum(1 for a in actions if a[0] == "attach") == 2 + 4 + 1
+    counter = WriteCounter(client)
+    rollout.apply(org, organization, first.changes)
+    assert counter.count == 4 + 7
+    assert _names(client, ids["prod"]) == {
+        "FullAWSAccess",
+        "netguard-ng-deny-network-deletes",
+        "netguard-ng-deny-eip-management",
+        "netguard-ng-deny-topology-creation",
+        "netguard-ng-protect-flow-logs",
+    }
+    assert rollout.plan(org, organization).changes == []
+    counter.count = 0
+    rollout.apply(org, organization, rollout.plan(org, organization).changes)
+    assert counter.count == 0, "a second apply must make no write calls"
+    policy = next(
+        p
+        for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if p["Name"] == "netguard-ng-deny-network-deletes"
+    )
+    content = client.describe_policy(PolicyId=policy["Id"])["Policy"]["Content"]
+    assert " " not in content and "\n" not in content  # minified before CreatePolicy
+    tags = {t["Key"]: t["Value"] for t in client.list_tags_for_resource(ResourceId=policy["Id"])["Tags"]}
+    assert tags["managed-by"] == "netguard" and tags["netguard-hash"] == rollout.content_hash(content)
+
+
+def test_staged_rollout_canary_first(moto_org):
+    client, ids = moto_org
+    org = load_org_config(CONFIG)
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    canary = rollout.plan(org, organization, stage="canary")
+    assert {c.target for c in canary.changes if c.action == "attach"} == {ids["sandbox"]}
+    rollout.apply(org, organization, canary.changes)
+    assert _names(client, ids["prod"]) == {"FullAWSAccess"}
+    assert "netguard-ng-deny-network-deletes" in _names(client, ids["sandbox"])
+    rest = rollout.plan(org, organization, stage="all")
+    assert {c.target for c in rest.changes if c.action == "attach"} == {ids["prod"], ids["root"]}
+    assert not any(c.action == "create" for c in rest.changes)
+
+
+def test_drift_after_a_hand_edit_and_a_manual_detach(moto_org):
+    client, ids = moto_org
+    org = load_org_config(CONFIG)
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    rollout.apply(org, organization, rollout.plan(org, organization).changes)
+    assert rollout.drift(org, organization).changes == []
+    policy = next(
+        p
+        for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if p["Name"] == "netguard-ng-deny-eip-management"
+    )
+    edited = json.loads(client.describe_policy(PolicyId=policy["Id"])["Policy"]["Content"])
+    edited["Statement"][0]["Action"] = ["ec2:AllocateAddress"]
+    client.update_policy(PolicyId=policy["Id"], Content=json.dumps(edited))
+    client.detach_policy(PolicyId=policy["Id"], TargetId=ids["sandbox"])
+    found = rollout.drift(org, organization)
+    assert {(c.action, c.policy, c.target) for c in found.changes} == {
+        ("update", "netguard-ng-deny-eip-management", None),
+        ("attach", "netguard-ng-deny-eip-management", ids["sandbox"]),
+    }
+    assert '\n+        "ec2:DisassociateAddress",\n' in found.diffs["netguard-ng-deny-eip-management"]
+    rollout.apply(org, organization, found.changes)
+    assert rollout.drift(org, organization).changes == []
+
+
+def test_a_run_killed_between_writes_converges_on_the_next_apply(moto_org):
+    client, ids = moto_org
+    org = load_org_config(CONFIG)
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    changes = rollout.plan(org, organization).changes
+    calls = {"n": 0}
+
+    def kill_after_five(**_kwargs):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt("killed between two writes")
+
+    handler_names = [f"before-call.organizations.{op}" for op in rollout.WRITE_OPERATIONS]
+    for name in handler_names:
+        client.meta.events.register(name, kill_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        rollout.apply(org, organization, changes)
+    for name in handler_names:
+        client.meta.events.unregister(name, kill_after_five)
+    remaining = rollout.plan(org, organization).changes
+    assert 0 < len(remaining) < len(changes)
+    rollout.apply(org, organization, remaining)
+    assert rollout.plan(org, organization).changes == []
+    assert len(_names(client, ids["prod"])) == 5
+
+
+def test_guards_refuse_before_any_write(moto_org, tmp_path):
+    client, ids = moto_org
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    counter = WriteCounter(client)
+
+    def config(extra: str) -> Path:
+        path = tmp_path / "org.yaml"
+        path.write_text(CONFIG.read_text() + extra)
+        return path
+
+    with pytest.raises(NetguardError, match="over the SCP limit of 400"):
+        rollout.plan(load_org_config(config("scp_size_limit: 400\n")), organization)
+    with pytest.raises(NetguardError, match="over the quota of 3"):
+        rollout.plan(load_org_config(config("max_scps_per_target: 3\n")), organization)
+    for i in range(6):
+        policy = client.create_policy(
+            Content='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}',
+            Description="x",
+            Name=f"team-{i}",
+            Type="SERVICE_CONTROL_POLICY",
+        )["Policy"]["PolicySummary"]["Id"]
+        client.attach_policy(PolicyId=policy, TargetId=ids["prod"])
+    with pytest.raises(NetguardError, match="would have 11 SCPs attached, over the quota of 10"):
+        rollout.plan(load_org_config(CONFIG), organization)
+    assert counter.count == 12  # only the test's own setup wrote (6 creates, 6 attaches)
+
+
+def test_never_leaves_a_target_without_an_scp(moto_org, tmp_path):
+    client, ids = moto_org
+    org = load_org_config(CONFIG)
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    rollout.apply(org, organization, rollout.plan(org, organization).changes)
+    client.detach_policy(PolicyId="p-FullAWSAccess", TargetId=ids["sandbox"])
+    smaller = tmp_path / "org.yaml"
+    smaller.write_text(
+        CONFIG.read_text().replace(
+            "  - target: /Sandbox\n    guardrails: [ng-deny-network-deletes, ng-deny-eip-management]\n"
+            "    stage: canary\n",
+            "",
+        )
+    )
+    with pytest.raises(NetguardError, match="no SCP attached"):
+        rollout.plan(load_org_config(smaller), organization)
+
+
+def test_scp_type_must_be_enabled(tmp_path):
+    with mock_aws():
+        client = boto3.client("organizations", region_name="us-east-1")
+        client.create_organization(FeatureSet="ALL")
+        with pytest.raises(NetguardError, match="enable-policy-type --root-id r-"):
+            rollout.plan(load_org_config(CONFIG), rollout.Organization(client))
+
+
+def test_concurrent_modification_is_retried():
+    from botocore.exceptions import ClientError
+
+    calls, sleeps = [], []
+
+    class Flaky:
+        def attach_policy(self, **kwargs):
+            calls.append(kwargs)
+            if len(calls) < 3:
+                raise ClientError(
+                    {"Error": {"Code": "ConcurrentModificationException", "Message": "busy"}}, "AttachPolicy"
+                )
+            return {}
+
+    rollout.Organization(Flaky(), sleep=sleeps.append).call("attach_policy", PolicyId="p", TargetId="t")
+    assert len(calls) == 3 and sleeps == [0.5, 1.0]
+
+
+def test_validate_online_with_access_analyzer_stubbed():
+    client = boto3.client("accessanalyzer", region_name="us-east-1")
+    org = load_org_config(CONFIG)
+    stubber = Stubber(client)
+    desired = rollout.desired_policies(org)
+    for name, want in desired.items():
+        findings = []
+        if name.endswith("ng-protect-flow-logs"):
+            findings = [
+                {
+                    "findingDetails": "Resource pattern never matches",
+                    "findingType": "WARNING",
+                    "issueCode": "INVALID_ARN_RESOURCE",
+                    "learnMoreLink": "https://example.com",
+                    "locations": [],
+                }
+            ]
+        stubber.add_response(
+            "validate_policy",
+            {"findings": findings},
+            {"policyDocument": want.content, "policyType": "SERVICE_CONTROL_POLICY"},
+        )
+    with stubber:
+        found = rollout.validate_online(client, org)
+    stubber.assert_no_pending_responses()
+    assert found == [
+        {
+            "policy": "netguard-ng-protect-flow-logs",
+            "type": "WARNING",
+            "code": "INVALID_ARN_RESOURCE",
+            "detail": "Resource pattern never matches",
+        }
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def moto_server():
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("moto_server did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_end_to_end_against_a_moto_server(moto_server):
+    client = boto3.client("organizations", region_name="us-east-1", endpoint_url=moto_server)
+    ids = build_org(client)
+
+    def netguard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "netguard",
+                "org",
+                *args,
+                "--config",
+                str(CONFIG),
+                "--endpoint-url",
+                moto_server,
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+            env=os.environ.copy(),
+            check=False,
+        )
+
+    planned = netguard("plan")
+    assert planned.returncode == 0, planned.stderr
+    assert len(json.loads(planned.stdout)["changes"]) == 4 + 7
+    shown = netguard("apply")
+    assert shown.returncode == 0 and _names(client, ids["prod"]) == {"FullAWSAccess"}
+    applied = netguard("apply", "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert json.loads(applied.stdout)["write_calls"] == 11
+    assert json.loads(netguard("plan").stdout)["changes"] == []
+    assert netguard("drift").returncode == 0
+    policy = next(
+        p
+        for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if p["Name"] == "netguard-ng-protect-flow-logs"
+    )
+    client.update_policy(
+        PolicyId=policy["Id"],
+        Content='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}',
+    )
+    drifted = netguard("drift")
+    assert drifted.returncode == 1
+    report = json.loads(drifted.stdout)
+    assert [(c["action"], c["policy"]) for c in report["changes"]] == [("update", "netguard-ng-protect-flow-logs")]
+    assert "DenyFlowLogDeletion" in report["diffs"]["netguard-ng-protect-flow-logs"]
