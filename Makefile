@@ -36,3 +36,6 @@ clean:
 
 docs: $(STAMP)
 	$(BIN)/python -m netguard.docs > docs/controls.md
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py

@@ -1,0 +1,169 @@
+"""Generate a synthetic corpus of realistic CloudFormation (YAML and JSON) and Terraform modules.
+
+Each CloudFormation template is a small VPC stack of about 19 resources; each Terraform module is a
+folder of five files. A fixed share of files carries violations (missing flow log, REJECT-only flow
+log, loose Elastic IP, broad IAM grant), chosen by a seeded random generator so runs are comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import yaml
+
+
+def _template(i: int, rng: random.Random, violating: bool) -> dict:
+    az = ["a", "b"]
+    resources: dict = {
+        "Vpc": {
+            "Type": "AWS::EC2::VPC",
+            "Properties": {
+                "CidrBlock": f"10.{i % 250}.0.0/16",
+                "EnableDnsSupport": True,
+                "Tags": [{"Key": "Name", "Value": f"vpc-{i}"}],
+            },
+        },
+        "Igw": {"Type": "AWS::EC2::InternetGateway"},
+        "IgwAttach": {
+            "Type": "AWS::EC2::VPCGatewayAttachment",
+            "Properties": {"VpcId": {"Ref": "Vpc"}, "InternetGatewayId": {"Ref": "Igw"}},
+        },
+        "Options": {"Type": "AWS::EC2::DHCPOptions", "Properties": {"DomainNameServers": ["AmazonProvidedDNS"]}},
+        "OptionsAssoc": {
+            "Type": "AWS::EC2::VPCDHCPOptionsAssociation",
+            "Properties": {"VpcId": {"Ref": "Vpc"}, "DhcpOptionsId": {"Ref": "Options"}},
+        },
+        "PublicRoutes": {"Type": "AWS::EC2::RouteTable", "Properties": {"VpcId": {"Ref": "Vpc"}}},
+        "DefaultRoute": {
+            "Type": "AWS::EC2::Route",
+            "Properties": {
+                "RouteTableId": {"Ref": "PublicRoutes"},
+                "DestinationCidrBlock": "0.0.0.0/0",
+                "GatewayId": {"Ref": "Igw"},
+            },
+        },
+        "NatEip": {"Type": "AWS::EC2::EIP", "Properties": {"Domain": "vpc"}},
+        "Nat": {
+            "Type": "AWS::EC2::NatGateway",
+            "Properties": {"AllocationId": {"Fn::GetAtt": ["NatEip", "AllocationId"]}, "SubnetId": {"Ref": "PublicA"}},
+        },
+        "FlowLog": {
+            "Type": "AWS::EC2::FlowLog",
+            "Properties": {
+                "ResourceId": {"Ref": "Vpc"},
+                "ResourceType": "VPC",
+                "TrafficType": "ALL",
+                "LogDestinationType": "s3",
+                "LogDestination": "arn:aws:s3:::flow-logs",
+            },
+        },
+        "AppSg": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "app",
+                "VpcId": {"Ref": "Vpc"},
+                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "10.0.0.0/8"}],
+            },
+        },
+        "AppRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                    ],
+                },
+                "Policies": [
+                    {
+                        "PolicyName": "app",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Action": ["s3:GetObject"],
+                                    "Resource": f"arn:aws:s3:::bucket-{i}/*",
+                                }
+                            ],
+                        },
+                    }
+                ],
+            },
+        },
+    }
+    for zone in az:
+        for tier, offset in (("Public", 0), ("Private", 10)):
+            resources[f"{tier}{zone.upper()}"] = {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {
+                    "VpcId": {"Ref": "Vpc"},
+                    "CidrBlock": f"10.{i % 250}.{offset + az.index(zone)}.0/24",
+                    "AvailabilityZone": {"Fn::Select": [az.index(zone), {"Fn::GetAZs": ""}]},
+                },
+            }
+        resources[f"PublicAssoc{zone.upper()}"] = {
+            "Type": "AWS::EC2::SubnetRouteTableAssociation",
+            "Properties": {"SubnetId": {"Ref": f"Public{zone.upper()}"}, "RouteTableId": {"Ref": "PublicRoutes"}},
+        }
+    if violating:
+        kind = rng.choice(["no-flow-log", "reject", "loose-eip", "iam"])
+        if kind == "no-flow-log":
+            del resources["FlowLog"]
+        elif kind == "reject":
+            resources["FlowLog"]["Properties"]["TrafficType"] = "REJECT"
+        elif kind == "loose-eip":
+            resources["SpareEip"] = {"Type": "AWS::EC2::EIP", "Properties": {"Domain": "vpc"}}
+        else:
+            resources["AppRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+                {"Effect": "Allow", "Action": "ec2:Delete*", "Resource": "*"}
+            )
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Description": f"network stack {i}", "Resources": resources}
+
+
+class _CfnDumper(yaml.SafeDumper):
+    pass
+
+
+def _terraform_module(i: int, violating: bool, rng: random.Random) -> dict[str, str]:
+    traffic = "REJECT" if violating and rng.random() < 0.5 else "ALL"
+    spare = violating and traffic == "ALL"
+    return {
+        "variables.tf": f'variable "cidr" {{\n  default = "10.{i % 250}.0.0/16"\n}}\n\n'
+        'variable "azs" {\n  default = ["a", "b"]\n}\n',
+        "vpc.tf": 'resource "aws_vpc" "main" {\n  cidr_block = var.cidr\n  enable_dns_support = true\n}\n\n'
+        'resource "aws_subnet" "private" {\n  count      = length(var.azs)\n  vpc_id     = aws_vpc.main.id\n'
+        "  cidr_block = cidrsubnet(var.cidr, 8, count.index)\n}\n",
+        "dhcp.tf": 'resource "aws_vpc_dhcp_options" "main" {\n  domain_name_servers = ["AmazonProvidedDNS"]\n}\n\n'
+        'resource "aws_vpc_dhcp_options_association" "main" {\n  vpc_id          = aws_vpc.main.id\n'
+        "  dhcp_options_id = aws_vpc_dhcp_options.main.id\n}\n",
+        "logs.tf": 'resource "aws_flow_log" "main" {\n  vpc_id       = aws_vpc.main.id\n'
+        f'  traffic_type = "{traffic}"\n'
+        '  log_destination_type = "s3"\n  log_destination = "arn:aws:s3:::flow-logs"\n}\n',
+        "nat.tf": 'resource "aws_eip" "nat" {\n  domain = "vpc"\n}\n\nresource "aws_nat_gateway" "main" {\n'
+        "  allocation_id = aws_eip.nat.id\n  subnet_id     = aws_subnet.private[0].id\n}\n"
+        + ('\nresource "aws_eip" "spare" {\n  domain = "vpc"\n}\n' if spare else ""),
+    }
+
+
+def generate(root: Path, cfn_files: int, tf_files: int, violation_share: float = 0.3, seed: int = 7) -> dict[str, int]:
+    """Write the corpus under root; half of the CloudFormation files are YAML, half JSON."""
+    rng = random.Random(seed)
+    (root / "cloudformation").mkdir(parents=True, exist_ok=True)
+    for i in range(cfn_files):
+        template = _template(i, rng, rng.random() < violation_share)
+        if i % 2:
+            (root / "cloudformation" / f"stack-{i:04d}.json").write_text(json.dumps(template, indent=2))
+        else:
+            (root / "cloudformation" / f"stack-{i:04d}.yaml").write_text(
+                yaml.dump(template, Dumper=_CfnDumper, sort_keys=False)
+            )
+    modules = max(tf_files // 5, 1) if tf_files else 0
+    for m in range(modules):
+        folder = root / "terraform" / f"module-{m:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in _terraform_module(m, rng.random() < violation_share, rng).items():
+            (folder / name).write_text(text)
+    return {"cloudformation": cfn_files, "terraform": modules * 5}
