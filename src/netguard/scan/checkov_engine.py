@@ -147,8 +147,43 @@ def _run(framework: str, files: list[str], check_ids: list[str]) -> Any:
     return report[0] if isinstance(report, list) else report
 
 
+def _run_prepared(templates: dict[str, dict], check_ids: list[str]) -> Any:
+    """Checkov's CloudFormation runner on templates netguard already parsed.
+
+    The runner builds definitions, context and a graph only when it has none; handing it netguard's
+    parse skips its own parse and graph (the graph deep-copies every resource and dominates large
+    runs). The pack has no graph checks, and netguard's rules reason about conditions themselves.
+    """
+    from checkov.cloudformation.parser.cfn_keywords import TemplateSections
+    from checkov.cloudformation.runner import Runner
+
+    from netguard.cfn.lines import resource_lines
+
+    runner = Runner()
+    runner.definitions, runner.definitions_raw, runner.context, runner.breadcrumbs = {}, {}, {}, {}
+    for path, data in templates.items():
+        resources = data.get("Resources") if isinstance(data.get("Resources"), dict) else {}
+        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
+        spans = resource_lines(text, list(resources))
+        runner.definitions[path] = data
+        runner.context[path] = {
+            TemplateSections.RESOURCES: {
+                name: {"start_line": first, "end_line": last, "code_lines": [(first, "")], "skipped_checks": []}
+                for name, (first, last) in spans.items()
+            }
+        }
+    report = runner.run(root_folder=None, files=list(templates), runner_filter=_filter("cloudformation", check_ids))
+    return report[0] if isinstance(report, list) else report
+
+
 def run_checkov(
-    framework: str, files: list[Path], result: ScanResult, *, debug: bool = False, expect: set[str] | None = None
+    framework: str,
+    files: list[Path],
+    result: ScanResult,
+    *,
+    debug: bool = False,
+    expect: set[str] | None = None,
+    parsed: dict[str, dict] | None = None,
 ) -> None:
     """Scan files with Checkov. A crash isolates the failing file; every file Checkov skips is an error.
 
@@ -163,7 +198,10 @@ def run_checkov(
         batch = batches.pop()
         try:
             with _quiet(debug):
-                report = _run(framework, batch, check_ids)
+                if parsed is not None and framework == "cloudformation":
+                    report = _run_prepared({os.path.abspath(f): parsed[f] for f in batch}, check_ids)
+                else:
+                    report = _run(framework, batch, check_ids)
         except Exception as exc:
             if debug:
                 raise

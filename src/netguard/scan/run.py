@@ -89,7 +89,14 @@ def scan(paths: list[str], config: ScanConfig, engines: tuple[str, ...] = ENGINE
         for path, data in templates:  # parsed once: the Checkov checks reuse it instead of parsing again
             preload_template(str(path), data)
 
-        run_checkov("cloudformation", [p for p, _ in templates], result, debug=debug, expect=expect)
+        run_checkov(
+            "cloudformation",
+            [p for p, _ in templates],
+            result,
+            debug=debug,
+            expect=expect,
+            parsed={str(p): data for p, data in templates},
+        )
         run_checkov("terraform", terraform, result, debug=debug)
     if "cfn-lint" in engines:
         from netguard.scan.cfnlint_engine import run_cfnlint
