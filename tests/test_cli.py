@@ -171,3 +171,24 @@ def test_real_command_on_the_examples():
     found = {f["control"] for f in report["findings"]}
     assert {"NG-VPC-001", "NG-DHCP-001", "NG-EIP-001", "NG-PCX-001", "NG-PCX-002", "NG-IAM-001"} <= found
     assert "Traceback" not in proc.stderr
+
+
+def test_terraform_modules_with_the_same_resource_names_are_kept_apart(tmp_path, capsys, monkeypatch):
+    """Checkov builds one graph for all module folders of a run; addresses repeat across them."""
+    for name, traffic in (("a", "ALL"), ("b", "REJECT"), ("c", "ALL")):
+        module = tmp_path / name
+        module.mkdir()
+        (module / "main.tf").write_text(
+            'resource "aws_vpc" "main" {\n  cidr_block = "10.0.0.0/16"\n}\n'
+            f'resource "aws_flow_log" "main" {{\n  vpc_id = aws_vpc.main.id\n  traffic_type = "{traffic}"\n}}\n'
+        )
+    monkeypatch.setattr("netguard.scan.run.PARALLEL_THRESHOLD", 1)  # exercise the worker processes too
+    for jobs in ("1", "2"):
+        code, out, _ = run(capsys, "scan", str(tmp_path), "--format", "json", "--jobs", jobs)
+        assert code == 1
+        flagged = {
+            (Path(f["file"]).parent.name, f["control"])
+            for f in json.loads(out)["findings"]
+            if f["control"] in ("NG-VPC-001", "NG-VPC-002")
+        }
+        assert flagged == {("b", "NG-VPC-002")}, jobs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +32,14 @@ def _parser() -> argparse.ArgumentParser:
         "--tf-module-dirs",
         action="store_true",
         help="scan the folder of each .tf file given (its module), as the pre-commit hook does",
+    )
+    scan.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes for large runs (default: the number of cores)",
     )
     scan.add_argument("--debug", action="store_true", help="show engine logs and tracebacks")
 
@@ -151,7 +160,7 @@ def _scan(args: argparse.Namespace) -> int:
         paths = list(dict.fromkeys(str(Path(p).parent) if p.endswith(".tf") else p for p in paths))
     config = resolve_config(paths, args.config)
     engines = ENGINES if args.engine == "all" else (args.engine,)
-    result = scan(paths, config, engines=engines, debug=args.debug)
+    result = scan(paths, config, engines=engines, debug=args.debug, jobs=max(args.jobs, 1))
     if args.baseline:
         apply_baseline(result, Path(args.baseline))
     if args.create_baseline:

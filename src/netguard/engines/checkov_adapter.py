@@ -182,7 +182,8 @@ def _tf_violations(graph: Any) -> dict[tuple[str, str], tuple[dict[tuple[str, st
             continue
         module_key = _module_key(attributes)
         modules.setdefault(module_key, Module()).blocks.append(block)
-        located[(block.kind, str(attributes.get("__address__", block.address)))] = (module_key, block.address)
+        address = str(attributes.get("__address__", block.address))
+        located[(block.kind, os.path.realpath(block.file), address)] = (module_key, block.address)
     results = {k: _index(tf_rules.evaluate(m, active_config())) for k, m in modules.items()}
     answer = {where: (results[module_key], address) for where, (module_key, address) in located.items()}
     _modules.remember(key, (graph, answer))
@@ -197,9 +198,28 @@ def _single_block_module(kind: str, type_name: str, conf: Mapping[str, Any]) -> 
     return _index(tf_rules.evaluate(module, active_config())), block.address if block else ""
 
 
+def _entity_file() -> str | None:
+    """The Terraform file Checkov is checking, from its runner's frame (`run_block(full_file_path=...)`).
+
+    Checkov builds one graph for every module folder of a run, so an address such as aws_vpc.main
+    is not unique in it; the check callback is not told the file, but the runner's frame is.
+    """
+    frame = sys._getframe(2)
+    for _ in range(10):
+        if frame is None:
+            return None
+        key = frame.f_locals.get("full_file_path")
+        path = getattr(key, "file_path", key)
+        if isinstance(path, str):
+            return os.path.realpath(path)
+        frame = frame.f_back
+    return None
+
+
 def _tf_result(check: Any, kind: str, conf: dict[str, Any], entity_type: str) -> CheckResult:
     address = str(conf.get("__address__", ""))
-    found = _tf_violations(check.graph).get((kind, address)) if check.graph is not None else None
+    key = (kind, _entity_file(), address)
+    found = _tf_violations(check.graph).get(key) if check.graph is not None else None
     violations, local_address = found if found else _single_block_module(kind, entity_type, conf)
     violation = violations.get((check.control.id, local_address))
     if violation is None:
