@@ -19,8 +19,6 @@ from typing import Any
 
 from checkov.cloudformation.checks.resource.base_resource_check import BaseResourceCheck as CfnResourceCheck
 from checkov.common.models.enums import CheckCategories, CheckResult
-from checkov.terraform.checks.data.base_check import BaseDataCheck
-from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck as TfResourceCheck
 
 from netguard.catalog import Control, load_catalog
 from netguard.cfn import rules as cfn_rules
@@ -228,52 +226,27 @@ def _tf_result(check: Any, kind: str, conf: dict[str, Any], entity_type: str) ->
     return CheckResult.FAILED
 
 
-class NetguardTfCheck(TfResourceCheck):
-    """One netguard control as a Checkov Terraform resource check."""
-
-    def __init__(self, control: Control, resource_types: list[str]) -> None:
-        self.control = control
-        super().__init__(
-            name=f"{control.id}: {control.title}",
-            id=control.engines["checkov"],
-            categories=[_category(control)],
-            supported_resources=resource_types,
-        )
-
-    def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
-        return _tf_result(self, "resource", conf, self.entity_type)
-
-
-class NetguardTfDataCheck(BaseDataCheck):
-    """One netguard control as a Checkov Terraform data-source check."""
-
-    def __init__(self, control: Control, data_types: list[str]) -> None:
-        self.control = control
-        super().__init__(
-            name=f"{control.id}: {control.title}",
-            id=control.engines["checkov"],
-            categories=[_category(control)],
-            supported_data=data_types,
-        )
-
-    def scan_data_conf(self, conf: dict[str, Any]) -> CheckResult:
-        return _tf_result(self, "data", conf, self.entity_type)
-
-
 DATA_SOURCES = {"aws_iam_policy_document"}
 
 
-def register(control_id: str) -> list[Any]:
-    """Instantiate (and so register with Checkov) the checks for one control."""
+# What register() covers. Plain `checkov --external-checks-dir` gets both; netguard narrows it before
+# importing the checks, so a CloudFormation-only run never imports Checkov's Terraform machinery.
+FRAMEWORKS: set[str] = {"cloudformation", "terraform"}
+_registered: set[tuple[str, str]] = set()
+
+
+def register(control_id: str, frameworks: set[str] | None = None) -> list[Any]:
+    """Instantiate (and so register with Checkov) the checks for one control, once per framework."""
     control = load_catalog()[control_id]
     checks: list[Any] = []
-    if control.resource_types("cloudformation"):
-        checks.append(NetguardCfnCheck(control))
-    tf_types = control.resource_types("terraform")
-    resources = [t for t in tf_types if t not in DATA_SOURCES]
-    data = [t for t in tf_types if t in DATA_SOURCES]
-    if resources:
-        checks.append(NetguardTfCheck(control, resources))
-    if data:
-        checks.append(NetguardTfDataCheck(control, data))
+    wanted = FRAMEWORKS if frameworks is None else frameworks
+    if "cloudformation" in wanted and (control_id, "cloudformation") not in _registered:
+        _registered.add((control_id, "cloudformation"))
+        if control.resource_types("cloudformation"):
+            checks.append(NetguardCfnCheck(control))
+    if "terraform" in wanted and (control_id, "terraform") not in _registered:
+        _registered.add((control_id, "terraform"))
+        from netguard.engines.checkov_terraform import terraform_checks
+
+        checks.extend(terraform_checks(control))
     return checks

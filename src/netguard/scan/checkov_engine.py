@@ -43,19 +43,26 @@ def _keep_conditional_resources() -> None:
     cfn_runner.convert_graph_vertices_to_definitions = convert
 
 
-def load_checks() -> list[str]:
-    """Import the pack's Checkov checks once; returns their check ids."""
+def load_checks(frameworks: set[str] | None = None) -> list[str]:
+    """Register the pack's Checkov checks for the given frameworks (once each); returns their ids."""
     global _loaded
-    if not _loaded:
+    from netguard.engines import checkov_adapter
+
+    wanted = frameworks or {"cloudformation", "terraform"}
+    if "cloudformation" in wanted:
         _keep_conditional_resources()
+    if not _loaded:
         import importlib
         import pkgutil
 
         import netguard.checks.checkov as pack
 
+        checkov_adapter.FRAMEWORKS = set(wanted)
         for module in pkgutil.iter_modules(pack.__path__):
             importlib.import_module(f"{pack.__name__}.{module.name}")
         _loaded = True
+    for control in load_catalog().values():
+        checkov_adapter.register(control.id, wanted)
     return sorted({c.engines["checkov"] for c in load_catalog().values()})
 
 
@@ -191,7 +198,7 @@ def run_checkov(
     """
     if not files:
         return
-    check_ids = load_checks()
+    check_ids = load_checks({framework})
     display = {os.path.realpath(p): str(p) for p in files}
     batches = [[str(p) for p in files]]
     while batches:
