@@ -67,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
         "--no-full-aws-access", action="store_true", help="do not assume FullAWSAccess is attached at every level"
     )
     simulate.add_argument("--format", choices=("text", "json"), default="text")
+    replay = actions.add_parser("replay", help="whom would the guardrails have blocked? replay CloudTrail history")
+    replay.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
+    replay.add_argument("--source", required=True, metavar="PATH|s3://BUCKET/PREFIX", help="CloudTrail logs")
+    replay.add_argument("--since", type=_date, metavar="DATE", help="first day (YYYY-MM-DD or ISO time)")
+    replay.add_argument("--until", type=_date, metavar="DATE", help="last moment (YYYY-MM-DD is the start of it)")
+    replay.add_argument("--accounts", nargs="+", default=[], metavar="ID")
+    replay.add_argument("--regions", nargs="+", default=[], metavar="REGION")
+    replay.add_argument("--config", metavar="ORG_YAML", help="organization config (management account)")
+    replay.add_argument("--no-full-aws-access", action="store_true")
+    replay.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    replay.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N")
+    replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
+    replay.add_argument("--profile", help="AWS profile for S3")
+    replay.add_argument("--region", help="AWS region for S3")
 
     org = sub.add_parser("org", help="roll the SCP guardrails out through AWS Organizations")
     org_actions = org.add_subparsers(dest="org_command", required=True)
@@ -183,6 +197,59 @@ def _scan(args: argparse.Namespace) -> int:
     return result.exit_code()
 
 
+def _date(text: str):
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r}") from None
+
+
+def _replay(args: argparse.Namespace, org) -> int:
+    import time
+    from pathlib import Path
+
+    from netguard.policy import replay as rp
+    from netguard.policy.simulate import load_policy_levels
+
+    levels, errors = load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
+    if errors:
+        for error in errors:
+            print(f"netguard: error: {error.file}: {error.message}", file=sys.stderr)
+        return 2
+    client = None
+    if args.source.startswith("s3://"):
+        from netguard.org.rollout import make_client
+
+        client = make_client("s3", endpoint_url=args.endpoint_url, profile=args.profile, region=args.region)
+    elif not Path(args.source).exists():
+        raise NetguardError(args.source, "no such file or directory")
+    filters = rp.Filters(args.since, args.until, frozenset(args.accounts), frozenset(args.regions))
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+
+    def progress(totals) -> None:
+        elapsed = time.monotonic() - start
+        if tty and elapsed > 2:
+            rate = totals.records / elapsed
+            sys.stderr.write(f"\rnetguard: {totals.files} files, {totals.records} records, {rate:,.0f} records/s ")
+            sys.stderr.flush()
+
+    totals = rp.replay(
+        rp.compile_policies(levels),
+        rp.Source(args.source, client),
+        filters,
+        management_account=org.management_account_id if org else None,
+        jobs=max(args.jobs, 1),
+        progress=progress,
+    )
+    if tty and time.monotonic() - start > 2:
+        sys.stderr.write("\n")
+    sys.stdout.write({"text": rp.to_text, "json": rp.to_json, "csv": rp.to_csv}[args.format](totals))
+    return 2 if totals.errors else 0
+
+
 def _policy(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -197,6 +264,8 @@ def _policy(args: argparse.Namespace) -> int:
         return 0
     if args.policy_command == "validate":
         return _validate(args, org)
+    if args.policy_command == "replay":
+        return _replay(args, org)
     from netguard.policy import simulate as sim
 
     levels, errors = sim.load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)

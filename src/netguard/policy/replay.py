@@ -1,0 +1,437 @@
+"""`netguard policy replay`: whom would the guardrails have blocked? CloudTrail history, replayed.
+
+Streams log files (local folders or S3), one file at a time per worker, so memory stays flat in the
+number of files. Records whose action no Deny statement can match are counted without building a
+request context (the verdict per eventSource/eventName pair is computed once and cached); the rest go
+through the same pure evaluator as `policy simulate`. `evaluate_record` is that pure function of
+(policies, record), so the same code maps over record partitions in Spark or rows from Athena.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from netguard.errors import InputError
+from netguard.iam.actions import wildcard_regex
+from netguard.iam.evaluator import ALLOW, DENY, INDETERMINATE, Policy, evaluate_scps
+from netguard.policy.cloudtrail import _service, parse_record
+
+try:
+    import orjson
+
+    _loads = orjson.loads
+    _DecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
+except ImportError:  # pragma: no cover - orjson is a dependency; json still works
+    import json
+
+    _loads = json.loads
+    _DecodeError = (json.JSONDecodeError,)
+
+SAMPLES = 5
+_LOG_PATH = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/")
+
+
+@dataclass
+class Compiled:
+    """Policies by level, plus what the pre-filter needs: can any Deny match this action at all?"""
+
+    levels: list[list[Policy]]
+    deny_patterns: list[re.Pattern[str]]
+    deny_everything: bool
+    allow_everything: bool
+    verdicts: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    def needs_evaluation(self, event_source: str, event_name: str) -> bool:
+        key = (event_source, event_name)
+        cached = self.verdicts.get(key)
+        if cached is None:
+            action = f"{_service(event_source)}:{event_name}"
+            cached = (
+                self.deny_everything
+                or not self.allow_everything
+                or any(p.fullmatch(action) for p in self.deny_patterns)
+            )
+            self.verdicts[key] = cached
+        return cached
+
+
+def compile_policies(levels: list[list[Policy]]) -> Compiled:
+    patterns: list[re.Pattern[str]] = []
+    deny_everything = False
+    for level in levels:
+        for policy in level:
+            for statement in policy.statements():
+                if statement.get("Effect") != "Deny":
+                    continue
+                if "NotAction" in statement:
+                    deny_everything = True  # a NotAction deny can match almost anything: evaluate all
+                    continue
+                actions = statement.get("Action")
+                for action in actions if isinstance(actions, list) else [actions]:
+                    if isinstance(action, str):
+                        patterns.append(wildcard_regex(action, True))
+    allow_everything = all(
+        any(
+            s.get("Effect") == "Allow"
+            and s.get("Action") == "*"
+            and s.get("Resource") == "*"
+            and not s.get("Condition")
+            for p in level
+            for s in p.statements()
+        )
+        for level in levels
+    )
+    return Compiled(levels, patterns, deny_everything, allow_everything)
+
+
+def evaluate_record(compiled: Compiled, record: Mapping[str, Any], management_account: str | None = None) -> dict:
+    """The decision for one record: a pure function of (policies, record), for Spark, Athena or here."""
+    parsed = parse_record(record, management_account)
+    if parsed.scp_exempt_reason:
+        return {
+            "decision": ALLOW,
+            "principal": parsed.principal,
+            "action": parsed.request.action,
+            "denied_by": [],
+            "missing_keys": [],
+            "reason": parsed.scp_exempt_reason,
+        }
+    decision = evaluate_scps(compiled.levels, parsed.request)
+    return {
+        "decision": decision.decision,
+        "principal": parsed.principal,
+        "action": parsed.request.action,
+        "denied_by": decision.denied_by,
+        "missing_keys": decision.missing,
+        "reason": decision.reason,
+    }
+
+
+@dataclass
+class Filters:
+    since: datetime | None = None
+    until: datetime | None = None
+    accounts: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
+
+    def path_may_match(self, name: str) -> bool:
+        """Skip whole files by the AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/ layout."""
+        match = _LOG_PATH.search(name)
+        if not match:
+            return True
+        account, region, year, month, day = match.groups()
+        if self.accounts and account not in self.accounts:
+            return False
+        if self.regions and region not in self.regions:
+            return False
+        day_start = datetime(int(year), int(month), int(day))
+        if self.since and day_start.date() < self.since.date():
+            return False
+        return not (self.until and day_start.date() > self.until.date())
+
+    def record_matches(self, record: Mapping[str, Any]) -> bool:
+        if self.accounts and record.get("recipientAccountId") not in self.accounts:
+            return False
+        if self.regions and record.get("awsRegion") not in self.regions:
+            return False
+        if self.since or self.until:
+            when = _time(record.get("eventTime"))
+            if when is None:
+                return False
+            if (self.since and when < self.since) or (self.until and when > self.until):
+                return False
+        return True
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+@dataclass
+class Totals:
+    """Aggregates that merge across files and workers; bounded by distinct groups, not records."""
+
+    files: int = 0
+    records: int = 0
+    evaluated: int = 0
+    groups: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+    errors: list[InputError] = field(default_factory=list)
+
+    def add(self, decision: str, result: dict, record: Mapping[str, Any]) -> None:
+        if decision == DENY:
+            policy, sid = result["denied_by"][0]
+            key = (DENY, result["principal"], result["action"], record.get("recipientAccountId"), policy, sid, ())
+        else:
+            key = (
+                INDETERMINATE,
+                result["principal"],
+                result["action"],
+                record.get("recipientAccountId"),
+                None,
+                None,
+                tuple(result["missing_keys"]),
+            )
+        when = str(record.get("eventTime", ""))
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = {"count": 0, "first_seen": when, "last_seen": when, "samples": []}
+        group["count"] += 1
+        group["first_seen"] = min(group["first_seen"], when)
+        group["last_seen"] = max(group["last_seen"], when)
+        if len(group["samples"]) < SAMPLES:
+            group["samples"].append(str(record.get("eventID", "")))
+
+    def merge(self, other: Totals) -> None:
+        self.files += other.files
+        self.records += other.records
+        self.evaluated += other.evaluated
+        self.errors.extend(other.errors)
+        for key, theirs in other.groups.items():
+            mine = self.groups.get(key)
+            if mine is None:
+                self.groups[key] = theirs
+                continue
+            mine["count"] += theirs["count"]
+            mine["first_seen"] = min(mine["first_seen"], theirs["first_seen"])
+            mine["last_seen"] = max(mine["last_seen"], theirs["last_seen"])
+            mine["samples"] = (mine["samples"] + theirs["samples"])[:SAMPLES]
+
+
+def decode(raw: bytes, name: str) -> tuple[list[Any] | None, InputError | None]:
+    """Records of one log file; a truncated gzip or bad JSON is an error naming the file and position."""
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+        return None, InputError(name, f"corrupt or truncated gzip: {exc}")
+    try:
+        payload = _loads(raw)
+    except _DecodeError as exc:
+        return None, InputError(name, f"invalid JSON: {exc}")
+    except RecursionError:
+        return None, InputError(name, "JSON nested too deeply to parse")
+    if isinstance(payload, Mapping) and isinstance(payload.get("Records"), list):
+        return payload["Records"], None
+    if isinstance(payload, list):
+        return payload, None
+    return None, InputError(name, 'no CloudTrail records: expected {"Records": [...]}')
+
+
+def replay_file(
+    compiled: Compiled, raw: bytes, name: str, filters: Filters, management_account: str | None = None
+) -> Totals:
+    totals = Totals(files=1)
+    records, error = decode(raw, name)
+    if error:
+        totals.errors.append(error)
+        return totals
+    needs = compiled.needs_evaluation
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            totals.errors.append(InputError(name, f"record {index} is not a JSON object"))
+            continue
+        if (filters.accounts or filters.regions or filters.since or filters.until) and not filters.record_matches(
+            record
+        ):
+            continue
+        totals.records += 1
+        source, event = record.get("eventSource"), record.get("eventName")
+        if not isinstance(source, str) or not isinstance(event, str):
+            totals.errors.append(
+                InputError(name, f"record {index} ({record.get('eventID', '?')}): missing eventSource or eventName")
+            )
+            continue
+        if not needs(source, event):
+            continue
+        totals.evaluated += 1
+        try:
+            result = evaluate_record(compiled, record, management_account)
+        except (KeyError, TypeError) as exc:
+            totals.errors.append(
+                InputError(name, f"record {index} ({record.get('eventID', '?')}): missing or malformed field {exc}")
+            )
+            continue
+        if result["decision"] != ALLOW:
+            totals.add(result["decision"], result, record)
+    return totals
+
+
+@dataclass
+class Source:
+    """Where the logs are: a local path or s3://bucket/prefix. Yields (name, reader) per file."""
+
+    location: str
+    client: Any = None
+
+    def files(self, filters: Filters) -> Iterator[str]:
+        if self.location.startswith("s3://"):
+            bucket, _, prefix = self.location[5:].partition("/")
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    if key.endswith((".json", ".json.gz", ".gz")) and filters.path_may_match(key):
+                        yield f"s3://{bucket}/{key}"
+            return
+        path = Path(self.location)
+        if path.is_file():
+            yield str(path)
+            return
+        for file in sorted(path.rglob("*")):
+            if (
+                file.is_file()
+                and file.name.endswith((".json", ".json.gz", ".gz"))
+                and filters.path_may_match(file.as_posix())
+            ):
+                yield str(file)
+
+    def read(self, name: str) -> bytes:
+        if name.startswith("s3://"):
+            bucket, _, key = name[5:].partition("/")
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return Path(name).read_bytes()
+
+
+_state: dict[str, Any] = {}
+
+
+def _replay_one(name: str) -> Totals:
+    source: Source = _state["source"]
+    try:
+        raw = source.read(name)
+    except Exception as exc:  # an unreadable object is an error for that file; the replay goes on
+        totals = Totals(files=1)
+        totals.errors.append(InputError(name, f"cannot read: {exc}"))
+        return totals
+    return replay_file(_state["compiled"], raw, name, _state["filters"], _state["management"])
+
+
+def replay(
+    compiled: Compiled,
+    source: Source,
+    filters: Filters,
+    *,
+    management_account: str | None = None,
+    jobs: int = 1,
+    progress: Any = None,
+) -> Totals:
+    """Replay every log file of source; files are processed in parallel across `jobs` processes."""
+    _state.update(compiled=compiled, source=source, filters=filters, management=management_account)
+    totals = Totals()
+    names: Iterable[str] = source.files(filters)
+    try:
+        if jobs <= 1:
+            for name in names:
+                part = _replay_one(name)
+                totals.merge(part)
+                if progress:
+                    progress(totals)
+            return totals
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            for part in pool.imap_unordered(_replay_one, names, chunksize=4):
+                totals.merge(part)
+                if progress:
+                    progress(totals)
+        return totals
+    finally:
+        _state.clear()
+
+
+def rows(totals: Totals) -> list[dict[str, Any]]:
+    out = []
+    for (decision, principal, action, account, policy, sid, missing), group in sorted(
+        totals.groups.items(), key=lambda item: (-item[1]["count"], item[0][1] or "", item[0][2])
+    ):
+        out.append(
+            {
+                "decision": decision,
+                "principal": principal,
+                "action": action,
+                "account": account,
+                "policy": policy,
+                "sid": sid,
+                "missing_keys": list(missing),
+                **group,
+            }
+        )
+    return out
+
+
+def to_text(totals: Totals) -> str:
+    lines = []
+    for row in rows(totals):
+        by = f" by {row['policy']} / {row['sid']}" if row["policy"] else f" (missing: {', '.join(row['missing_keys'])})"
+        lines.append(
+            f"{row['decision']:<13} {row['count']:>8}  {row['action']:<32} {row['principal']}  "
+            f"account {row['account']}{by}  {row['first_seen']} .. {row['last_seen']}  "
+            f"e.g. {', '.join(row['samples'][:2])}"
+        )
+    for error in totals.errors:
+        lines.append(f"error: {error.file}: {error.message}")
+    denied = sum(r["count"] for r in rows(totals) if r["decision"] == DENY)
+    unknown = sum(r["count"] for r in rows(totals) if r["decision"] == INDETERMINATE)
+    lines.append(
+        f"netguard: {totals.files} files, {totals.records} records, {totals.evaluated} evaluated: "
+        f"{denied} would be denied, {unknown} indeterminate, {len(totals.errors)} errors"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def to_json(totals: Totals) -> str:
+    import json
+
+    return (
+        json.dumps(
+            {
+                "groups": rows(totals),
+                "errors": [e.to_dict() for e in totals.errors],
+                "summary": {"files": totals.files, "records": totals.records, "evaluated": totals.evaluated},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def to_csv(totals: Totals) -> str:
+    buffer = io.StringIO()
+    fields = [
+        "decision",
+        "count",
+        "principal",
+        "action",
+        "account",
+        "policy",
+        "sid",
+        "missing_keys",
+        "first_seen",
+        "last_seen",
+        "samples",
+    ]
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    for row in rows(totals):
+        writer.writerow(
+            {
+                **{k: row[k] for k in fields},
+                "missing_keys": " ".join(row["missing_keys"]),
+                "samples": " ".join(row["samples"]),
+            }
+        )
+    return buffer.getvalue()
