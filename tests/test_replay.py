@@ -91,6 +91,7 @@ def test_filters_by_account_region_and_time(tmp_path, compiled):
         compiled,
         rp.Source(str(tmp_path / "logs")),
         rp.Filters(since=datetime(2026, 11, 1), until=datetime(2026, 11, 30)),
+        management_account="999999999999",
     )
     assert november.files == 2 and _denied(november) == _expected_denies(SEED) + _expected_denies(FLOW)
 
