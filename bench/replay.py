@@ -1,0 +1,156 @@
+"""Replay benchmark: records per second for `policy replay`, against decompress+decode alone.
+
+Generates N CloudTrail records of realistic shape and mix (mostly unguarded calls, a few guarded ones
+by ordinary and exempt principals) as gzip files in the AWSLogs layout, then times both passes with
+the same number of worker processes. It prints figures and the ratio; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from multiprocessing import get_context
+from pathlib import Path
+
+import orjson
+
+from netguard.policy import replay as rp
+from netguard.policy.orgconfig import load_org_config
+from netguard.policy.render import render_to_dir
+from netguard.policy.simulate import load_policy_levels
+
+ROOT = Path(__file__).resolve().parent.parent
+UNGUARDED = [
+    ("ec2.amazonaws.com", "DescribeInstances"),
+    ("ec2.amazonaws.com", "DescribeVpcs"),
+    ("sts.amazonaws.com", "AssumeRole"),
+    ("s3.amazonaws.com", "GetBucketAcl"),
+    ("iam.amazonaws.com", "GetRole"),
+    ("kms.amazonaws.com", "Decrypt"),
+    ("logs.amazonaws.com", "PutLogEvents"),
+    ("ec2.amazonaws.com", "RunInstances"),
+    ("lambda.amazonaws.com", "Invoke"),
+]
+GUARDED = [
+    ("ec2.amazonaws.com", "DeleteDhcpOptions", {"dhcpOptionsId": "dopt-0a1b2c3d"}),
+    ("ec2.amazonaws.com", "DisassociateAddress", {"associationId": "eipassoc-0a1b2c3d"}),
+    ("ec2.amazonaws.com", "CreateVpc", {"cidrBlock": "10.0.0.0/16"}),
+    ("ec2.amazonaws.com", "DeleteFlowLogs", {"DeleteFlowLogsRequest": {"FlowLogId": {"content": "fl-1", "tag": 1}}}),
+]
+ROLES = ["role/Developer", "role/network/NetworkAdmin", "role/app/Service", "role/break-glass/Emergency"]
+
+
+def _record(rng: random.Random, account: str) -> dict:
+    if rng.random() < 0.03:
+        source, name, params = rng.choice(GUARDED)
+    else:
+        (source, name), params = rng.choice(UNGUARDED), {"filterSet": {}, "maxResults": 1000}
+    role = rng.choice(ROLES)
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLE:session",
+            "arn": f"arn:aws:sts::{account}:assumed-role/{role.rsplit('/', 1)[1]}/session",
+            "accountId": account,
+            "accessKeyId": "ASIAEXAMPLE",
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": "AROAEXAMPLE",
+                    "arn": f"arn:aws:iam::{account}:{role}",
+                    "accountId": account,
+                    "userName": role.rsplit("/", 1)[1],
+                },
+                "attributes": {"creationDate": "2026-11-01T10:00:00Z", "mfaAuthenticated": "false"},
+            },
+        },
+        "eventTime": f"2026-11-0{rng.randint(1, 9)}T{rng.randint(10, 23)}:00:00Z",
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "eu-west-1",
+        "sourceIPAddress": "203.0.113.10",
+        "userAgent": "aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64.amzn.2023 prompt/off command/ec2",
+        "requestParameters": params,
+        "responseElements": None,
+        "requestID": str(uuid.UUID(int=rng.getrandbits(128))),
+        "eventID": str(uuid.UUID(int=rng.getrandbits(128))),
+        "readOnly": name.startswith(("Describe", "Get")),
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account,
+        "eventCategory": "Management",
+        "tlsDetails": {
+            "tlsVersion": "TLSv1.3",
+            "cipherSuite": "TLS_AES_128_GCM_SHA256",
+            "clientProvidedHostHeader": "ec2.eu-west-1.amazonaws.com",
+        },
+    }
+
+
+def generate(root: Path, records: int, per_file: int) -> int:
+    rng = random.Random(11)
+    written = 0
+    index = 0
+    while written < records:
+        account = f"{100000000000 + index % 20}"
+        folder = root / f"AWSLogs/{account}/CloudTrail/eu-west-1/2026/11/0{1 + index % 9}"
+        folder.mkdir(parents=True, exist_ok=True)
+        batch = [_record(rng, account) for _ in range(min(per_file, records - written))]
+        (folder / f"{account}_CloudTrail_{index:05d}.json.gz").write_bytes(
+            gzip.compress(json.dumps({"Records": batch}).encode(), compresslevel=6)
+        )
+        written += len(batch)
+        index += 1
+    return index
+
+
+def _decode_only(path: str) -> int:
+    return len(orjson.loads(gzip.decompress(Path(path).read_bytes()))["Records"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=500_000)
+    parser.add_argument("--per-file", type=int, default=5_000)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="netguard-replay-bench-"))
+    try:
+        files = generate(work / "logs", args.records, args.per_file)
+        size = sum(p.stat().st_size for p in (work / "logs").rglob("*.gz"))
+        print(
+            f"corpus: {args.records} records in {files} gzip files ({size / 1e6:.1f} MB), {args.jobs} workers, "
+            f"{os.cpu_count()} cores"
+        )
+        paths = sorted(str(p) for p in (work / "logs").rglob("*.gz"))
+        start = time.perf_counter()
+        with get_context("fork").Pool(args.jobs) as pool:
+            decoded = sum(pool.map(_decode_only, paths, chunksize=4))
+        decode_seconds = time.perf_counter() - start
+        render_to_dir(load_org_config(ROOT / "fixtures" / "org" / "org.yaml"), work / "scp")
+        levels, _ = load_policy_levels(work / "scp")
+        start = time.perf_counter()
+        totals = rp.replay(rp.compile_policies(levels), rp.Source(str(work / "logs")), rp.Filters(), jobs=args.jobs)
+        replay_seconds = time.perf_counter() - start
+        denied = sum(g["count"] for k, g in totals.groups.items() if k[0] == "Deny")
+        print(f"  decompress + decode only   {decode_seconds:7.2f} s  {decoded / decode_seconds:12,.0f} records/s")
+        print(
+            f"  policy replay              {replay_seconds:7.2f} s  {totals.records / replay_seconds:12,.0f} records/s"
+            f"  ({totals.evaluated} evaluated, {denied} would be denied)"
+        )
+        print(f"  ratio replay / decode-only: {decode_seconds / replay_seconds:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
