@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -10,3 +12,25 @@ class Violation:
     control: str
     resource: str
     message: str
+
+
+class RuleSet:
+    """Controls by id for one kind of input (a CloudFormation template, a Terraform module)."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, Callable[[Any, Any], Iterable[Violation]]] = {}
+
+    def rule(self, control_id: str) -> Callable[[Callable], Callable]:
+        def register(fn: Callable) -> Callable:
+            self.rules[control_id] = fn
+            return fn
+
+        return register
+
+    def evaluate(self, model: Any, config: Any, controls: set[str] | None = None) -> list[Violation]:
+        """All violations in the model, optionally only for some controls."""
+        found: list[Violation] = []
+        for control_id, fn in self.rules.items():
+            if controls is None or control_id in controls:
+                found.extend(fn(model, config))
+        return found

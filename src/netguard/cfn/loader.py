@@ -158,25 +158,13 @@ def structure_problems(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-_PSEUDO = {
-    "AWS::AccountId",
-    "AWS::NotificationARNs",
-    "AWS::NoValue",
-    "AWS::Partition",
-    "AWS::Region",
-    "AWS::StackId",
-    "AWS::StackName",
-    "AWS::URLSuffix",
-}
-
-
 def reference_problems(data: dict[str, Any]) -> list[str]:
     """Ref/GetAtt to names that do not exist, and circular references between resources.
 
     Templates with a Transform (SAM, macros) define resources only after the transform runs, so
     their references cannot be checked here.
     """
-    from netguard.cfn.template import Template
+    from netguard.cfn.template import PSEUDO_PARAMETERS, Template
 
     resources = data.get("Resources")
     if not isinstance(resources, dict) or "Transform" in data:
@@ -188,7 +176,7 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
     for name, resource in resources.items():
         targets: set[str] = set()
         for ref in template.references(resource.get("Properties", {})):
-            if ref.attribute is None and (ref.target in parameters or ref.target in _PSEUDO):
+            if ref.attribute is None and (ref.target in parameters or ref.target in PSEUDO_PARAMETERS):
                 continue
             if ref.target not in resources:
                 kind = "Ref" if ref.attribute is None else "GetAtt"

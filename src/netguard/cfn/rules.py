@@ -16,27 +16,13 @@ from netguard.cfn.template import NO_VALUE, Resource, Template, intrinsic
 from netguard.config import ScanConfig
 from netguard.iam.statements import parse_document, risky_statements
 from netguard.netaddr import is_default_route
-from netguard.violations import Violation
+from netguard.violations import RuleSet, Violation
 
 Rule = Callable[[Template, ScanConfig], Iterator[Violation]]
-RULES: dict[str, Rule] = {}
-
-
-def rule(control_id: str) -> Callable[[Rule], Rule]:
-    def register(fn: Rule) -> Rule:
-        RULES[control_id] = fn
-        return fn
-
-    return register
-
-
-def evaluate(template: Template, config: ScanConfig, controls: set[str] | None = None) -> list[Violation]:
-    """All violations in a template, optionally only for some controls."""
-    found: list[Violation] = []
-    for control_id, fn in RULES.items():
-        if controls is None or control_id in controls:
-            found.extend(fn(template, config))
-    return found
+RULESET = RuleSet()
+RULES = RULESET.rules
+rule = RULESET.rule
+evaluate = RULESET.evaluate
 
 
 # --- coverage: "whenever X exists, something attaches to it" -------------------------------------
@@ -110,8 +96,7 @@ def flow_log_not_all_traffic(template: Template, config: ScanConfig) -> Iterator
                 if leaf.upper() != "ALL":
                     bad.append(f"TrafficType is {leaf}")
             else:
-                fn = intrinsic(leaf)
-                values = template.parameter_values(fn[1]) if fn and fn[0] == "Ref" and isinstance(fn[1], str) else None
+                values = template.ref_values(leaf)
                 if values is None or any(v.upper() != "ALL" for v in values):
                     bad.append("TrafficType is not provably ALL")
         if bad:
@@ -171,8 +156,7 @@ def dhcp_unapproved_dns(template: Template, config: ScanConfig) -> Iterator[Viol
                 if not config.dns_approved(item):
                     bad.append(item)
                 continue
-            fn = intrinsic(item)
-            values = template.parameter_values(fn[1]) if fn and fn[0] == "Ref" and isinstance(fn[1], str) else None
+            values = template.ref_values(item)
             if values is None:
                 bad.append("a value netguard cannot resolve")
             else:
@@ -369,8 +353,7 @@ def peering_unapproved_account(template: Template, config: ScanConfig) -> Iterat
                 if literal not in config.approved_peer_accounts:
                     bad.append(f"account {literal} is not approved")
                 continue
-            fn = intrinsic(leaf)
-            values = template.parameter_values(fn[1]) if fn and fn[0] == "Ref" and isinstance(fn[1], str) else None
+            values = template.ref_values(leaf)
             if values is None or any(v not in config.approved_peer_accounts for v in values):
                 bad.append("the peer account is not provably this account or an approved one")
         if bad:

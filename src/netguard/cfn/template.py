@@ -179,6 +179,13 @@ class Template:
             return sep.join(self.render_string(p) or "x" for p in arg[1])
         return "x"
 
+    def ref_values(self, node: Any) -> list[str] | None:
+        """The values a `Ref` to a parameter can take (AllowedValues), or None when not pinned down."""
+        fn = intrinsic(node)
+        if fn and fn[0] == "Ref" and isinstance(fn[1], str):
+            return self.parameter_values(fn[1])
+        return None
+
     def parameter_values(self, name: str) -> list[str] | None:
         """The values a parameter can take when AllowedValues pins them down, else None."""
         spec = self.parameters.get(name)

@@ -260,12 +260,23 @@ def plan(org: OrgConfig, organization: Organization, stage: str = "all") -> Plan
     return result
 
 
+def _tags(digest: str) -> list[dict[str, str]]:
+    return [{"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]}, {"Key": HASH_TAG, "Value": digest}]
+
+
+ORDER = ("create", "update", "tag", "attach", "detach")
+
+
 def apply(org: OrgConfig, organization: Organization, changes: Iterable[Change]) -> int:
-    """Make exactly the planned changes, in dependency order; returns the number of write calls."""
+    """Make exactly the planned changes, in dependency order; returns the number of write calls.
+
+    An update writes the content first and the hash tag second: a run stopped in between leaves a
+    stale tag, which the next plan turns into a tag change.
+    """
     desired = desired_policies(org)
     ids = {name: info["id"] for name, info in organization.managed_policies().items()}
     writes = 0
-    for change in sorted(changes, key=lambda c: ["create", "update", "tag", "attach", "detach"].index(c.action)):
+    for change in sorted(changes, key=lambda c: ORDER.index(c.action)):
         want = desired.get(change.policy)
         if change.action == "create":
             response = organization.call(
@@ -274,32 +285,21 @@ def apply(org: OrgConfig, organization: Organization, changes: Iterable[Change])
                 Type=SCP,
                 Content=want.content,
                 Description=f"netguard guardrail {want.guardrail}",
-                Tags=[{"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]}, {"Key": HASH_TAG, "Value": want.digest}],
+                Tags=_tags(want.digest),
             )
             ids[change.policy] = response["Policy"]["PolicySummary"]["Id"]
             writes += 1
-        elif change.action == "update":
+            continue
+        if change.action == "update":
             organization.call("update_policy", PolicyId=ids[change.policy], Content=want.content)
             writes += 1
-            organization.call(
-                "tag_resource",
-                ResourceId=ids[change.policy],
-                Tags=[{"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]}, {"Key": HASH_TAG, "Value": want.digest}],
-            )
-            writes += 1
-        elif change.action == "tag":
-            organization.call(
-                "tag_resource",
-                ResourceId=ids[change.policy],
-                Tags=[{"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]}, {"Key": HASH_TAG, "Value": want.digest}],
-            )
-            writes += 1
+        if change.action in ("update", "tag"):
+            organization.call("tag_resource", ResourceId=ids[change.policy], Tags=_tags(want.digest))
         elif change.action == "attach":
             organization.call("attach_policy", PolicyId=ids[change.policy], TargetId=change.target)
-            writes += 1
         elif change.action == "detach":
             organization.call("detach_policy", PolicyId=ids[change.policy], TargetId=change.target)
-            writes += 1
+        writes += 1
     return writes
 
 

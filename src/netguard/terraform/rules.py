@@ -12,27 +12,15 @@ from netguard.config import ScanConfig
 from netguard.iam.statements import parse_document, risky_statements
 from netguard.netaddr import is_default_route
 from netguard.terraform.module import Block, Module, Target, references, unwrap
-from netguard.violations import Violation
+from netguard.violations import RuleSet, Violation
 
 Rule = Callable[[Module, ScanConfig], Iterator[Violation]]
-RULES: dict[str, Rule] = {}
+RULESET = RuleSet()
+RULES = RULESET.rules
+rule = RULESET.rule
+evaluate = RULESET.evaluate
+
 _SPACES = re.compile(r"\s+")
-
-
-def rule(control_id: str) -> Callable[[Rule], Rule]:
-    def register(fn: Rule) -> Rule:
-        RULES[control_id] = fn
-        return fn
-
-    return register
-
-
-def evaluate(module: Module, config: ScanConfig, controls: set[str] | None = None) -> list[Violation]:
-    found: list[Violation] = []
-    for control_id, fn in RULES.items():
-        if controls is None or control_id in controls:
-            found.extend(fn(module, config))
-    return found
 
 
 def _targets(module: Module, block: Block, value: Any) -> Iterator[Target]:
