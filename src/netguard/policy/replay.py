@@ -49,6 +49,7 @@ class Compiled:
     deny_everything: bool
     allow_everything: bool
     verdicts: dict[tuple[str, str], bool] = field(default_factory=dict)
+    decisions: dict[tuple, Any] = field(default_factory=dict)  # request -> Decision; requests repeat a lot
 
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         key = (event_source, event_name)
@@ -105,7 +106,20 @@ def evaluate_record(compiled: Compiled, record: Mapping[str, Any], management_ac
             "missing_keys": [],
             "reason": parsed.scp_exempt_reason,
         }
-    decision = evaluate_scps(compiled.levels, parsed.request)
+    request = parsed.request
+    context = request.context
+    key = (
+        request.action,
+        request.resources,
+        tuple(sorted(context.values.items())),
+        context.absent,
+        context.absent_prefixes,
+    )
+    decision = compiled.decisions.get(key)
+    if decision is None:
+        decision = evaluate_scps(compiled.levels, request)
+        if len(compiled.decisions) < 100_000:
+            compiled.decisions[key] = decision
     return {
         "decision": decision.decision,
         "principal": parsed.principal,
@@ -239,23 +253,30 @@ def replay_file(
     if error:
         totals.errors.append(error)
         return totals
-    needs = compiled.needs_evaluation
+    filtering = bool(filters.accounts or filters.regions or filters.since or filters.until)
+    verdicts = compiled.verdicts  # (eventSource, eventName) -> needs evaluation; the hot path is one lookup
+    counted = 0
     for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            totals.errors.append(InputError(name, f"record {index} is not a JSON object"))
+        try:
+            key = (record["eventSource"], record["eventName"])
+        except (TypeError, KeyError):
+            key = None
+        if key is None or not isinstance(key[0], str) or not isinstance(key[1], str):
+            if not isinstance(record, dict):
+                totals.errors.append(InputError(name, f"record {index} is not a JSON object"))
+            else:
+                counted += 1
+                totals.errors.append(
+                    InputError(name, f"record {index} ({record.get('eventID', '?')}): missing eventSource or eventName")
+                )
             continue
-        if (filters.accounts or filters.regions or filters.since or filters.until) and not filters.record_matches(
-            record
-        ):
+        if filtering and not filters.record_matches(record):
             continue
-        totals.records += 1
-        source, event = record.get("eventSource"), record.get("eventName")
-        if not isinstance(source, str) or not isinstance(event, str):
-            totals.errors.append(
-                InputError(name, f"record {index} ({record.get('eventID', '?')}): missing eventSource or eventName")
-            )
-            continue
-        if not needs(source, event):
+        counted += 1
+        need = verdicts.get(key)
+        if need is None:
+            need = compiled.needs_evaluation(*key)
+        if not need:
             continue
         totals.evaluated += 1
         try:
@@ -267,6 +288,7 @@ def replay_file(
             continue
         if result["decision"] != ALLOW:
             totals.add(result["decision"], result, record)
+    totals.records += counted
     return totals
 
 
