@@ -8,6 +8,7 @@ billions of nodes. These checks look at the bytes (and, for aliases, the event s
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import yaml
 
@@ -18,11 +19,27 @@ _CLOSERS = b"]})"
 _INDENT = re.compile(rb"^[ \t]*", re.M)
 
 
+def read_vetted(path: Path, limits: Limits) -> tuple[bytes | None, str | None]:
+    """A file's bytes, or why it must not be parsed; an oversize file is refused before it is read."""
+    try:
+        size = path.stat().st_size
+        if size > limits.max_file_mb * 1024 * 1024:
+            return None, _too_big(size, limits)
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+    problem = check_bytes(raw, limits)
+    return (None, problem) if problem else (raw, None)
+
+
+def _too_big(size: int, limits: Limits) -> str:
+    return f"file is {size / 1048576:.1f} MB, over the limit of {limits.max_file_mb:g} MB (limits.max_file_mb)"
+
+
 def check_bytes(raw: bytes, limits: Limits) -> str | None:
     """Why these bytes must not be parsed (size, encoding, binary, nesting), or None."""
-    size_mb = len(raw) / (1024 * 1024)
-    if size_mb > limits.max_file_mb:
-        return f"file is {size_mb:.1f} MB, over the limit of {limits.max_file_mb:g} MB (limits.max_file_mb)"
+    if len(raw) > limits.max_file_mb * 1024 * 1024:
+        return _too_big(len(raw), limits)
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return "UTF-16 encoded (byte order mark found); templates must be UTF-8"
     nul = raw.find(b"\x00")

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from netguard.config import DEFAULT_LIMITS, Limits
-from netguard.safety import check_aliases, check_bytes, check_shape
+from netguard.safety import check_aliases, check_shape, read_vetted
 
 try:
     _BaseLoader = yaml.CSafeLoader
@@ -89,18 +89,7 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
     that could crash or exhaust it.
     """
     name = str(path)
-    try:
-        size = path.stat().st_size
-        if size > limits.max_file_mb * 1024 * 1024:
-            return Loaded(
-                name,
-                error=f"file is {size / 1048576:.1f} MB, over the limit of {limits.max_file_mb:g} MB"
-                " (limits.max_file_mb)",
-            )
-        raw = path.read_bytes()
-    except OSError as exc:
-        return Loaded(name, error=f"cannot read file: {exc.strerror or exc}")
-    problem = check_bytes(raw, limits)
+    raw, problem = read_vetted(path, limits)
     if problem:
         return Loaded(name, error=problem)
     try:

@@ -10,7 +10,7 @@ from netguard.catalog import load_catalog
 from netguard.cfn.loader import is_template, load_template, reference_problems, structure_problems
 from netguard.config import DEFAULT_CONFIG, Limits, ScanConfig, find_config, load_config, set_active_config
 from netguard.errors import InputError
-from netguard.safety import check_bytes
+from netguard.safety import read_vetted
 from netguard.scan.discover import discover
 from netguard.scan.findings import ScanResult
 from netguard.scan.suppress import apply_suppressions
@@ -20,14 +20,7 @@ ENGINES = ("checkov", "cfn-lint")
 
 def vet_terraform(path: Path, limits: Limits) -> str | None:
     """Size, encoding and nesting of a .tf file, before Checkov's HCL parser sees it."""
-    try:
-        size = path.stat().st_size
-        if size > limits.max_file_mb * 1024 * 1024:
-            return f"file is {size / 1048576:.1f} MB, over the limit of {limits.max_file_mb:g} MB (limits.max_file_mb)"
-        raw = path.read_bytes()
-    except OSError as exc:
-        return f"cannot read file: {exc.strerror or exc}"
-    problem = check_bytes(raw, limits)
+    raw, problem = read_vetted(path, limits)
     if problem:
         return problem
     try:
