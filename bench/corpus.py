@@ -13,8 +13,15 @@ from pathlib import Path
 
 import yaml
 
+PLANTED = {
+    "no-flow-log": ("NG-VPC-001", "Vpc"),
+    "reject": ("NG-VPC-002", "FlowLog"),
+    "loose-eip": ("NG-EIP-001", "SpareEip"),
+    "iam": ("NG-IAM-001", "AppRole"),
+}
 
-def _template(i: int, rng: random.Random, violating: bool) -> dict:
+
+def _template(i: int, rng: random.Random, violating: bool) -> tuple[dict, list[tuple[str, str]]]:
     az = ["a", "b"]
     resources: dict = {
         "Vpc": {
@@ -108,8 +115,10 @@ def _template(i: int, rng: random.Random, violating: bool) -> dict:
             "Type": "AWS::EC2::SubnetRouteTableAssociation",
             "Properties": {"SubnetId": {"Ref": f"Public{zone.upper()}"}, "RouteTableId": {"Ref": "PublicRoutes"}},
         }
+    planted: list[tuple[str, str]] = []
     if violating:
-        kind = rng.choice(["no-flow-log", "reject", "loose-eip", "iam"])
+        kind = rng.choice(sorted(PLANTED))
+        planted.append(PLANTED[kind])
         if kind == "no-flow-log":
             del resources["FlowLog"]
         elif kind == "reject":
@@ -120,7 +129,8 @@ def _template(i: int, rng: random.Random, violating: bool) -> dict:
             resources["AppRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
                 {"Effect": "Allow", "Action": "ec2:Delete*", "Resource": "*"}
             )
-    return {"AWSTemplateFormatVersion": "2010-09-09", "Description": f"network stack {i}", "Resources": resources}
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Description": f"network stack {i}", "Resources": resources}
+    return template, planted
 
 
 class _CfnDumper(yaml.SafeDumper):
@@ -148,22 +158,33 @@ def _terraform_module(i: int, violating: bool, rng: random.Random) -> dict[str, 
     }
 
 
-def generate(root: Path, cfn_files: int, tf_files: int, violation_share: float = 0.3, seed: int = 7) -> dict[str, int]:
-    """Write the corpus under root; half of the CloudFormation files are YAML, half JSON."""
+def generate(root: Path, cfn_files: int, tf_files: int, violation_share: float = 0.3, seed: int = 7) -> dict:
+    """Write the corpus under root; half of the CloudFormation files are YAML, half JSON.
+
+    Returns the file counts and `planted`: every (file, control, resource) the corpus must produce,
+    and nothing else, so the corpus doubles as an end-to-end check of the scanner.
+    """
     rng = random.Random(seed)
+    planted: list[tuple[str, str, str]] = []
     (root / "cloudformation").mkdir(parents=True, exist_ok=True)
     for i in range(cfn_files):
-        template = _template(i, rng, rng.random() < violation_share)
+        template, marks = _template(i, rng, rng.random() < violation_share)
         if i % 2:
-            (root / "cloudformation" / f"stack-{i:04d}.json").write_text(json.dumps(template, indent=2))
+            path = root / "cloudformation" / f"stack-{i:04d}.json"
+            path.write_text(json.dumps(template, indent=2))
         else:
-            (root / "cloudformation" / f"stack-{i:04d}.yaml").write_text(
-                yaml.dump(template, Dumper=_CfnDumper, sort_keys=False)
-            )
+            path = root / "cloudformation" / f"stack-{i:04d}.yaml"
+            path.write_text(yaml.dump(template, Dumper=_CfnDumper, sort_keys=False))
+        planted.extend((str(path), control, resource) for control, resource in marks)
     modules = max(tf_files // 5, 1) if tf_files else 0
     for m in range(modules):
         folder = root / "terraform" / f"module-{m:03d}"
         folder.mkdir(parents=True, exist_ok=True)
-        for name, text in _terraform_module(m, rng.random() < violation_share, rng).items():
+        files = _terraform_module(m, rng.random() < violation_share, rng)
+        for name, text in files.items():
             (folder / name).write_text(text)
-    return {"cloudformation": cfn_files, "terraform": modules * 5}
+        if 'traffic_type = "REJECT"' in files["logs.tf"]:
+            planted.append((str(folder / "logs.tf"), "NG-VPC-002", "aws_flow_log.main"))
+        if 'aws_eip" "spare"' in files["nat.tf"]:
+            planted.append((str(folder / "nat.tf"), "NG-EIP-001", "aws_eip.spare"))
+    return {"cloudformation": cfn_files, "terraform": modules * 5, "planted": planted}

@@ -57,7 +57,7 @@ def main() -> None:
     try:
         counts = generate(work / "corpus", args.files // 2, args.files - args.files // 2)
         corpus = work / "corpus"
-        total = sum(counts.values())
+        total = counts["cloudformation"] + counts["terraform"]
         cfn_files = sorted(str(p) for p in (corpus / "cloudformation").iterdir())
         print(
             f"corpus: {counts['cloudformation']} CloudFormation files (YAML and JSON), "
