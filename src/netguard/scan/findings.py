@@ -49,8 +49,11 @@ class ScanResult:
     _by_key: dict[tuple[str, str, str], Finding] = field(default_factory=dict, repr=False)
     errors: list[InputError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
-    files_scanned: int = 0
     baseline: str | None = None  # the baseline file the findings were compared with
+
+    @property
+    def files_scanned(self) -> int:
+        return len(self.files)
 
     def add(self, finding: Finding) -> None:
         """Merge by (file, resource, control): one finding, listing every engine that reported it."""

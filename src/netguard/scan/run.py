@@ -78,7 +78,6 @@ def scan(
     _engines_into(result, templates, terraform, engines, debug, jobs)
     apply_suppressions(result, {str(path): data for path, data in templates})
     result.files = [str(p) for p, _ in templates] + [str(p) for p in terraform]
-    result.files_scanned = len(result.files)
     result.apply_threshold(config.severity_threshold)
     result.sort()
     return result
