@@ -3,8 +3,8 @@
 The logic lives in netguard's rules; this class only binds the control to cfn-lint.
 """
 
-from netguard.engines import cfnlint_adapter
+from netguard.engines.cfnlint import NetguardRule
 
 
-class IamNetworkDeletes(cfnlint_adapter.NetguardRule):
+class IamNetworkDeletes(NetguardRule):
     control_id = "NG-IAM-001"

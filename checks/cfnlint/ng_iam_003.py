@@ -3,8 +3,8 @@
 The logic lives in netguard's rules; this class only binds the control to cfn-lint.
 """
 
-from netguard.engines import cfnlint_adapter
+from netguard.engines.cfnlint import NetguardRule
 
 
-class IamTopologyCreation(cfnlint_adapter.NetguardRule):
+class IamTopologyCreation(NetguardRule):
     control_id = "NG-IAM-003"

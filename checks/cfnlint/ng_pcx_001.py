@@ -3,8 +3,8 @@
 The logic lives in netguard's rules; this class only binds the control to cfn-lint.
 """
 
-from netguard.engines import cfnlint_adapter
+from netguard.engines.cfnlint import NetguardRule
 
 
-class PeeringUnapprovedAccount(cfnlint_adapter.NetguardRule):
+class PeeringUnapprovedAccount(NetguardRule):
     control_id = "NG-PCX-001"

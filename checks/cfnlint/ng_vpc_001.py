@@ -3,8 +3,8 @@
 The logic lives in netguard's rules; this class only binds the control to cfn-lint.
 """
 
-from netguard.engines import cfnlint_adapter
+from netguard.engines.cfnlint import NetguardRule
 
 
-class VpcWithoutFlowLog(cfnlint_adapter.NetguardRule):
+class VpcWithoutFlowLog(NetguardRule):
     control_id = "NG-VPC-001"

@@ -3,8 +3,8 @@
 The logic lives in netguard's rules; this class only binds the control to cfn-lint.
 """
 
-from netguard.engines import cfnlint_adapter
+from netguard.engines.cfnlint import NetguardRule
 
 
-class FlowLogNotAllTraffic(cfnlint_adapter.NetguardRule):
+class FlowLogNotAllTraffic(NetguardRule):
     control_id = "NG-VPC-002"

@@ -4,6 +4,6 @@ Checked by Checkov for CloudFormation and Terraform.
 The logic lives in netguard's rules; this file only registers the control with Checkov.
 """
 
-from netguard.engines.checkov_adapter import register
+from netguard.engines.checkov import register
 
 checks = register("NG-IAM-003")

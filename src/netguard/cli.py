@@ -20,12 +20,6 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--format", "-f", choices=("text", "json", "sarif", "junit", "github"), default="text")
     scan.add_argument("--output", "-o", metavar="FILE", help="write the report here instead of stdout")
     scan.add_argument("--config", metavar="FILE", help="configuration file (default: nearest .netguard.yaml)")
-    scan.add_argument(
-        "--engine",
-        choices=("all", "checkov", "cfn-lint"),
-        default="all",
-        help="which engine to run on CloudFormation (Terraform always uses checkov)",
-    )
     scan.add_argument("--baseline", metavar="FILE", help="findings listed here are reported but do not fail")
     scan.add_argument("--create-baseline", metavar="FILE", help="write the current findings as a baseline")
     scan.add_argument(
@@ -41,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes for large runs (default: the number of cores)",
     )
-    scan.add_argument("--debug", action="store_true", help="show engine logs and tracebacks")
+    scan.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
 
     policy = sub.add_parser("policy", help="render, validate and simulate the SCP guardrails")
     actions = policy.add_subparsers(dest="policy_command", required=True)
@@ -167,14 +161,13 @@ def _scan(args: argparse.Namespace) -> int:
 
     from netguard.scan.baseline import apply_baseline, write_baseline
     from netguard.scan.report import render
-    from netguard.scan.run import ENGINES, resolve_config, scan
+    from netguard.scan.run import resolve_config, scan
 
     paths = args.paths
     if args.tf_module_dirs:
         paths = list(dict.fromkeys(str(Path(p).parent) if p.endswith(".tf") else p for p in paths))
     config = resolve_config(paths, args.config)
-    engines = ENGINES if args.engine == "all" else (args.engine,)
-    result = scan(paths, config, engines=engines, debug=args.debug, jobs=max(args.jobs, 1))
+    result = scan(paths, config, debug=args.debug, jobs=max(args.jobs, 1))
     if args.baseline:
         apply_baseline(result, Path(args.baseline))
     if args.create_baseline:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
@@ -22,6 +22,7 @@ class Limits:
     max_depth: int = 200  # nesting of mappings/lists; C parsers crash on very deep input
     max_yaml_nodes: int = 2_000_000  # nodes a YAML file may expand to through aliases
     max_mapping_keys: int = 5_000  # keys in one mapping; CloudFormation itself takes at most 500 resources
+    max_instances: int = 10_000  # instances one Terraform count/for_each may expand to
 
 
 @dataclass(frozen=True)
@@ -81,27 +82,3 @@ def load_config(path: Path) -> ScanConfig:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
-
-
-@dataclass
-class _Active:
-    config: ScanConfig = field(default=DEFAULT_CONFIG)
-    explicit: bool = False
-
-
-_active = _Active()
-
-
-def set_active_config(config: ScanConfig) -> None:
-    """The config engine adapters read; netguard scan sets it before running the engines."""
-    _active.config = config
-    _active.explicit = True
-
-
-def active_config() -> ScanConfig:
-    """Config for engine adapters. Under plain checkov/cfn-lint, .netguard.yaml from the cwd upward."""
-    if not _active.explicit:
-        found = find_config(Path.cwd())
-        _active.config = load_config(found) if found else DEFAULT_CONFIG
-        _active.explicit = True
-    return _active.config

@@ -9,63 +9,11 @@ from typing import Any
 
 import yaml
 
+from netguard.cfn.marked import DuplicateKeyError, load_json, load_yaml_documents
 from netguard.config import DEFAULT_LIMITS, Limits
 from netguard.safety import check_aliases, check_shape, read_vetted
 
-try:
-    _BaseLoader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _BaseLoader = yaml.SafeLoader
-
 CFN_SUFFIXES = {".yaml", ".yml", ".json", ".template"}
-_SHORT_FORMS = [
-    "Ref",
-    "Condition",
-    "GetAtt",
-    "Sub",
-    "If",
-    "Equals",
-    "Not",
-    "And",
-    "Or",
-    "Join",
-    "Select",
-    "Split",
-    "FindInMap",
-    "GetAZs",
-    "ImportValue",
-    "Base64",
-    "Cidr",
-    "Transform",
-    "Length",
-    "ToJsonString",
-    "ForEach",
-]
-
-
-class TemplateLoader(_BaseLoader):
-    """SafeLoader that turns !Ref / !GetAtt / ... into their long forms."""
-
-
-def _construct_short_form(name: str):
-    key = name if name in ("Ref", "Condition") else f"Fn::{name}"
-
-    def construct(loader: yaml.Loader, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if name == "GetAtt" and isinstance(value, str):
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        return {key: value}
-
-    return construct
-
-
-for _name in _SHORT_FORMS:
-    TemplateLoader.add_constructor(f"!{_name}", _construct_short_form(_name))
 
 
 @dataclass
@@ -83,7 +31,7 @@ def is_template(data: Any) -> bool:
 
 
 def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
-    """Parse a candidate template file. Multi-document YAML is not a template and loads as None.
+    """Parse a candidate template file, recording the line of every key.
 
     The bytes are vetted first (size, encoding, nesting, alias expansion): no parser ever sees a file
     that could crash or exhaust it.
@@ -100,7 +48,9 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
         return Loaded(name)
     if path.suffix == ".json" or text.lstrip().startswith("{"):
         try:
-            return _shaped(name, json.loads(text), limits)
+            return _shaped(name, load_json(text), limits)
+        except DuplicateKeyError as exc:
+            return Loaded(name, error=f"invalid JSON: {exc}", line=exc.line or None)
         except json.JSONDecodeError as exc:
             if path.suffix == ".json":
                 return Loaded(name, error=f"invalid JSON: {exc.msg}", line=exc.lineno)
@@ -110,13 +60,18 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
     if problem:
         return Loaded(name, error=problem)
     try:
-        documents = list(yaml.load_all(text, Loader=TemplateLoader))
+        documents = load_yaml_documents(text)
+    except DuplicateKeyError as exc:
+        return Loaded(name, error=f"invalid YAML: {exc}", line=exc.line)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
         return Loaded(name, error=f"invalid YAML: {problem}", line=mark.line + 1 if mark else None)
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         return Loaded(name, error=f"invalid YAML: {' '.join(str(exc).split())[:200]}")
+    if len(documents) > 1 and any(is_template(d) for d in documents):
+        # CloudFormation and cfn-lint refuse a stream of documents; skipping it would be a false pass.
+        return Loaded(name, error=f"{len(documents)} YAML documents (--- markers) in one file; a template is one")
     if len(documents) != 1:
         return Loaded(name)
     return _shaped(name, documents[0], limits)

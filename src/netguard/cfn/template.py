@@ -1,7 +1,7 @@
 """A parsed CloudFormation template seen the way netguard's controls need it.
 
-Works on any mapping the engines produce (cfn-lint's nodes, Checkov's DictNode with line markers,
-or plain dicts). Intrinsics are followed with the conditions under which each branch applies, so a
+Works on netguard's marked parse and on any mapping the engines produce for their plug-ins (cfn-lint's
+nodes, or plain dicts). Intrinsics are followed with the conditions under which each branch applies, so a
 control can ask "is this always true whenever the resource exists?".
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netguard.cfn.conditions import TRUE, ConditionSet, Expr, conj, neg
+from netguard.cfn.marked import MarkedDict
 
 NO_VALUE = object()
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -80,6 +81,14 @@ class Template:
                 self.resources[name] = Resource(
                     name, node["Type"], props if isinstance(props, Mapping) else {}, guard, node
                 )
+
+    def span_of(self, logical_id: str) -> tuple[int, int]:
+        """First and last line of a resource as the parser recorded them ((0, 0) for unmarked data)."""
+        raw = self.data.get("Resources")
+        node = self.resources[logical_id].node
+        first = raw.line_of(logical_id) if isinstance(raw, MarkedDict) else 0
+        last = node.end if isinstance(node, MarkedDict) else first
+        return first, max(first, last)
 
     def of_type(self, *types: str) -> list[Resource]:
         return [r for r in self.resources.values() if r.type in types]

@@ -11,8 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netguard.errors import InputError
 from netguard.iam.conditions import RequestContext
 from netguard.iam.evaluator import Request
+
+try:
+    import orjson
+
+    _fast_loads = orjson.loads
+    _FastDecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
+except ImportError:  # pragma: no cover - orjson is a dependency; the standard library still reads
+    _fast_loads = json.loads
+    _FastDecodeError = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+
+# File names a folder of CloudTrail logs holds; a file named explicitly is read whatever its name.
+LOG_SUFFIXES = (".json", ".json.gz", ".gz")
 
 # eventSource host -> IAM service prefix, where the two differ.
 _SERVICE_PREFIX = {"monitoring": "cloudwatch", "email": "ses", "elasticloadbalancing": "elasticloadbalancing"}
@@ -39,6 +52,10 @@ class RecordError:
     message: str
     position: str | None = None
 
+    def as_input_error(self) -> InputError:
+        where = f" ({self.position})" if self.position else ""
+        return InputError(self.file, self.message + where)
+
 
 @dataclass
 class ParsedRecord:
@@ -51,43 +68,68 @@ class ParsedRecord:
     scp_exempt_reason: str | None = None
 
 
+def decode_records(raw: bytes, name: str) -> list[Any] | RecordError:
+    """The records of one CloudTrail file's bytes: the one place a file becomes records.
+
+    Accepts gzip or plain JSON (recognised by content, not by name) holding a CloudTrail log file
+    {"Records": [...]} (other top-level keys, such as the fixtures' "netguard-test", are ignored), a
+    list of records, or one record object. The items are returned as decoded, unchecked: callers
+    report those that are not objects. A file that cannot be decoded is a RecordError naming it.
+
+    orjson decodes; only when it refuses does the standard library try, so that input it alone
+    accepts (a UTF-8 byte order mark, UTF-16, NaN) still reads, and errors carry its line and column.
+    """
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except EOFError as exc:
+            return RecordError(name, f"corrupt gzip: truncated gzip stream ({exc})")
+        except (zlib.error, OSError) as exc:  # gzip.BadGzipFile is an OSError
+            return RecordError(name, f"corrupt gzip: {exc}")
+    try:
+        payload = _fast_loads(raw)
+    except _FastDecodeError:
+        try:
+            payload = json.loads(raw)
+        except UnicodeDecodeError as exc:
+            return RecordError(name, f"not valid UTF-8 (byte {exc.start})")
+        except json.JSONDecodeError as exc:
+            return RecordError(name, f"invalid JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}")
+        except RecursionError:
+            return RecordError(name, "JSON nested too deeply to parse")
+    if isinstance(payload, dict):
+        records = payload.get("Records")
+        if isinstance(records, list):
+            return records
+        if "eventName" in payload:
+            return [payload]
+    elif isinstance(payload, list):
+        return payload
+    return RecordError(name, 'no CloudTrail records: expected {"Records": [...]}, a list, or one record')
+
+
+def not_an_object(name: str, index: int) -> RecordError:
+    """The error for an item of a file's records that is not a JSON object."""
+    return RecordError(name, f"record {index} is not a JSON object")
+
+
 def read_records(path: Path) -> Iterator[dict[str, Any] | RecordError]:
-    """Records of a CloudTrail file (.json or .json.gz; {"Records": [...]}, a list, or one record)."""
+    """Records of a CloudTrail file on disk, through decode_records; errors are yielded, not raised."""
     name = str(path)
     try:
         raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        payload = json.loads(raw)
     except OSError as exc:
         yield RecordError(name, f"cannot read file: {exc.strerror or exc}")
         return
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        yield RecordError(name, f"corrupt gzip: {exc}")
-        return
-    except UnicodeDecodeError as exc:
-        yield RecordError(name, f"not valid UTF-8 (byte {exc.start})")
-        return
-    except json.JSONDecodeError as exc:
-        yield RecordError(name, f"invalid JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}")
-        return
-    except RecursionError:
-        yield RecordError(name, "JSON nested too deeply to parse")
-        return
-    if isinstance(payload, Mapping) and isinstance(payload.get("Records"), list):
-        records = payload["Records"]
-    elif isinstance(payload, list):
-        records = payload
-    elif isinstance(payload, Mapping) and "eventName" in payload:
-        records = [payload]
-    else:
-        yield RecordError(name, 'no CloudTrail records: expected {"Records": [...]}, a list, or one record')
+    records = decode_records(raw, name)
+    if isinstance(records, RecordError):
+        yield records
         return
     for index, record in enumerate(records):
         if isinstance(record, Mapping):
             yield dict(record)
         else:
-            yield RecordError(name, "record is not a JSON object", f"record {index}")
+            yield not_an_object(name, index)
 
 
 def _service(event_source: str) -> str:

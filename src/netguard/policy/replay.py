@@ -4,16 +4,15 @@ Streams log files (local folders or S3), one file at a time per worker, so memor
 number of files. Records whose action no Deny statement can match are counted without building a
 request context (the verdict per eventSource/eventName pair is computed once and cached); the rest go
 through the same pure evaluator as `policy simulate`. `evaluate_record` is that pure function of
-(policies, record), so the same code maps over record partitions in Spark or rows from Athena.
+(policies, record), so the same code maps over record partitions in Spark or rows from Athena. Files
+become records through the reader simulate uses too, `cloudtrail.decode_records`.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
-import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,18 +22,8 @@ from typing import Any
 from netguard.errors import InputError
 from netguard.iam.actions import wildcard_regex
 from netguard.iam.evaluator import ALLOW, DENY, INDETERMINATE, Policy, evaluate_scps
-from netguard.policy.cloudtrail import _service, parse_record
-
-try:
-    import orjson
-
-    _loads = orjson.loads
-    _DecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
-except ImportError:  # pragma: no cover - orjson is a dependency; json still works
-    import json
-
-    _loads = json.loads
-    _DecodeError = (json.JSONDecodeError,)
+from netguard.policy import cloudtrail
+from netguard.policy.cloudtrail import LOG_SUFFIXES, RecordError, _service, not_an_object, parse_record
 
 SAMPLES = 5
 _LOG_PATH = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/")
@@ -225,33 +214,13 @@ class Totals:
             mine["samples"] = (mine["samples"] + theirs["samples"])[:SAMPLES]
 
 
-def decode(raw: bytes, name: str) -> tuple[list[Any] | None, InputError | None]:
-    """Records of one log file; a truncated gzip or bad JSON is an error naming the file and position."""
-    try:
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-        return None, InputError(name, f"corrupt or truncated gzip: {exc}")
-    try:
-        payload = _loads(raw)
-    except _DecodeError as exc:
-        return None, InputError(name, f"invalid JSON: {exc}")
-    except RecursionError:
-        return None, InputError(name, "JSON nested too deeply to parse")
-    if isinstance(payload, Mapping) and isinstance(payload.get("Records"), list):
-        return payload["Records"], None
-    if isinstance(payload, list):
-        return payload, None
-    return None, InputError(name, 'no CloudTrail records: expected {"Records": [...]}')
-
-
 def replay_file(
     compiled: Compiled, raw: bytes, name: str, filters: Filters, management_account: str | None = None
 ) -> Totals:
     totals = Totals(files=1)
-    records, error = decode(raw, name)
-    if error:
-        totals.errors.append(error)
+    records = cloudtrail.decode_records(raw, name)  # the reader simulate uses too
+    if isinstance(records, RecordError):
+        totals.errors.append(records.as_input_error())
         return totals
     filtering = bool(filters.accounts or filters.regions or filters.since or filters.until)
     verdicts = compiled.verdicts  # (eventSource, eventName) -> needs evaluation; the hot path is one lookup
@@ -263,7 +232,7 @@ def replay_file(
             key = None
         if key is None or not isinstance(key[0], str) or not isinstance(key[1], str):
             if not isinstance(record, dict):
-                totals.errors.append(InputError(name, f"record {index} is not a JSON object"))
+                totals.errors.append(not_an_object(name, index).as_input_error())
             else:
                 counted += 1
                 totals.errors.append(
@@ -306,7 +275,7 @@ class Source:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     key = item["Key"]
-                    if key.endswith((".json", ".json.gz", ".gz")) and filters.path_may_match(key):
+                    if key.endswith(LOG_SUFFIXES) and filters.path_may_match(key):
                         yield f"s3://{bucket}/{key}"
             return
         path = Path(self.location)
@@ -314,11 +283,7 @@ class Source:
             yield str(path)
             return
         for file in sorted(path.rglob("*")):
-            if (
-                file.is_file()
-                and file.name.endswith((".json", ".json.gz", ".gz"))
-                and filters.path_may_match(file.as_posix())
-            ):
+            if file.is_file() and file.name.endswith(LOG_SUFFIXES) and filters.path_may_match(file.as_posix()):
                 yield str(file)
 
     def read(self, name: str) -> bytes:

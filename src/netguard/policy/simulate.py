@@ -10,9 +10,7 @@ from typing import Any
 
 from netguard.errors import InputError
 from netguard.iam.evaluator import ALLOW, FULL_AWS_ACCESS, Policy, evaluate_scps
-from netguard.policy.cloudtrail import RecordError, parse_record, read_records
-
-EVENT_SUFFIXES = (".json", ".json.gz", ".gz")
+from netguard.policy.cloudtrail import LOG_SUFFIXES, RecordError, parse_record, read_records
 
 
 @dataclass
@@ -54,7 +52,7 @@ def event_files(paths: list[Path]) -> Iterator[Path | InputError]:
         if path.is_file():
             yield path
         elif path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(EVENT_SUFFIXES))
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(LOG_SUFFIXES))
         else:
             yield InputError(str(path), "no such file or directory")
 
@@ -68,8 +66,7 @@ def simulate(levels: list[list[Policy]], events: list[Path], management_account:
             continue
         for index, record in enumerate(read_records(path)):
             if isinstance(record, RecordError):
-                where = f" ({record.position})" if record.position else ""
-                outcome.errors.append(InputError(record.file, record.message + where))
+                outcome.errors.append(record.as_input_error())
                 continue
             try:
                 parsed = parse_record(record, management_account)

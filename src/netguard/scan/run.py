@@ -1,33 +1,30 @@
-"""`netguard scan`: discover files, run the engines in-process, merge their findings."""
+"""`netguard scan`: discover, read and parse each file once, run netguard's rules, suppress, report.
+
+The work is split into units: one CloudFormation template, or one Terraform module folder (its files
+refer to each other). A unit is evaluated in one go and returns its findings and errors, so a unit
+that fails costs only itself, and units can run in worker processes.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from netguard.catalog import load_catalog
-from netguard.cfn.loader import is_template, load_template, reference_problems, structure_problems
-from netguard.config import DEFAULT_CONFIG, Limits, ScanConfig, find_config, load_config, set_active_config
+from netguard.config import DEFAULT_CONFIG, ScanConfig, find_config, load_config
 from netguard.errors import InputError
-from netguard.safety import read_vetted
 from netguard.scan.discover import discover
-from netguard.scan.findings import ScanResult
-from netguard.scan.suppress import apply_suppressions
+from netguard.scan.findings import Finding, ScanResult
+from netguard.scan.suppress import Spans, apply_suppressions
+from netguard.violations import Violation
 
-ENGINES = ("checkov", "cfn-lint")
-
-
-def vet_terraform(path: Path, limits: Limits) -> str | None:
-    """Size, encoding and nesting of a .tf file, before Checkov's HCL parser sees it."""
-    raw, problem = read_vetted(path, limits)
-    if problem:
-        return problem
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"not valid UTF-8 (byte {exc.start})"
-    return None
+ENGINE = "netguard"
 
 
 def resolve_config(paths: list[str], explicit: str | None) -> ScanConfig:
@@ -41,160 +38,162 @@ def resolve_config(paths: list[str], explicit: str | None) -> ScanConfig:
     return DEFAULT_CONFIG
 
 
-def _checked_types() -> set[str]:
-    return {t for c in load_catalog().values() for t in c.resource_types("cloudformation")}
+@dataclass(frozen=True)
+class Unit:
+    """What is evaluated in one go: a template, or the .tf files of one module folder."""
+
+    kind: str  # "cloudformation" or "terraform"
+    files: tuple[str, ...]
 
 
-def scan(
-    paths: list[str],
-    config: ScanConfig,
-    engines: tuple[str, ...] = ENGINES,
-    debug: bool = False,
-    jobs: int = 1,
-) -> ScanResult:
+@dataclass
+class UnitResult:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    scanned: list[str] = field(default_factory=list)  # files whose every resource was evaluated
+
+
+def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fallback: str) -> list[Finding]:
+    catalog = load_catalog()
+    found = []
+    for violation in violations:
+        file, line = where.get(violation.resource, (fallback, 0))
+        control = catalog[violation.control]
+        found.append(
+            Finding(
+                control=control.id,
+                file=file,
+                resource=violation.resource,
+                line=line,
+                severity=control.severity,
+                message=violation.message,
+                engines=[ENGINE],
+            )
+        )
+    return found
+
+
+def scan_template(path: str, config: ScanConfig) -> UnitResult:
+    """One CloudFormation file: one read, one parse, the rules, suppressions."""
+    from netguard.cfn import rules as cfn_rules
+    from netguard.cfn.loader import is_template, load_template, reference_problems, structure_problems
+    from netguard.cfn.template import Template
+
+    out = UnitResult()
+    loaded = load_template(Path(path), config.limits)
+    if loaded.error:
+        out.errors.append(InputError(path, loaded.error, loaded.line))
+        return out
+    if not is_template(loaded.data):
+        return out  # a YAML/JSON file that is not a template: not ours to judge
+    broken = structure_problems(loaded.data)
+    if broken:
+        out.errors.extend(InputError(path, problem) for problem in broken)
+        return out
+    out.errors.extend(InputError(path, problem) for problem in reference_problems(loaded.data))
+    template = Template(loaded.data)
+    violations = cfn_rules.evaluate(template, config)
+    spans = {name: template.span_of(name) for name in template.resources}
+    out.findings = _findings(violations, {name: (path, first) for name, (first, _) in spans.items()}, path)
+    apply_suppressions(out.findings, {path: Spans(spans, loaded.data)})
+    out.scanned.append(path)
+    return out
+
+
+def scan_module(files: tuple[str, ...], config: ScanConfig) -> UnitResult:
+    """One Terraform module folder: every .tf file parsed once, rendered once, the rules, suppressions."""
+    from netguard.terraform import rules as tf_rules
+    from netguard.terraform.loader import load_module
+
+    out = UnitResult()
+    loaded = load_module([Path(f) for f in files], config)
+    out.errors.extend(loaded.errors)
+    if loaded.module is None:
+        return out
+    module = loaded.module
+    violations = tf_rules.evaluate(module, config)
+    where = {block.address: (block.file, block.line) for block in module.blocks}
+    out.findings = _findings(violations, where, files[0])
+    apply_suppressions(out.findings, module.spans())
+    out.scanned.extend(f for f in files if f not in loaded.failed)
+    return out
+
+
+def run_unit(unit: Unit, config: ScanConfig, debug: bool = False) -> UnitResult:
+    """Evaluate one unit; a bug in netguard on this input is an error for its files, not a lost run."""
+    try:
+        if unit.kind == "cloudformation":
+            return scan_template(unit.files[0], config)
+        return scan_module(unit.files, config)
+    except Exception as exc:
+        if debug:
+            raise
+        return UnitResult(
+            errors=[InputError(f, f"netguard failed on this file: {type(exc).__name__}: {exc}") for f in unit.files]
+        )
+
+
+def units_of(cfn: list[Path], terraform: list[Path]) -> list[Unit]:
+    """Templates one by one; Terraform files grouped by folder, since a module spans its folder."""
+    units = [Unit("cloudformation", (str(p),)) for p in cfn]
+    folders: dict[Path, list[str]] = {}
+    for path in terraform:
+        folders.setdefault(path.parent, []).append(str(path))
+    units.extend(Unit("terraform", tuple(files)) for files in folders.values())
+    return units
+
+
+def scan(paths: list[str], config: ScanConfig, debug: bool = False, jobs: int = 1) -> ScanResult:
     """Scan paths; never raises for bad input: each problem becomes an error naming the file."""
-    set_active_config(config)
     result = ScanResult()
     found = discover(paths)
     result.errors.extend(found.errors)
-    templates: list[tuple[Path, dict]] = []
-    for path in found.cfn:
-        loaded = load_template(path, config.limits)
-        if loaded.error:
-            result.errors.append(InputError(str(path), loaded.error, loaded.line))
-        elif is_template(loaded.data):
-            broken = structure_problems(loaded.data)
-            result.errors.extend(InputError(str(path), problem) for problem in broken)
-            if not broken:
-                result.errors.extend(InputError(str(path), problem) for problem in reference_problems(loaded.data))
-                templates.append((path, loaded.data))
-    terraform = []
-    for path in found.terraform:
-        problem = vet_terraform(path, config.limits)
-        if problem:
-            result.errors.append(InputError(str(path), problem))
-        else:
-            terraform.append(path)
-    _engines_into(result, templates, terraform, engines, debug, jobs)
-    apply_suppressions(result, {str(path): data for path, data in templates})
-    result.files = [str(p) for p, _ in templates] + [str(p) for p in terraform]
+    units = units_of(found.cfn, found.terraform)
+    for unit_result in _run_all(units, config, debug, jobs):
+        for finding in unit_result.findings:
+            result.add(finding)
+        result.errors.extend(unit_result.errors)
+        result.files.extend(unit_result.scanned)
     result.apply_threshold(config.severity_threshold)
     result.sort()
     return result
 
 
-PARALLEL_THRESHOLD = 60  # files; below it, starting workers costs more than it saves
-_work: dict[str, Any] = {}  # what forked workers inherit: the parsed templates and the settings
+PARALLEL_THRESHOLD = 200  # units; below it, starting workers costs more than it saves
 
 
-def _run_chunk(
-    templates: list[tuple[Path, dict]], terraform: list[Path], engines: tuple[str, ...], debug: bool
-) -> ScanResult:
-    """Both engines on one share of the files."""
-    chunk = ScanResult()
-    checked = _checked_types()
-    expect = {
-        os.path.realpath(p)
-        for p, data in templates
-        if isinstance(data.get("Resources"), dict)
-        and any(isinstance(r, dict) and r.get("Type") in checked for r in data["Resources"].values())
-    }
-    if "checkov" in engines:
-        from netguard.engines.checkov_adapter import preload_template
-        from netguard.scan.checkov_engine import run_checkov
-
-        for path, data in templates:  # parsed once: the Checkov checks reuse it instead of parsing again
-            preload_template(str(path), data)
-        run_checkov(
-            "cloudformation",
-            [p for p, _ in templates],
-            chunk,
-            debug=debug,
-            expect=expect,
-            parsed={str(p): data for p, data in templates},
-        )
-        run_checkov("terraform", terraform, chunk, debug=debug)
-    if "cfn-lint" in engines:
-        from netguard.scan.cfnlint_engine import run_cfnlint
-
-        run_cfnlint(templates, chunk, debug=debug)
-    return chunk
-
-
-def _worker(share: tuple[list[int], list[int]]) -> tuple[list[Any], list[InputError], int]:
-    if "checkov" in _work["engines"]:
-        # Checkov forks its own pool for Terraform; a pool worker may not have children, and the
-        # cores are already busy with netguard's workers.
-        from checkov.common.models.enums import ParallelizationType
-        from checkov.common.parallelizer.parallel_runner import parallel_runner
-
-        parallel_runner.type = ParallelizationType.NONE
-    template_ids, terraform_ids = share
-    templates = [_work["templates"][i] for i in template_ids]
-    terraform = [_work["terraform"][i] for i in terraform_ids]
-    chunk = _run_chunk(templates, terraform, _work["engines"], _work["debug"])
-    return chunk.findings, chunk.errors, len(templates) + len(terraform)
-
-
-def _shares(
-    templates: list[tuple[Path, dict]], terraform: list[Path], pieces: int
-) -> list[tuple[list[int], list[int]]]:
-    """Split the work; Terraform files stay with their module folder (references cross files)."""
-    shares: list[tuple[list[int], list[int]]] = [([], []) for _ in range(pieces)]
-    for index in range(len(templates)):
-        shares[index % pieces][0].append(index)
-    folders: dict[Path, list[int]] = {}
-    for index, path in enumerate(terraform):
-        folders.setdefault(path.parent, []).append(index)
-    for n, indexes in enumerate(folders.values()):
-        shares[n % pieces][1].extend(indexes)
-    return [share for share in shares if share[0] or share[1]]
-
-
-def _prime_engines(engines: tuple[str, ...]) -> None:
-    """Import the engines and build the pack once, before forking, so workers start warm."""
-    if "checkov" in engines:
-        import checkov.cloudformation.runner
-        import checkov.terraform.runner  # noqa: F401
-
-        from netguard.scan.checkov_engine import load_checks
-
-        load_checks()
-    if "cfn-lint" in engines:
-        from netguard.scan.cfnlint_engine import _rules_and_config
-
-        _rules_and_config()
-
-
-def _engines_into(
-    result: ScanResult,
-    templates: list[tuple[Path, dict]],
-    terraform: list[Path],
-    engines: tuple[str, ...],
-    debug: bool,
-    jobs: int,
-) -> None:
-    total = len(templates) + len(terraform)
-    if jobs <= 1 or total < PARALLEL_THRESHOLD or debug:
-        chunk = _run_chunk(templates, terraform, engines, debug)
-        for finding in chunk.findings:
-            result.add(finding)
-        result.errors.extend(chunk.errors)
+def _run_all(units: list[Unit], config: ScanConfig, debug: bool, jobs: int) -> Iterator[UnitResult]:
+    progress = Progress(len(units))
+    if jobs <= 1 or len(units) < PARALLEL_THRESHOLD or debug:
+        for unit in units:
+            yield run_unit(unit, config, debug)
+            progress.advance(1)
+        progress.close()
         return
     import multiprocessing
 
-    _prime_engines(engines)
-    _work.update(templates=templates, terraform=terraform, engines=engines, debug=debug)
-    shares = _shares(templates, terraform, max(jobs * 4, 1))
-    progress = Progress(total)
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        for findings, errors, done in pool.imap_unordered(_worker, shares):
-            for finding in findings:
-                result.add(finding)
-            result.errors.extend(errors)
-            progress.advance(done)
+    chunks = [units[i :: jobs * 4] for i in range(jobs * 4)]
+    pending = {}
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        for chunk in chunks:
+            if chunk:
+                pending[pool.submit(_run_chunk, chunk, config)] = chunk
+        for future, chunk in pending.items():
+            try:
+                results = future.result()
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): its files are errors, never silently passed.
+                results = [
+                    UnitResult(errors=[InputError(f, "the worker process evaluating this file died") for f in u.files])
+                    for u in chunk
+                ]
+            yield from results
+            progress.advance(len(chunk))
     progress.close()
-    _work.clear()
+
+
+def _run_chunk(units: list[Unit], config: ScanConfig) -> list[UnitResult]:
+    return [run_unit(unit, config) for unit in units]
 
 
 class Progress:
@@ -203,17 +202,12 @@ class Progress:
     DELAY = 2.0
 
     def __init__(self, total: int) -> None:
-        import sys
-        import time
-
         self.total, self.done, self.start = total, 0, time.monotonic()
         self.stream = sys.stderr
-        self.enabled = self.stream.isatty()
+        self.enabled = self.stream.isatty() and not os.environ.get("CI")
         self.shown = False
 
     def advance(self, count: int) -> None:
-        import time
-
         self.done += count
         elapsed = time.monotonic() - self.start
         if self.enabled and elapsed >= self.DELAY:

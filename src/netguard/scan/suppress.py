@@ -1,7 +1,7 @@
 """Suppressions that mean the same whichever engine found the finding.
 
-netguard runs both engines without their own skip handling and applies one layer afterwards, so a
-finding is suppressed, or not, identically under Checkov and cfn-lint. Recognised forms:
+netguard applies one layer of suppressions to its own findings, and recognises the engines' forms too,
+so a team moving from Checkov or cfn-lint keeps its skips. Recognised forms:
 - `# netguard:skip=NG-VPC-001: reason` inside a resource block or in the comments right above it;
 - Checkov's `#checkov:skip=CKV_NG_VPC_001:reason` comments and `Metadata.checkov.skip` entries;
 - netguard's `Metadata.netguard.skip: [{id: NG-VPC-001, reason: ...}]`;
@@ -11,21 +11,25 @@ A suppression needs a reason. One without is not honoured and the finding says s
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from netguard.catalog import control_for_engine_id, load_catalog
-from netguard.scan.findings import ScanResult
+from netguard.scan.findings import Finding
 
 _NETGUARD = re.compile(r"#\s*netguard:skip=(NG-[A-Z]+-\d{3})(?:\s*:\s*(.*\S))?")
 _CHECKOV = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?:\s*:\s*(.*\S))?")
-_CFN_RESOURCE = re.compile(r"^  ([A-Za-z0-9]+):\s*(#.*)?$")
-_TF_BLOCK = re.compile(r'^(resource|data)\s+"([\w-]+)"\s+"([\w-]+)"')
-_TOP_LEVEL = re.compile(r"^\S")
+
+
+@dataclass
+class Spans:
+    """Where each resource of one file is written (first and last line, from the parser)."""
+
+    resources: dict[str, tuple[int, int]] = field(default_factory=dict)
+    template: Mapping[str, Any] | None = None  # a CloudFormation template, for Metadata suppressions
 
 
 @dataclass(frozen=True)
@@ -53,37 +57,6 @@ def _from_comment(line: str) -> Suppression | None:
             if control:
                 return Suppression(control, match.group(2), source)
     return None
-
-
-def _blocks(lines: list[str], terraform: bool) -> dict[str, tuple[int, int]]:
-    """Line ranges (start, end) per resource, the start including the comments right above it."""
-    starts: list[tuple[str, int]] = []
-    for number, line in enumerate(lines):
-        if terraform:
-            match = _TF_BLOCK.match(line)
-            name = (
-                (("data." if match.group(1) == "data" else "") + f"{match.group(2)}.{match.group(3)}")
-                if match
-                else None
-            )
-        else:
-            match = _CFN_RESOURCE.match(line)
-            name = match.group(1) if match else None
-        if name:
-            first = number
-            while first > 0 and lines[first - 1].lstrip().startswith("#"):
-                first -= 1
-            starts.append((name, first))
-    ranges = {}
-    for index, (name, first) in enumerate(starts):
-        end = starts[index + 1][1] if index + 1 < len(starts) else len(lines)
-        if not terraform:
-            for number in range(first + 1, end):
-                if _TOP_LEVEL.match(lines[number]) and not lines[number].startswith("#"):
-                    end = number
-                    break
-        ranges[name] = (first, end)
-    return ranges
 
 
 def _from_metadata(resource: Mapping[str, Any]) -> list[Suppression]:
@@ -115,26 +88,27 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def suppressions_in(path: Path, template: Mapping[str, Any] | None = None) -> dict[str, list[Suppression]]:
-    """Suppressions per resource (logical id or Terraform block address) in one file."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
+def suppressions_in(path: Path, spans: Spans) -> dict[str, list[Suppression]]:
+    """Suppressions per resource (logical id or Terraform block address) in one file.
+
+    A comment counts when it is inside the resource's lines, as the parser recorded them, or in the
+    run of comment lines right above it.
+    """
     found: dict[str, list[Suppression]] = {}
     if path.suffix != ".json":
-        lines = text.splitlines()
-        for name, (first, end) in _blocks(lines, path.suffix == ".tf").items():
-            for line in lines[first:end]:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            lines = []
+        for name, (first, last) in spans.resources.items():
+            top = first - 1  # 0-based index of the resource's first line
+            while top > 0 and lines[top - 1].lstrip().startswith("#"):
+                top -= 1
+            for line in lines[top:last]:
                 suppression = _from_comment(line)
                 if suppression:
                     found.setdefault(name, []).append(suppression)
-    if template is None and path.suffix == ".json":
-        try:
-            template = json.loads(text)
-        except ValueError:
-            template = None
-    resources = template.get("Resources") if isinstance(template, Mapping) else None
+    resources = spans.template.get("Resources") if isinstance(spans.template, Mapping) else None
     if isinstance(resources, Mapping):
         for name, resource in resources.items():
             for suppression in _from_metadata(resource):
@@ -142,12 +116,14 @@ def suppressions_in(path: Path, template: Mapping[str, Any] | None = None) -> di
     return found
 
 
-def apply_suppressions(result: ScanResult, templates: Mapping[str, Mapping[str, Any]]) -> None:
+def apply_suppressions(findings: list[Finding], files: Mapping[str, Spans]) -> None:
     """Mark findings suppressed when a reasoned suppression covers them; flag reasonless ones."""
     cache: dict[str, dict[str, list[Suppression]]] = {}
-    for finding in result.findings:
+    for finding in findings:
+        if finding.file not in files:
+            continue
         if finding.file not in cache:
-            cache[finding.file] = suppressions_in(Path(finding.file), templates.get(finding.file))
+            cache[finding.file] = suppressions_in(Path(finding.file), files[finding.file])
         base = finding.resource.split("[", 1)[0]
         matching = [s for s in cache[finding.file].get(base, []) if s.control == finding.control]
         reasoned = [s for s in matching if s.reason]

@@ -1,9 +1,10 @@
-"""The netguard controls over a Terraform module (as rendered by Checkov)."""
+"""The netguard controls over a Terraform module as netguard renders it (terraform/loader.py)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,7 +12,8 @@ from netguard.catalog import load_catalog
 from netguard.config import ScanConfig
 from netguard.iam.statements import parse_document, risky_statements
 from netguard.netaddr import is_default_route
-from netguard.terraform.module import Block, Module, Target, references, unwrap
+from netguard.terraform.expressions import UNKNOWN
+from netguard.terraform.module import Block, Module, Target, unwrap
 from netguard.violations import RuleSet, Violation
 
 Rule = Callable[[Module, ScanConfig], Iterator[Violation]]
@@ -23,34 +25,16 @@ evaluate = RULESET.evaluate
 _SPACES = re.compile(r"\s+")
 
 
-def _targets(module: Module, block: Block, value: Any) -> Iterator[Target]:
-    """References in value; `each.value.X` resolves through a for_each over a whole resource."""
-    yield from references(value)
-    text = json.dumps(value) if not isinstance(value, str) else value
-    if "each.value" in text and block.existence:
-        for_each = list(references(block.existence))
-        if len(for_each) == 1 and for_each[0].index is None and for_each[0].attribute is None:
-            match = re.search(r"each\.value\.([A-Za-z_]\w*)", text)
-            yield Target(for_each[0].base, "*", match.group(1) if match else None)
+def _same_condition(a: Block, b: Block) -> bool:
+    return bool(a.existence and b.existence and _SPACES.sub("", a.existence) == _SPACES.sub("", b.existence))
 
 
 def _iterates_over(block: Block, target: Block) -> bool:
-    """True when block's for_each is the whole collection target belongs to (one instance each)."""
-    if not isinstance(block.count, str):
-        return False
-    refs = list(references(block.count))
-    return (
-        len(refs) == 1 and refs[0].base == target.base and refs[0].index is None and block.count.strip() == target.base
-    )
+    """True when block's for_each is the whole resource target belongs to (one instance each)."""
+    return block.each_source is not None and block.each_source == target.base
 
 
-def _same_condition(a: Block, b: Block) -> bool:
-    return bool(a.conditional and b.conditional and _SPACES.sub("", a.conditional) == _SPACES.sub("", b.conditional))
-
-
-def _coverage(
-    module: Module, control: str, target: Block, covers: list[Block], what: str, hint: str = ""
-) -> Violation | None:
+def _coverage(target: Block, control: str, covers: list[Block], what: str, hint: str = "") -> Violation | None:
     if not covers:
         return Violation(control, target.address, f"{target.address}: no {what} refers to it{hint}")
     if any(c.existence is None or _same_condition(c, target) or _iterates_over(c, target) for c in covers):
@@ -59,16 +43,25 @@ def _coverage(
     return Violation(control, target.address, f"{target.address}: {what} is conditional: {detail}")
 
 
-def _refers(module: Module, holder: Block, value: Any, target: Block, attributes: set[str | None]) -> bool:
-    return any(ref.attribute in attributes and target in module.resolve(ref) for ref in _targets(module, holder, value))
+def _covers(
+    module: Module, users: Iterator[tuple[Block, Any, set[str | None]]]
+) -> dict[int, list[Block]]:
+    """id(target block) -> the blocks that refer to it, built in one pass so the rules stay linear."""
+    index: dict[int, list[Block]] = defaultdict(list)
+    for user, raw, attributes in users:
+        for ref in user.targets(raw):
+            if ref.attribute in attributes:
+                for target in module.resolve(ref):
+                    if not index[id(target)] or index[id(target)][-1] is not user:
+                        index[id(target)].append(user)
+    return index
 
 
 @rule("NG-VPC-001")
 def vpc_without_flow_log(module: Module, config: ScanConfig) -> Iterator[Violation]:
-    logs = module.of_type("aws_flow_log")
+    covers = _covers(module, ((log, log.raw("vpc_id"), {"id"}) for log in module.of_type("aws_flow_log")))
     for vpc in module.of_type("aws_vpc"):
-        covers = [log for log in logs if _refers(module, log, log.config.get("vpc_id"), vpc, {"id"})]
-        found = _coverage(module, "NG-VPC-001", vpc, covers, "flow log")
+        found = _coverage(vpc, "NG-VPC-001", covers.get(id(vpc), []), "flow log")
         if found:
             yield found
 
@@ -79,58 +72,55 @@ def flow_log_not_all_traffic(module: Module, config: ScanConfig) -> Iterator[Vio
         traffic = log.attr("traffic_type")
         if isinstance(traffic, str) and traffic.upper() == "ALL":
             continue
-        shown = "not set" if traffic is None else f"`{traffic}`"
+        raw = log.raw("traffic_type")
+        shown = "not set" if raw is None else f"`{_shown(raw)}`"
         yield Violation("NG-VPC-002", log.address, f'{log.address}: traffic_type is {shown}; set it to "ALL"')
+
+
+def _shown(raw: Any) -> str:
+    """An attribute as the user wrote it, for messages."""
+    text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+    return text[2:-1] if text.startswith("${") and text.endswith("}") else text
 
 
 @rule("NG-VPC-003")
 def vpc_without_dhcp_options(module: Module, config: ScanConfig) -> Iterator[Violation]:
     associations = module.of_type("aws_vpc_dhcp_options_association")
+    real = [a for a in associations if not _is_default_options(a)]
+    covers = _covers(module, ((a, a.raw("vpc_id"), {"id"}) for a in real))
+    defaults = _covers(module, ((a, a.raw("vpc_id"), {"id"}) for a in associations if _is_default_options(a)))
     for vpc in module.of_type("aws_vpc"):
-        covers, defaults = [], []
-        for assoc in associations:
-            if not _refers(module, assoc, assoc.config.get("vpc_id"), vpc, {"id"}):
-                continue
-            options = assoc.attr("dhcp_options_id")
-            if isinstance(options, str) and options.strip().lower() == "default":
-                defaults.append(assoc.address)
-            else:
-                covers.append(assoc)
+        default_users = [a.address for a in defaults.get(id(vpc), [])]
         hint = (
-            f' ({", ".join(defaults)} uses dhcp_options_id "default", which means no options set)' if defaults else ""
+            f' ({", ".join(default_users)} uses dhcp_options_id "default", which means no options set)'
+            if default_users
+            else ""
         )
-        found = _coverage(module, "NG-VPC-003", vpc, covers, "DHCP options association", hint)
+        found = _coverage(vpc, "NG-VPC-003", covers.get(id(vpc), []), "DHCP options association", hint)
         if found:
             yield found
 
 
-def _literal_list(value: Any) -> list[Any]:
-    value = unwrap(value)
-    if isinstance(value, list):
-        flat = []
-        for item in value:
-            flat.extend(item if isinstance(item, list) else [item])
-        return flat
-    return [] if value is None else [value]
+def _is_default_options(association: Block) -> bool:
+    options = association.attr("dhcp_options_id")
+    return isinstance(options, str) and options.strip().lower() == "default"
 
 
 def _is_literal(value: Any) -> bool:
-    return isinstance(value, str) and not any(
-        marker in value for marker in ("${", "var.", "local.", "module.", "data.", "aws_")
-    )
+    return isinstance(value, str) and value is not UNKNOWN
 
 
 @rule("NG-DHCP-001")
 def dhcp_unapproved_dns(module: Module, config: ScanConfig) -> Iterator[Violation]:
     for options in module.of_type("aws_vpc_dhcp_options"):
         bad = []
-        servers = _literal_list(options.config.get("domain_name_servers"))
-        raw = options.raw_expression("domain_name_servers")
-        if not servers and raw and raw.replace(" ", "") != "[]":
-            bad.append(f"`{raw}` (not resolvable)")
-        for server in servers:
+        raw = options.raw("domain_name_servers")
+        servers = options.attr("domain_name_servers")
+        if raw is not None and not isinstance(servers, list):
+            bad.append(f"`{_shown(raw)}` (not resolvable)")
+        for server in servers if isinstance(servers, list) else []:
             if not _is_literal(server):
-                bad.append(f"`{server}` (not resolvable)")
+                bad.append("a value netguard cannot resolve")
             elif not config.dns_approved(server):
                 bad.append(server)
         if bad:
@@ -138,35 +128,49 @@ def dhcp_unapproved_dns(module: Module, config: ScanConfig) -> Iterator[Violatio
             yield Violation(
                 "NG-DHCP-001",
                 options.address,
-                f"{options.address}: domain_name_servers has {', '.join(bad)}, outside the approved list ({approved})",
+                f"{options.address}: domain_name_servers has {', '.join(dict.fromkeys(bad))},"
+                f" outside the approved list ({approved})",
             )
+
+
+def _eip_users(module: Module) -> Iterator[tuple[Block, Any, set[str | None]]]:
+    allocation = {"id", "allocation_id"}
+    for assoc in module.of_type("aws_eip_association"):
+        yield assoc, assoc.raw("allocation_id"), allocation
+        yield assoc, assoc.raw("public_ip"), {"public_ip"}
+    for nat in module.of_type("aws_nat_gateway"):
+        yield nat, nat.raw("allocation_id"), allocation
+        yield nat, nat.raw("secondary_allocation_ids"), allocation
+    for lb in module.of_type("aws_lb", "aws_alb"):
+        for mapping in lb.nested("subnet_mapping"):
+            yield lb, unwrap(mapping.get("allocation_id")), allocation
 
 
 @rule("NG-EIP-001")
 def eip_not_attached(module: Module, config: ScanConfig) -> Iterator[Violation]:
-    users: list[tuple[Block, Any, set[str | None]]] = []
-    for assoc in module.of_type("aws_eip_association"):
-        users.append((assoc, assoc.config.get("allocation_id"), {"id", "allocation_id"}))
-        users.append((assoc, assoc.config.get("public_ip"), {"public_ip"}))
-    for nat in module.of_type("aws_nat_gateway"):
-        users.append((nat, nat.config.get("allocation_id"), {"id", "allocation_id"}))
-        users.append((nat, nat.config.get("secondary_allocation_ids"), {"id", "allocation_id"}))
-    for lb in module.of_type("aws_lb", "aws_alb"):
-        for mapping in lb.blocks("subnet_mapping"):
-            users.append((lb, mapping.get("allocation_id"), {"id", "allocation_id"}))
+    covers = _covers(module, _eip_users(module))
     for eip in module.of_type("aws_eip"):
-        if eip.attr("instance") or eip.attr("network_interface"):
+        if eip.has("instance") or eip.has("network_interface"):
             continue
-        covers = [user for user, value, attrs in users if _refers(module, user, value, eip, attrs)]
         found = _coverage(
-            module,
-            "NG-EIP-001",
             eip,
-            list(dict.fromkeys(covers)),
+            "NG-EIP-001",
+            covers.get(id(eip), []),
             "attachment (instance, network interface, association, NAT gateway or NLB)",
         )
         if found:
             yield found
+
+
+def _known(value: Any) -> Any:
+    """A document with every unknown value as a placeholder that matches no pattern."""
+    if value is UNKNOWN:
+        return "(unknown)"
+    if isinstance(value, list):
+        return [_known(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _known(v) for k, v in value.items()}
+    return value
 
 
 def _policy_documents(block: Block) -> Iterator[tuple[str, Any]]:
@@ -174,16 +178,19 @@ def _policy_documents(block: Block) -> Iterator[tuple[str, Any]]:
         yield "policy document", _document_from_data(block)
         return
     if block.type == "aws_iam_role":
-        for inline in block.blocks("inline_policy"):
-            yield f"inline policy {unwrap(inline.get('name')) or ''}".strip(), unwrap(inline.get("policy"))
+        for inline in block.nested("inline_policy"):
+            name = block.value(unwrap(inline.get("name")))
+            label = f"inline policy {name}" if isinstance(name, str) else "inline policy"
+            yield label, block.value(unwrap(inline.get("policy")))
         return
     yield "policy", block.attr("policy")
 
 
 def _document_from_data(block: Block) -> dict:
     statements = []
-    for raw in block.blocks("statement"):
-        statement: dict[str, Any] = {"Effect": unwrap(raw.get("effect")) or "Allow"}
+    for raw in block.nested("statement"):
+        effect = block.value(unwrap(raw.get("effect")))
+        statement: dict[str, Any] = {"Effect": effect if isinstance(effect, str) else "Allow"}
         for hcl, iam in (
             ("actions", "Action"),
             ("not_actions", "NotAction"),
@@ -191,11 +198,10 @@ def _document_from_data(block: Block) -> dict:
             ("not_resources", "NotResource"),
         ):
             if hcl in raw:
-                statement[iam] = _literal_list(raw[hcl])
+                value = block.value(unwrap(raw[hcl]))
+                statement[iam] = _known(value if isinstance(value, list) else [value])
         if raw.get("condition"):
-            statement["Condition"] = raw["condition"]
-        if raw.get("sid"):
-            statement["Sid"] = unwrap(raw["sid"])
+            statement["Condition"] = {"netguard": "a condition block"}
         statements.append(statement)
     return {"Version": "2012-10-17", "Statement": statements}
 
@@ -209,7 +215,7 @@ def _iam_rule(control_id: str, actions: tuple[str, ...]) -> Rule:
         for block in holders:
             messages = []
             for label, raw in _policy_documents(block):
-                document = parse_document(raw)
+                document = parse_document(_known(raw))
                 if document is None:
                     continue  # a reference (e.g. data.aws_iam_policy_document.x.json) is checked at its source
                 for hit in risky_statements(document, actions):
@@ -225,11 +231,11 @@ for _control in load_catalog().values():
         RULES[_control.id] = _iam_rule(_control.id, _control.actions)
 
 
-def _is_this_account(module: Module, holder: Block, value: Any) -> bool:
-    for ref in references(value):
+def _is_this_account(module: Module, holder: Block, raw: Any) -> bool:
+    for ref in holder.targets(raw):
         if ref.base.startswith("data.aws_caller_identity.") and ref.attribute == "account_id":
             sources = module.resolve(Target(ref.base, ref.index, None))
-            if sources and all(not s.attr("provider") for s in sources):
+            if sources and all(s.raw("provider") is None for s in sources):
                 return True
     return False
 
@@ -237,15 +243,18 @@ def _is_this_account(module: Module, holder: Block, value: Any) -> bool:
 @rule("NG-PCX-001")
 def peering_unapproved_account(module: Module, config: ScanConfig) -> Iterator[Violation]:
     for peering in module.of_type("aws_vpc_peering_connection"):
-        owner = peering.attr("peer_owner_id")
-        if owner is None or _is_this_account(module, peering, owner):
+        raw = peering.raw("peer_owner_id")
+        if raw is None or _is_this_account(module, peering, raw):
             continue
-        if _is_literal(str(owner)) and str(owner) in config.approved_peer_accounts:
+        owner = peering.value(raw)
+        if isinstance(owner, (int, float)) and not isinstance(owner, bool):
+            owner = str(int(owner)).zfill(12)
+        if _is_literal(owner) and owner in config.approved_peer_accounts:
             continue
         why = (
             f"account {owner} is not approved"
-            if _is_literal(str(owner))
-            else (f"`{owner}` is not provably this account or an approved one")
+            if _is_literal(owner)
+            else f"`{_shown(raw)}` is not provably this account or an approved one"
         )
         yield Violation(
             "NG-PCX-001",
@@ -255,16 +264,16 @@ def peering_unapproved_account(module: Module, config: ScanConfig) -> Iterator[V
 
 
 def _is_default_route(value: Any) -> bool:
-    return is_default_route(unwrap(value))
+    return isinstance(value, str) and is_default_route(value)
 
 
 @rule("NG-PCX-002")
 def default_route_via_peering(module: Module, config: ScanConfig) -> Iterator[Violation]:
     for route in module.of_type("aws_route"):
-        if not route.attr("vpc_peering_connection_id"):
+        if not route.has("vpc_peering_connection_id"):
             continue
         for key in ("destination_cidr_block", "destination_ipv6_cidr_block"):
-            if _is_default_route(route.config.get(key)):
+            if _is_default_route(route.attr(key)):
                 yield Violation(
                     "NG-PCX-002",
                     route.address,
@@ -272,9 +281,10 @@ def default_route_via_peering(module: Module, config: ScanConfig) -> Iterator[Vi
                 )
                 break
     for table in module.of_type("aws_route_table", "aws_default_route_table"):
-        for inline in table.blocks("route"):
-            if unwrap(inline.get("vpc_peering_connection_id")) and any(
-                _is_default_route(inline.get(k)) for k in ("cidr_block", "ipv6_cidr_block")
+        for inline in table.nested("route"):
+            peering = table.value(unwrap(inline.get("vpc_peering_connection_id")))
+            if peering not in (None, "") and any(
+                _is_default_route(table.value(unwrap(inline.get(k)))) for k in ("cidr_block", "ipv6_cidr_block")
             ):
                 yield Violation(
                     "NG-PCX-002",

@@ -1,14 +1,22 @@
-"""The Terraform side of the Checkov adapters, imported only when Terraform is scanned."""
+"""The Terraform checks of the Checkov plug-in (resource and data-source checks)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from checkov.common.models.enums import CheckResult
 from checkov.terraform.checks.data.base_check import BaseDataCheck
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck as TfResourceCheck
 
 from netguard.catalog import Control
-from netguard.engines.checkov_adapter import DATA_SOURCES, CheckResult, _category, _tf_result
+from netguard.engines.checkov import DATA_SOURCES, category, verdict
+
+
+def _address(conf: dict[str, Any], entity_type: str, prefix: str) -> str:
+    address = str(conf.get("__address__", ""))
+    if not address:
+        address = f"{entity_type}.{conf.get('__name__', 'unknown')}"
+    return address if address.startswith(prefix) else prefix + address
 
 
 class NetguardTfCheck(TfResourceCheck):
@@ -19,12 +27,12 @@ class NetguardTfCheck(TfResourceCheck):
         super().__init__(
             name=f"{control.id}: {control.title}",
             id=control.engines["checkov"],
-            categories=[_category(control)],
+            categories=[category(control)],
             supported_resources=resource_types,
         )
 
     def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
-        return _tf_result(self, "resource", conf, self.entity_type)
+        return verdict(self, self.control, "terraform", _address(conf, self.entity_type, ""), conf)
 
 
 class NetguardTfDataCheck(BaseDataCheck):
@@ -35,12 +43,12 @@ class NetguardTfDataCheck(BaseDataCheck):
         super().__init__(
             name=f"{control.id}: {control.title}",
             id=control.engines["checkov"],
-            categories=[_category(control)],
+            categories=[category(control)],
             supported_data=data_types,
         )
 
     def scan_data_conf(self, conf: dict[str, Any]) -> CheckResult:
-        return _tf_result(self, "data", conf, self.entity_type)
+        return verdict(self, self.control, "terraform", _address(conf, self.entity_type, "data."), conf)
 
 
 def terraform_checks(control: Control) -> list[Any]:

@@ -1,0 +1,76 @@
+"""cfn-lint plug-in: one CloudFormationLintRule per control, answering from netguard's own evaluation.
+
+cfn-lint calls each rule with its decoded template. The first rule of the pack to see a template runs
+netguard's per-file evaluation on the file (the same function `netguard scan` runs), and every rule
+reports its control's findings on ["Resources", <logical id>], so cfn-lint supplies the lines.
+
+cfn-lint APIs used, all public: CloudFormationLintRule and its class attributes, RuleMatch,
+`cfn.filename` and `cfn.template`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+from netguard.catalog import load_catalog
+from netguard.engines import Cache, file_key, plugin_config
+from netguard.scan.findings import Finding
+
+_results: Cache = Cache(64)
+DOCS_URL = "https://github.com/netguard/netguard/blob/main/docs/controls.md"
+
+
+def _evaluate(cfn: Any) -> tuple[list[Finding], list[str]]:
+    """Unsuppressed findings and input errors for the template cfn-lint is linting."""
+    from netguard.scan.run import scan_template
+
+    config = plugin_config()
+    path = str(getattr(cfn, "filename", "") or "")
+    key = file_key(path)
+    if key is None:  # standard input, or a file that is gone: evaluate cfn-lint's decoded template
+        from netguard.cfn import rules as cfn_rules
+        from netguard.cfn.template import Template
+        from netguard.scan.run import ENGINE
+
+        catalog = load_catalog()
+        violations = cfn_rules.evaluate(Template(cfn.template), config)
+        return [
+            Finding(v.control, path, v.resource, 0, catalog[v.control].severity, v.message, [ENGINE])
+            for v in violations
+        ], []
+    cache_key = (key, config)
+    if cache_key not in _results:
+        unit = scan_template(path, config)
+        findings = [f for f in unit.findings if f.suppressed is None]
+        _results.remember(cache_key, (findings, [e.message for e in unit.errors]))
+    return _results[cache_key]
+
+
+class NetguardRule(CloudFormationLintRule):
+    """Base for the pack's cfn-lint rules. Subclasses set only `control_id`."""
+
+    control_id: ClassVar[str] = ""
+    source_url = DOCS_URL
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        control = load_catalog()[cls.control_id]
+        cls.id = control.engines["cfn_lint"]
+        cls.shortdesc = control.title
+        cls.description = f"{control.id}: {control.rationale}"
+        cls.source_url = f"{DOCS_URL}#{control.id.lower()}"
+        cls.tags = ["netguard", control.id, *control.resource_types("cloudformation")]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        findings, errors = _evaluate(cfn)
+        matches = [
+            RuleMatch(["Resources", f.resource], f"{self.control_id} {f.message}")
+            for f in findings
+            if f.control == self.control_id
+        ]
+        if errors and self.control_id == "NG-VPC-001":
+            # netguard could not evaluate this file: say so once, never pass it silently.
+            matches.extend(RuleMatch([], f"netguard could not evaluate this template: {e}") for e in errors)
+        return matches

@@ -1,0 +1,140 @@
+"""Checkov plug-in: one Checkov check per control and framework, answering from netguard's evaluation.
+
+Checkov hands a check one resource at a time, but most controls need the whole template or module
+(does any flow log point at this VPC?). The check finds the file the resource came from, runs the
+same per-file evaluation `netguard scan` runs (cached per file content and config), and answers for
+the resource from it. A resource netguard cannot place or evaluate fails: the plug-in never passes
+what it did not evaluate.
+
+Checkov APIs used that are not documented for check authors:
+- `BaseCheck.entity_path` ("<file relative to the scan root>:<type>:<name>"), set by BaseCheck.run;
+- `Properties["__file__"]`, the path marker Checkov's CloudFormation YAML/JSON parser adds;
+- `conf["__address__"]`, the Terraform address Checkov gives each resource instance.
+Checkov tells a check neither the scan root nor the absolute path, so the file is found by joining
+the relative path with the working directory or a `-d/--directory` argument of the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from checkov.cloudformation.checks.resource.base_resource_check import BaseResourceCheck as CfnResourceCheck
+from checkov.common.models.enums import CheckCategories, CheckResult
+
+from netguard.catalog import Control, load_catalog
+from netguard.engines import Cache, file_key, plugin_config
+from netguard.scan.findings import Finding
+
+_CATEGORY = {"VPC": CheckCategories.LOGGING, "IAM": CheckCategories.IAM}
+_results: Cache = Cache(256)
+DATA_SOURCES = {"aws_iam_policy_document"}
+
+
+def category(control: Control) -> CheckCategories:
+    return _CATEGORY.get(control.id.split("-")[1], CheckCategories.NETWORKING)
+
+
+def _scan_roots() -> list[str]:
+    """Where Checkov may have been pointed: -d/--directory values, then the working directory."""
+    roots: list[str] = []
+    argv = sys.argv[1:]
+    for index, arg in enumerate(argv):
+        if arg in ("-d", "--directory") and index + 1 < len(argv):
+            roots.append(argv[index + 1])
+        elif arg.startswith("--directory="):
+            roots.append(arg.split("=", 1)[1])
+    roots.append(os.getcwd())
+    return roots
+
+
+def locate(entity_path: str, conf: Mapping[str, Any]) -> str | None:
+    """The file a resource came from, or None when it cannot be told for certain."""
+    props = conf.get("Properties")
+    marker = props.get("__file__") if isinstance(props, Mapping) else None
+    if isinstance(marker, str) and os.path.isfile(marker):
+        return marker
+    relative = entity_path.split(":", 1)[0].lstrip("/")
+    found = {os.path.realpath(os.path.join(root, relative)) for root in _scan_roots()}
+    found = {path for path in found if os.path.isfile(path)}
+    return found.pop() if len(found) == 1 else None
+
+
+class Evaluated:
+    """netguard's verdicts for one file: unsuppressed findings by (control, resource), and any errors."""
+
+    def __init__(self, findings: list[Finding], errors: list[str], resources: set[str]) -> None:
+        self.findings = {(f.control, f.resource): f for f in findings if f.suppressed is None}
+        self.errors = errors
+        self.resources = resources
+
+
+def _evaluate(path: str, framework: str) -> Evaluated:
+    from netguard.scan.run import scan_module, scan_template
+
+    config = plugin_config()
+    key = (file_key(path), framework, config)
+    if key not in _results:
+        if framework == "cloudformation":
+            unit = scan_template(path, config)
+            resources = {f.resource for f in unit.findings}
+        else:
+            folder = Path(path).parent
+            files = tuple(sorted(str(p) for p in folder.glob("*.tf")))
+            unit = scan_module(files, config)
+            resources = {f.resource for f in unit.findings}
+        mine = [f for f in unit.findings if os.path.realpath(f.file) == os.path.realpath(path)]
+        _results.remember(key, Evaluated(mine, [e.message for e in unit.errors], resources))
+    return _results[key]
+
+
+def verdict(check: Any, control: Control, framework: str, resource: str, conf: Mapping[str, Any]) -> CheckResult:
+    """Checkov's answer for one resource, from netguard's evaluation of its file."""
+    path = locate(check.entity_path, conf)
+    if path is None:
+        check.details.append(f"{control.id}: netguard could not locate the file of {resource}")
+        return CheckResult.FAILED
+    evaluated = _evaluate(path, framework)
+    if evaluated.errors:
+        check.details.append(f"{control.id}: netguard could not evaluate this file: {evaluated.errors[0]}")
+        return CheckResult.FAILED
+    finding = evaluated.findings.get((control.id, resource))
+    if finding is None and "[" in resource:
+        # netguard left this block unexpanded (its count/for_each is unknown): the block's verdict holds.
+        finding = evaluated.findings.get((control.id, resource.split("[", 1)[0]))
+    if finding is None:
+        return CheckResult.PASSED
+    check.details.append(finding.message)
+    return CheckResult.FAILED
+
+
+class NetguardCfnCheck(CfnResourceCheck):
+    """One netguard control as a Checkov CloudFormation resource check."""
+
+    def __init__(self, control: Control) -> None:
+        self.control = control
+        super().__init__(
+            name=f"{control.id}: {control.title}",
+            id=control.engines["checkov"],
+            categories=[category(control)],
+            supported_resources=list(control.resource_types("cloudformation")),
+        )
+
+    def scan_resource_conf(self, conf: dict[str, Any]) -> CheckResult:
+        logical_id = self.entity_path.rsplit(":", 1)[-1]
+        return verdict(self, self.control, "cloudformation", logical_id, conf)
+
+
+def register(control_id: str) -> list[Any]:
+    """Instantiate, and so register with Checkov, the checks of one control (CloudFormation, Terraform)."""
+    from netguard.engines.checkov.terraform import terraform_checks
+
+    control = load_catalog()[control_id]
+    checks: list[Any] = []
+    if control.resource_types("cloudformation"):
+        checks.append(NetguardCfnCheck(control))
+    checks.extend(terraform_checks(control))
+    return checks

@@ -1,0 +1,270 @@
+"""Read one Terraform module folder: every .tf file parsed once (python-hcl2), rendered once.
+
+This is the only module that uses the HCL parser. Rendering here means: variables take their
+defaults or the folder's terraform.tfvars / *.auto.tfvars, locals are evaluated on demand, override
+files are merged as Terraform merges them, and count / for_each are expanded into instances up to
+limits.max_instances. Nothing is guessed: what cannot be evaluated stays unknown, and a block whose
+count or for_each is unknown stays one instance that stands for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netguard.config import ScanConfig
+from netguard.errors import InputError
+from netguard.safety import read_vetted
+from netguard.terraform import expressions as expr
+from netguard.terraform.module import Block, Module, unwrap
+
+
+@dataclass
+class LoadedModule:
+    module: Module | None
+    errors: list[InputError] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)  # files that could not be read or parsed
+
+
+def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None]:
+    import hcl2
+    from lark.exceptions import LarkError
+
+    raw, problem = read_vetted(path, config.limits)
+    if problem:
+        return None, problem
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, f"not valid UTF-8 (byte {exc.start})"
+    try:
+        return hcl2.loads(text), None
+    except (LarkError, ValueError, RecursionError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        return None, f"invalid HCL: {detail}"
+
+
+def _is_override(path: Path) -> bool:
+    return path.stem == "override" or path.stem.endswith("_override")
+
+
+@dataclass
+class _Declared:
+    """A resource or data block as written, before expansion."""
+
+    kind: str
+    type: str
+    name: str
+    body: dict[str, Any]
+    file: str
+
+
+class ModuleScope:
+    """Values of var.*, local.* for one module; locals are evaluated once, on first use."""
+
+    def __init__(self, variables: dict[str, Any], locals_raw: dict[str, Any]) -> None:
+        self.variables = variables
+        self.locals_raw = locals_raw
+        self._locals: dict[str, Any] = {}
+        self._evaluating: set[str] = set()
+
+    def lookup(self, root: str, path: list[Any]) -> Any:
+        if root == "var" and path:
+            return self.variables.get(path[0], expr.UNKNOWN)
+        if root == "local" and path:
+            return self._local(path[0])
+        return expr.UNKNOWN
+
+    def _local(self, name: str) -> Any:
+        if name in self._locals:
+            return self._locals[name]
+        if name not in self.locals_raw or name in self._evaluating:
+            return expr.UNKNOWN  # undefined, or a cycle
+        self._evaluating.add(name)
+        value = expr.evaluate(self.locals_raw[name], self)
+        self._evaluating.discard(name)
+        self._locals[name] = value
+        return value
+
+
+class InstanceScope:
+    """A module scope plus count.index or each.key / each.value of one instance."""
+
+    def __init__(self, module: ModuleScope, key: Any = None, value: Any = expr.UNKNOWN, kind: str = "") -> None:
+        self.module = module
+        self.key = key
+        self.each_value = value
+        self.kind = kind  # "count", "for_each" or ""
+
+    def lookup(self, root: str, path: list[Any]) -> Any:
+        if root == "count" and path[:1] == ["index"]:
+            return self.key if self.kind == "count" else expr.UNKNOWN
+        if root == "each" and path:
+            if self.kind != "for_each":
+                return expr.UNKNOWN
+            return self.key if path[0] == "key" else self.each_value if path[0] == "value" else expr.UNKNOWN
+        return self.module.lookup(root, path)
+
+
+def _variables(declared: dict[str, dict[str, Any]], tfvars: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, body in declared.items():
+        if name in tfvars:
+            values[name] = tfvars[name]
+        elif "default" in body:
+            values[name] = expr.evaluate(unwrap(body["default"]), ModuleScope({}, {}))
+        else:
+            values[name] = expr.UNKNOWN
+    return values
+
+
+def _tfvars(folder: Path, config: ScanConfig, errors: list[InputError]) -> dict[str, Any]:
+    """terraform.tfvars, then *.auto.tfvars in name order, as Terraform reads them."""
+    values: dict[str, Any] = {}
+    files = [folder / "terraform.tfvars"] + sorted(folder.glob("*.auto.tfvars"))
+    for path in files:
+        if not path.is_file():
+            continue
+        data, problem = _parse(path, config)
+        if problem:
+            errors.append(InputError(str(path), problem))
+            continue
+        for name, raw in (data or {}).items():
+            values[name] = expr.evaluate(unwrap(raw), ModuleScope({}, {}))
+    return values
+
+
+def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
+    """Parse and render the .tf files of one folder into block instances."""
+    out = LoadedModule(None)
+    declared: dict[tuple[str, str, str], _Declared] = {}
+    overrides: list[_Declared] = []
+    variables: dict[str, dict[str, Any]] = {}
+    locals_raw: dict[str, Any] = {}
+    for path in sorted(files, key=_is_override):  # override files merge last
+        data, problem = _parse(path, config)
+        if problem:
+            out.errors.append(InputError(str(path), problem))
+            out.failed.add(str(path))
+            continue
+        for block in data.get("variable", []):
+            for name, body in block.items():
+                variables[name] = body if isinstance(body, dict) else {}
+        for block in data.get("locals", []):
+            locals_raw.update({k: unwrap(v) for k, v in block.items() if not k.startswith("__")})
+        for kind in ("resource", "data"):
+            for block in data.get(kind, []):
+                for type_name, named in block.items():
+                    for name, body in (named or {}).items():
+                        if not isinstance(body, dict):
+                            continue
+                        entry = _Declared(kind, type_name, name, body, str(path))
+                        if _is_override(path):
+                            overrides.append(entry)
+                        else:
+                            declared[(kind, type_name, name)] = entry
+    for entry in overrides:
+        base = declared.get((entry.kind, entry.type, entry.name))
+        if base is None:
+            out.errors.append(
+                InputError(entry.file, f"override for {entry.type}.{entry.name}, which no other file declares")
+            )
+            continue
+        # Terraform merges override attributes and nested blocks into the original, key by key.
+        base.body = {**base.body, **{k: v for k, v in entry.body.items() if not k.startswith("__")}}
+    folder = Path(files[0]).parent if files else Path(".")
+    scope = ModuleScope(_variables(variables, _tfvars(folder, config, out.errors)), locals_raw)
+    module = Module()
+    for entry in declared.values():
+        for block in _instances(entry, scope, config, out.errors):
+            module.add(block)
+    out.module = module
+    return out
+
+
+def _existence(raw: Any) -> str | None:
+    """The source text of a count/for_each that is not a plain number."""
+    if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
+        return None
+    text = raw if isinstance(raw, str) else repr(raw)
+    if text.startswith("${") and text.endswith("}"):
+        text = text[2:-1]
+    return text.strip()
+
+
+def _instances(entry: _Declared, scope: ModuleScope, config: ScanConfig, errors: list[InputError]) -> list[Block]:
+    body = entry.body
+    line = int(body.get("__start_line__", 0) or 0)
+    end = int(body.get("__end_line__", line) or line)
+
+    def make(key: Any = None, value: Any = expr.UNKNOWN, kind: str = "", **extra: Any) -> Block:
+        return Block(
+            entry.kind,
+            entry.type,
+            entry.name,
+            key,
+            body,
+            entry.file,
+            line,
+            end,
+            InstanceScope(scope, key, value, kind),
+            **extra,
+        )
+
+    limit = config.limits.max_instances
+    if "count" in body:
+        raw = unwrap(body["count"])
+        existence = _existence(raw)
+        count = expr.evaluate(raw, scope)
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or count != int(count):
+            return [make(existence=existence or "count")]
+        count = int(count)
+        if count > limit:
+            errors.append(_over_limit(entry, f"count is {count}", limit))
+            return [make(existence=existence or "count")]
+        if count <= 0:
+            # count 0 under the defaults: the block may still exist with other inputs, so it is kept.
+            return [make(existence=existence)] if existence else []
+        return [make(i, kind="count", existence=existence) for i in range(count)]
+    if "for_each" in body:
+        raw = unwrap(body["for_each"])
+        existence = _existence(raw) or "for_each"
+        source = _whole_resource(raw)
+        collection = expr.evaluate(raw, scope)
+        if isinstance(collection, Mapping):
+            items = list(collection.items())
+        elif isinstance(collection, list) and all(isinstance(v, str) for v in collection):
+            items = [(v, v) for v in collection]
+        else:
+            return [make(existence=existence, each_source=source)]
+        if len(items) > limit:
+            errors.append(_over_limit(entry, f"for_each has {len(items)} keys", limit))
+            return [make(existence=existence, each_source=source)]
+        return [make(k, v, "for_each", existence=existence, each_source=source) for k, v in items]
+    return [make()]
+
+
+def _whole_resource(raw: Any) -> str | None:
+    """`for_each = aws_vpc.main`: the base address iterated over, so each.value is its instance."""
+    refs = expr.references(raw)
+    text = _existence(raw) or ""
+    if len(refs) != 1:
+        return None
+    ref = refs[0]
+    parts = [p for p in ref.parts if isinstance(p, str)]
+    if ref.root == "data" and len(parts) == 2 and text == f"data.{parts[0]}.{parts[1]}":
+        return text
+    if ref.root.startswith("aws_") and len(parts) == 1 and text == f"{ref.root}.{parts[0]}":
+        return text
+    return None
+
+
+def _over_limit(entry: _Declared, what: str, limit: int) -> InputError:
+    return InputError(
+        entry.file,
+        f"{entry.type}.{entry.name}: {what}, over limits.max_instances ({limit}); it is checked as one"
+        " instance standing for all, and the run fails until the limit is raised",
+        int(entry.body.get("__start_line__", 0) or 0) or None,
+    )
