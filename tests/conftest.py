@@ -17,14 +17,9 @@ def fixture_files() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def fixture_scans():
-    """One scan of all fixtures per engine selection, shared by the harness tests."""
+def fixture_scan():
+    """One scan of all fixtures, shared by the harness tests."""
     from netguard.scan.run import resolve_config, scan
 
     paths = [str(FIXTURES / "cloudformation"), str(FIXTURES / "terraform")]
-    config = resolve_config([str(FIXTURES)], None)
-    return {
-        "all": scan(paths, config),
-        "checkov": scan(paths, config, engines=("checkov",)),
-        "cfn-lint": scan([paths[0]], config, engines=("cfn-lint",)),
-    }
+    return scan(paths, resolve_config([str(FIXTURES)], None))

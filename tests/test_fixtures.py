@@ -1,4 +1,4 @@
-"""The fixture harness: every annotated expectation in fixtures/ holds, for every engine."""
+"""The fixture harness: every annotated expectation in fixtures/ holds, on the annotated line."""
 
 from __future__ import annotations
 
@@ -8,21 +8,23 @@ import pytest
 
 from netguard.catalog import load_catalog
 from tests.annotations import expectations, fixture_kind
-from tests.conftest import ROOT, fixture_files
+from tests.conftest import FIXTURES, ROOT, fixture_files
 
 FILES = fixture_files()
 
 
-def _reported(result, path: Path, scope: set[str]) -> set[tuple[str, str]]:
-    return {(f.control, f.resource) for f in result.findings if Path(f.file).resolve() == path and f.control in scope}
-
-
-def _check(result, path: Path) -> None:
+def check_fixture(findings, path: Path) -> None:
+    """Compare a scan's findings for one fixture with its annotations; lines included."""
     expect = expectations(path)
-    reported = _reported(result, path, expect.scope)
+    catalog = load_catalog()
+    problems = list(expect.problems)
+    unknown = sorted({control for control, _ in expect.ruleid | expect.ok if control not in catalog})
+    if unknown:
+        problems.append(f"annotations name controls the catalogue does not have: {unknown}")
+    mine = [f for f in findings if Path(f.file).resolve() == path.resolve() and f.control in expect.scope]
+    reported = {(f.control, f.resource) for f in mine}
     missing = expect.ruleid - reported
     wrongly = reported - expect.ruleid
-    problems = []
     if missing:
         problems.append(f"missing findings: {sorted(missing)}")
     if wrongly:
@@ -30,6 +32,10 @@ def _check(result, path: Path) -> None:
     contradictions = expect.ruleid & expect.ok
     if contradictions:
         problems.append(f"annotated both ruleid and ok: {sorted(contradictions)}")
+    for finding in mine:
+        line = expect.lines.get(finding.resource)
+        if (finding.control, finding.resource) in expect.ruleid and finding.line != line:
+            problems.append(f"{finding.control} {finding.resource} reported on line {finding.line}, declared on {line}")
     assert not problems, f"{path.relative_to(ROOT)}: " + "; ".join(problems)
 
 
@@ -37,45 +43,38 @@ def test_fixtures_exist():
     assert len(FILES) >= 15
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT / "fixtures")))
-def test_fixture_all_engines(fixture_scans, path):
-    assert not fixture_scans["all"].errors, fixture_scans["all"].errors
-    _check(fixture_scans["all"], path)
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_fixture(fixture_scan, path):
+    assert not fixture_scan.errors, fixture_scan.errors
+    check_fixture(fixture_scan.findings, path)
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT / "fixtures")))
-def test_fixture_checkov_alone(fixture_scans, path):
-    _check(fixture_scans["checkov"], path)
-
-
-CFN_FILES = [p for p in FILES if fixture_kind(p) != "terraform"]
-
-
-@pytest.mark.parametrize("path", CFN_FILES, ids=lambda p: str(p.relative_to(ROOT / "fixtures")))
-def test_fixture_cfnlint_alone(fixture_scans, path):
-    _check(fixture_scans["cfn-lint"], path)
-
-
-@pytest.mark.parametrize("path", CFN_FILES, ids=lambda p: str(p.relative_to(ROOT / "fixtures")))
-def test_engines_agree(fixture_scans, path):
-    """Checkov and cfn-lint give identical (resource, control) findings on every template."""
-
-    def keys(result):
-        return {(f.control, f.resource) for f in result.findings if Path(f.file).resolve() == path}
-
-    checkov, cfnlint = keys(fixture_scans["checkov"]), keys(fixture_scans["cfn-lint"])
-    assert checkov == cfnlint, (
-        f"engines disagree on {path.name}: only checkov {sorted(checkov - cfnlint)}, "
-        f"only cfn-lint {sorted(cfnlint - checkov)}"
-    )
-
-
-def test_every_finding_has_a_line_and_message(fixture_scans):
-    for finding in fixture_scans["all"].findings:
+def test_every_finding_has_a_line_and_message(fixture_scan):
+    for finding in fixture_scan.findings:
         assert finding.line > 0, finding
-        assert finding.resource in finding.message or finding.message.startswith(finding.resource.split("[")[0]), (
-            finding
-        )
+        assert finding.message.startswith(finding.resource), finding
+
+
+
+
+def test_fixtures_cover_layouts_that_move_lines():
+    """4-space YAML and 4-space pretty-printed JSON put keys where a 2-space guess would not."""
+    four_space_yaml = [p for p in FILES if p.suffix == ".yaml" and "\n    Vpc" in p.read_text()]
+    four_space_json = [p for p in FILES if p.suffix == ".json" and '\n        "' in p.read_text()]
+    assert four_space_yaml and four_space_json
+
+
+def test_harness_catches_a_wrong_line(fixture_scan):
+    """The harness itself fails when a finding's line is off by one."""
+    path = next(p for p in FILES if p.suffix == ".yaml" and expectations(p).ruleid)
+    import dataclasses
+
+    shifted = [
+        dataclasses.replace(f, line=f.line + 1) if Path(f.file).resolve() == path.resolve() else f
+        for f in fixture_scan.findings
+    ]
+    with pytest.raises(AssertionError, match="reported on line"):
+        check_fixture(shifted, path)
 
 
 def test_every_control_has_failing_and_passing_fixtures_in_each_format():
