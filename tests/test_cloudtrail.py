@@ -80,3 +80,58 @@ def test_nested_delete_flow_logs_and_service_linked_roles():
     root = next(r for r in SEED if r["userIdentity"]["type"] == "Root" and r["recipientAccountId"] == "999999999999")
     assert parse_record(root, management_account="999999999999").scp_exempt_reason
     assert parse_record(root).scp_exempt_reason is None
+
+
+def _shapes() -> dict[str, tuple[bytes, int, str | None]]:
+    """Every shape a CloudTrail file comes in, good and bad: name -> (bytes, records, error)."""
+    log = json.dumps({"Records": SEED[:3]}).encode()
+    fixture = FIXTURES / "cloudtrail" / "flow-logs.json"  # a log file with an extra top-level key
+    return {
+        "log.json": (log, 3, None),
+        "log.json.gz": (gzip.compress(log), 3, None),
+        "log.gz": (gzip.compress(log), 3, None),
+        "fixture.json": (fixture.read_bytes(), len(json.loads(fixture.read_text())["Records"]), None),
+        "list.json": (json.dumps(SEED[:2]).encode(), 2, None),
+        "one.json": (json.dumps(SEED[0]).encode(), 1, None),
+        "bom.json": (b"\xef\xbb\xbf" + log, 3, None),  # orjson refuses a byte order mark; json reads it
+        "mixed.json": (
+            json.dumps({"Records": [SEED[0], "garbage", SEED[1]]}).encode(),
+            2,
+            "record 1 is not a JSON object",
+        ),
+        "cut.json.gz": (gzip.compress(log)[:200], 0, "corrupt gzip: truncated gzip stream"),
+        "bad.json": (b'{"Records": [', 0, "invalid JSON: Expecting value (line 1 column 14)"),
+        "latin1.json": (b'{"Records": ["\xff"]}', 0, "not valid UTF-8 (byte 14)"),
+        "deep.json": (b"[" * 5000 + b"]" * 5000, 0, "JSON nested too deeply to parse"),
+        "other.json": (b'{"hello": 1}', 0, "no CloudTrail records"),
+    }
+
+
+def test_simulate_and_replay_read_every_shape_through_one_reader(tmp_path, monkeypatch):
+    from netguard.iam.evaluator import FULL_AWS_ACCESS, Policy
+    from netguard.policy import cloudtrail
+    from netguard.policy import replay as rp
+
+    calls = []
+    reader = cloudtrail.decode_records
+
+    def spy(raw, name):
+        calls.append(name)
+        return reader(raw, name)
+
+    monkeypatch.setattr(cloudtrail, "decode_records", spy)
+    levels = [[Policy("FullAWSAccess", FULL_AWS_ACCESS)]]
+    for name, (raw, records, error) in _shapes().items():
+        path = tmp_path / name
+        path.write_bytes(raw)
+        simulated = simulate(levels, [path])
+        replayed = rp.replay(rp.compile_policies(levels), rp.Source(str(path)), rp.Filters())
+        assert calls == [str(path), str(path)], name  # each command decoded the file once, through the one reader
+        calls.clear()
+        assert len(simulated.results) == replayed.records == records, name
+        errors = [(e.file, e.message) for e in simulated.errors]
+        assert [(e.file, e.message) for e in replayed.errors] == errors, name
+        if error is None:
+            assert errors == [], name
+        else:
+            assert len(errors) == 1 and error in errors[0][1], (name, errors)

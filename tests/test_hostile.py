@@ -127,7 +127,7 @@ def test_limits_are_configurable(tmp_path, capsys):
     assert "limits/max_depth" in capsys.readouterr().err
 
 
-def test_an_engine_crash_is_an_error_for_that_file_only(tmp_path, capsys, monkeypatch):
+def test_a_rule_crash_is_an_error_for_that_file_only(tmp_path, capsys, monkeypatch):
     from netguard.cfn import rules
 
     original = rules.evaluate
@@ -140,13 +140,12 @@ def test_an_engine_crash_is_an_error_for_that_file_only(tmp_path, capsys, monkey
     monkeypatch.setattr(rules, "evaluate", explode)
     _write(tmp_path, "boom.yaml", GOOD_VPC.replace("Vpc:", "Boom:"))
     _write(tmp_path, "vpc.yaml", GOOD_VPC)
-    for engine in ("checkov", "cfn-lint"):
-        code, report, err = _scan(capsys, str(tmp_path), "--engine", engine)
-        assert code == 2, engine
-        assert [Path(e["file"]).name for e in report["errors"]] == ["boom.yaml"], (engine, report["errors"])
-        assert "simulated engine failure" in report["errors"][0]["message"]
-        assert {f["resource"] for f in report["findings"]} == {"Vpc"}
-        assert "Traceback" not in err
+    code, report, err = _scan(capsys, str(tmp_path))
+    assert code == 2
+    assert [Path(e["file"]).name for e in report["errors"]] == ["boom.yaml"], report["errors"]
+    assert "simulated engine failure" in report["errors"][0]["message"]
+    assert {f["resource"] for f in report["findings"]} == {"Vpc"}
+    assert "Traceback" not in err
 
 
 def test_bad_cloudtrail_and_policies_through_the_cli(tmp_path, capsys):

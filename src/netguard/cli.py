@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes for large runs (default: the number of cores)",
     )
     scan.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    scan.add_argument("--engine", help=argparse.SUPPRESS)  # removed: refused with an explanation
 
     policy = sub.add_parser("policy", help="render, validate and simulate the SCP guardrails")
     actions = policy.add_subparsers(dest="policy_command", required=True)
@@ -163,6 +164,12 @@ def _scan(args: argparse.Namespace) -> int:
     from netguard.scan.report import render
     from netguard.scan.run import resolve_config, scan
 
+    if args.engine is not None:
+        raise NetguardError(
+            "--engine",
+            "removed: netguard evaluates every file with its own rules. To check the Checkov or cfn-lint"
+            " plug-in, run the plain engine with the pack (README, 'Using the pack in Checkov or cfn-lint')",
+        )
     paths = args.paths
     if args.tf_module_dirs:
         paths = list(dict.fromkeys(str(Path(p).parent) if p.endswith(".tf") else p for p in paths))

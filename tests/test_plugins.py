@@ -1,0 +1,163 @@
+"""The Checkov and cfn-lint plug-ins, proven by the real plain engines against netguard scan.
+
+Teams that run `checkov --external-checks-dir` or `cfn-lint -a` must get exactly what `netguard scan`
+reports: the same controls on the same resources, on the same lines. The expected plug-in ids come
+from the catalogue, so a plug-in file that is deleted or misnamed fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netguard.catalog import control_for_engine_id, load_catalog
+from netguard.scan.run import resolve_config, scan
+from tests.conftest import FIXTURES, ROOT, fixture_files
+
+BIN = Path(sys.executable).parent
+CATALOG = load_catalog().values()
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["BC_SKIP_MAPPING"] = "TRUE"
+    env["CHECKOV_SKIP_PACKAGE_REGISTRY"] = "TRUE"
+    return env
+
+
+def _netguard(paths: list[Path]) -> set[tuple[str, str, str, int]]:
+    result = scan([str(p) for p in paths], resolve_config([str(FIXTURES)], None))
+    assert not result.errors, result.errors
+    return {
+        (f.control, str(Path(f.file).resolve()), f.resource, f.line) for f in result.findings if f.suppressed is None
+    }
+
+
+def _plain_checkov(folder: Path) -> set[tuple[str, str, str, int]]:
+    ids = ",".join(c.engines["checkov"] for c in CATALOG)
+    proc = subprocess.run(
+        [str(BIN / "checkov"), "-d", str(folder), "--external-checks-dir", str(ROOT / "checks" / "checkov")]
+        + ["--check", ids, "-o", "json", "--quiet", "--compact", "--skip-download"],
+        cwd=FIXTURES,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    reports = json.loads(proc.stdout)
+    found = set()
+    for report in reports if isinstance(reports, list) else [reports]:
+        for record in report["results"]["failed_checks"]:
+            control = control_for_engine_id("checkov", record["check_id"])
+            assert control, record["check_id"]
+            resource = record["resource"]
+            if report["check_type"] == "cloudformation":
+                resource = resource.rsplit(".", 1)[-1]
+            path = str(Path(record["file_abs_path"]).resolve())
+            found.add((control.id, path, resource, record["file_line_range"][0]))
+    return found
+
+
+def _plain_cfnlint(files: list[Path]) -> set[tuple[str, str, str, int]]:
+    proc = subprocess.run(
+        [str(BIN / "cfn-lint"), "-a", str(ROOT / "checks" / "cfnlint"), "--format", "json", "--", *map(str, files)],
+        cwd=FIXTURES,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    found = set()
+    for match in json.loads(proc.stdout or "[]"):
+        control = control_for_engine_id("cfn_lint", match["Rule"]["Id"])
+        if control is None:
+            continue  # cfn-lint's own rules
+        path = match["Location"]["Path"]
+        assert path[0] == "Resources", match
+        found.add(
+            (control.id, str(Path(match["Filename"]).resolve()), path[1], match["Location"]["Start"]["LineNumber"])
+        )
+    return found
+
+
+def _diff(plain: set, ours: set) -> str:
+    return f"only the plain engine: {sorted(plain - ours)}\nonly netguard scan: {sorted(ours - plain)}"
+
+
+def test_plain_checkov_reports_exactly_what_netguard_scan_reports():
+    ours = _netguard([FIXTURES / "cloudformation", FIXTURES / "terraform"])
+    plain = _plain_checkov(FIXTURES)
+    assert plain == ours, _diff(plain, ours)
+
+
+def test_plain_cfnlint_reports_exactly_what_netguard_scan_reports():
+    templates = [p for p in fixture_files() if p.suffix != ".tf"]
+    ours = _netguard(templates)
+    plain = _plain_cfnlint(templates)
+    assert plain == ours, _diff(plain, ours)
+
+
+def _checkov_ids_loaded() -> set[str]:
+    """What Checkov registers from the external checks folder, loaded the way Checkov loads it."""
+    code = (
+        "import json, sys\n"
+        "from checkov.cloudformation.checks.resource.registry import cfn_registry\n"
+        "from checkov.terraform.checks.resource.registry import resource_registry\n"
+        "from checkov.terraform.checks.data.registry import data_registry\n"
+        "for registry in (cfn_registry, resource_registry, data_registry):\n"
+        "    registry.load_external_checks(sys.argv[1])\n"
+        "ids = {r: sorted({c.id for checks in reg.checks.values() for c in checks if c.id.startswith('CKV_NG')})\n"
+        "       for r, reg in (('cloudformation', cfn_registry), ('terraform', resource_registry),\n"
+        "                      ('terraform-data', data_registry))}\n"
+        "print(json.dumps(ids))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "checks" / "checkov")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_every_control_has_its_checkov_checks():
+    loaded = _checkov_ids_loaded()
+    expected_cfn = sorted(c.engines["checkov"] for c in CATALOG if c.resource_types("cloudformation"))
+    expected_tf = sorted(
+        c.engines["checkov"]
+        for c in CATALOG
+        if any(t != "aws_iam_policy_document" for t in c.resource_types("terraform"))
+    )
+    assert loaded["cloudformation"] == expected_cfn
+    assert loaded["terraform"] == expected_tf
+
+
+def test_every_control_has_its_cfnlint_rule():
+    proc = subprocess.run(
+        [str(BIN / "cfn-lint"), "-a", str(ROOT / "checks" / "cfnlint"), "--list-rules"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    listed = {line.split(":")[0] for line in proc.stdout.splitlines() if line[:1] in "EW"}
+    for control in CATALOG:
+        assert control.engines["cfn_lint"] in listed, f"{control.id}: cfn-lint rule missing"
+
+
+@pytest.mark.parametrize("engine", ["checkov", "cfn_lint"])
+def test_plugin_files_are_named_after_their_controls(engine):
+    folder = ROOT / "checks" / ("checkov" if engine == "checkov" else "cfnlint")
+    names = {p.stem for p in folder.glob("ng_*.py")}
+    assert names == {c.id.lower().replace("-", "_") for c in CATALOG}
