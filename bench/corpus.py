@@ -188,3 +188,23 @@ def generate(root: Path, cfn_files: int, tf_files: int, violation_share: float =
         if 'aws_eip" "spare"' in files["nat.tf"]:
             planted.append((str(folder / "nat.tf"), "NG-EIP-001", "aws_eip.spare"))
     return {"cloudformation": cfn_files, "terraform": modules * 5, "planted": planted}
+
+
+def scaling_module(folder: Path, shape: str, size: int) -> None:
+    """One module that grows: `pairs` writes size VPCs each with its flow log (one file, as teams
+    generate them); `count` writes an EIP and a NAT gateway with count = size, linked by count.index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if shape == "pairs":
+        blocks = [
+            f'resource "aws_vpc" "v{i}" {{\n  cidr_block = "10.{i // 250}.{i % 250}.0/24"\n}}\n\n'
+            f'resource "aws_flow_log" "f{i}" {{\n  vpc_id       = aws_vpc.v{i}.id\n  traffic_type = "ALL"\n}}\n'
+            for i in range(size)
+        ]
+        (folder / "main.tf").write_text("\n".join(blocks))
+        return
+    (folder / "main.tf").write_text(
+        f'variable "nat_count" {{\n  default = {size}\n}}\n\n'
+        'resource "aws_eip" "nat" {\n  count  = var.nat_count\n  domain = "vpc"\n}\n\n'
+        'resource "aws_nat_gateway" "nat" {\n  count         = var.nat_count\n'
+        "  allocation_id = aws_eip.nat[count.index].id\n  subnet_id     = \"subnet-1\"\n}\n"
+    )

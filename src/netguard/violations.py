@@ -17,8 +17,15 @@ class Violation:
 class RuleSet:
     """Controls by id for one kind of input (a CloudFormation template, a Terraform module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, framework: str) -> None:
+        self.framework = framework
         self.rules: dict[str, Callable[[Any, Any], Iterable[Violation]]] = {}
+
+    def types(self, control_id: str) -> tuple[str, ...]:
+        """The resource types a control reports on, as the catalogue says (rules never restate them)."""
+        from netguard.catalog import load_catalog
+
+        return load_catalog()[control_id].resource_types(self.framework)
 
     def rule(self, control_id: str) -> Callable[[Callable], Callable]:
         def register(fn: Callable) -> Callable:

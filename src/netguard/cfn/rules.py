@@ -1,7 +1,7 @@
 """The netguard controls over CloudFormation. Each rule takes a Template and yields Violations.
 
-Both the Checkov and the cfn-lint adapters call `evaluate`, so the two engines cannot disagree on
-logic, only on parsing.
+`netguard scan` and both engine plug-ins call `evaluate` through the same per-file evaluation. The
+resource types each control reports on come from the catalogue.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from netguard.netaddr import is_default_route
 from netguard.violations import RuleSet, Violation
 
 Rule = Callable[[Template, ScanConfig], Iterator[Violation]]
-RULESET = RuleSet()
+RULESET = RuleSet("cloudformation")
 RULES = RULESET.rules
 rule = RULESET.rule
 evaluate = RULESET.evaluate
@@ -77,7 +77,7 @@ def vpc_without_flow_log(template: Template, config: ScanConfig) -> Iterator[Vio
                     yield target, log.logical_id, guard
 
     covers = _index(entries())
-    for vpc in template.of_type("AWS::EC2::VPC"):
+    for vpc in template.of_type(*RULESET.types("NG-VPC-001")):
         found = _coverage_violation(template, "NG-VPC-001", vpc, covers.get(vpc.logical_id, []), "flow log")
         if found:
             yield found
@@ -85,7 +85,7 @@ def vpc_without_flow_log(template: Template, config: ScanConfig) -> Iterator[Vio
 
 @rule("NG-VPC-002")
 def flow_log_not_all_traffic(template: Template, config: ScanConfig) -> Iterator[Violation]:
-    for log in template.of_type("AWS::EC2::FlowLog"):
+    for log in template.of_type(*RULESET.types("NG-VPC-002")):
         bad = []
         for leaf, guard in template.leaves(log.properties.get("TrafficType"), log.guard):
             if not template.conditions.satisfiable(guard):
@@ -131,7 +131,7 @@ def vpc_without_dhcp_options(template: Template, config: ScanConfig) -> Iterator
                 covers[target].append((assoc.logical_id, conj(guard, real)))
             else:
                 defaults[target].append(assoc.logical_id)
-    for vpc in template.of_type("AWS::EC2::VPC"):
+    for vpc in template.of_type(*RULESET.types("NG-VPC-003")):
         default_users = defaults.get(vpc.logical_id)
         hint = (
             f" (association {', '.join(default_users)} uses DhcpOptionsId 'default', which means no options set)"
@@ -147,7 +147,7 @@ def vpc_without_dhcp_options(template: Template, config: ScanConfig) -> Iterator
 
 @rule("NG-DHCP-001")
 def dhcp_unapproved_dns(template: Template, config: ScanConfig) -> Iterator[Violation]:
-    for options in template.of_type("AWS::EC2::DHCPOptions"):
+    for options in template.of_type(*RULESET.types("NG-DHCP-001")):
         bad = []
         for item, guard in template.list_items(options.properties.get("DomainNameServers"), options.guard):
             if not template.conditions.satisfiable(guard):
@@ -197,7 +197,7 @@ def eip_not_attached(template: Template, config: ScanConfig) -> Iterator[Violati
                     covers[ref.target].append((user.logical_id, ref.guard))
                 elif ref.attribute is None:
                     wrong_ref[ref.target].add(user.logical_id)
-    for eip in template.of_type("AWS::EC2::EIP"):
+    for eip in template.of_type(*RULESET.types("NG-EIP-001")):
         name = eip.logical_id
         found_covers = list(covers.get(name, []))
         instance = _literal_leaf_guard(
@@ -218,20 +218,11 @@ def eip_not_attached(template: Template, config: ScanConfig) -> Iterator[Violati
             yield found
 
 
-IAM_POLICY_HOLDERS = {
-    "AWS::IAM::Policy": "single",
-    "AWS::IAM::ManagedPolicy": "single",
-    "AWS::IAM::RolePolicy": "single",
-    "AWS::IAM::UserPolicy": "single",
-    "AWS::IAM::GroupPolicy": "single",
-    "AWS::IAM::Role": "inline",
-    "AWS::IAM::User": "inline",
-    "AWS::IAM::Group": "inline",
-}
+_INLINE_HOLDERS = {"AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"}  # Policies: [...]; others: one document
 
 
 def _documents(template: Template, resource: Resource) -> Iterator[tuple[str, Any, Expr]]:
-    if IAM_POLICY_HOLDERS[resource.type] == "single":
+    if resource.type not in _INLINE_HOLDERS:
         for doc, guard in template.leaves(resource.properties.get("PolicyDocument"), resource.guard):
             yield "PolicyDocument", doc, guard
         return
@@ -299,7 +290,7 @@ def _statement_variants(template: Template, raw: Any, guard: Expr) -> Iterator[t
 
 def _iam_violation(control_id: str, actions: tuple[str, ...]) -> Rule:
     def check(template: Template, config: ScanConfig) -> Iterator[Violation]:
-        for resource in template.of_type(*IAM_POLICY_HOLDERS):
+        for resource in template.of_type(*RULESET.types(control_id)):
             messages = []
             for label, raw_doc, guard in _documents(template, resource):
                 doc = parse_document(raw_doc) if isinstance(raw_doc, str) else raw_doc
@@ -341,7 +332,7 @@ def _account_is_self(template: Template, value: Any) -> bool:
 
 @rule("NG-PCX-001")
 def peering_unapproved_account(template: Template, config: ScanConfig) -> Iterator[Violation]:
-    for peering in template.of_type("AWS::EC2::VPCPeeringConnection"):
+    for peering in template.of_type(*RULESET.types("NG-PCX-001")):
         bad = []
         for leaf, guard in template.leaves(peering.properties.get("PeerOwnerId"), peering.guard):
             if leaf is None or leaf is NO_VALUE or not template.conditions.satisfiable(guard):
@@ -367,7 +358,7 @@ def peering_unapproved_account(template: Template, config: ScanConfig) -> Iterat
 
 @rule("NG-PCX-002")
 def default_route_via_peering(template: Template, config: ScanConfig) -> Iterator[Violation]:
-    for route in template.of_type("AWS::EC2::Route"):
+    for route in template.of_type(*RULESET.types("NG-PCX-002")):
         via_peering = _literal_leaf_guard(
             template,
             route.properties.get("VpcPeeringConnectionId"),

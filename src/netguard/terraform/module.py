@@ -18,6 +18,9 @@ from netguard.scan.suppress import Spans
 from netguard.terraform import expressions as expr
 
 
+DATA_SOURCES = {"aws_iam_policy_document"}  # catalogue types that are data sources, not resources
+
+
 @dataclass(frozen=True)
 class Target:
     """What a reference points at: a block base address, an index (None or "*" for any), an attribute."""

@@ -13,11 +13,11 @@ from netguard.config import ScanConfig
 from netguard.iam.statements import parse_document, risky_statements
 from netguard.netaddr import is_default_route
 from netguard.terraform.expressions import UNKNOWN
-from netguard.terraform.module import Block, Module, Target, unwrap
+from netguard.terraform.module import DATA_SOURCES, Block, Module, Target, unwrap
 from netguard.violations import RuleSet, Violation
 
 Rule = Callable[[Module, ScanConfig], Iterator[Violation]]
-RULESET = RuleSet()
+RULESET = RuleSet("terraform")
 RULES = RULESET.rules
 rule = RULESET.rule
 evaluate = RULESET.evaluate
@@ -60,7 +60,7 @@ def _covers(
 @rule("NG-VPC-001")
 def vpc_without_flow_log(module: Module, config: ScanConfig) -> Iterator[Violation]:
     covers = _covers(module, ((log, log.raw("vpc_id"), {"id"}) for log in module.of_type("aws_flow_log")))
-    for vpc in module.of_type("aws_vpc"):
+    for vpc in module.of_type(*RULESET.types("NG-VPC-001")):
         found = _coverage(vpc, "NG-VPC-001", covers.get(id(vpc), []), "flow log")
         if found:
             yield found
@@ -68,7 +68,7 @@ def vpc_without_flow_log(module: Module, config: ScanConfig) -> Iterator[Violati
 
 @rule("NG-VPC-002")
 def flow_log_not_all_traffic(module: Module, config: ScanConfig) -> Iterator[Violation]:
-    for log in module.of_type("aws_flow_log"):
+    for log in module.of_type(*RULESET.types("NG-VPC-002")):
         traffic = log.attr("traffic_type")
         if isinstance(traffic, str) and traffic.upper() == "ALL":
             continue
@@ -89,7 +89,7 @@ def vpc_without_dhcp_options(module: Module, config: ScanConfig) -> Iterator[Vio
     real = [a for a in associations if not _is_default_options(a)]
     covers = _covers(module, ((a, a.raw("vpc_id"), {"id"}) for a in real))
     defaults = _covers(module, ((a, a.raw("vpc_id"), {"id"}) for a in associations if _is_default_options(a)))
-    for vpc in module.of_type("aws_vpc"):
+    for vpc in module.of_type(*RULESET.types("NG-VPC-003")):
         default_users = [a.address for a in defaults.get(id(vpc), [])]
         hint = (
             f' ({", ".join(default_users)} uses dhcp_options_id "default", which means no options set)'
@@ -112,7 +112,7 @@ def _is_literal(value: Any) -> bool:
 
 @rule("NG-DHCP-001")
 def dhcp_unapproved_dns(module: Module, config: ScanConfig) -> Iterator[Violation]:
-    for options in module.of_type("aws_vpc_dhcp_options"):
+    for options in module.of_type(*RULESET.types("NG-DHCP-001")):
         bad = []
         raw = options.raw("domain_name_servers")
         servers = options.attr("domain_name_servers")
@@ -149,7 +149,7 @@ def _eip_users(module: Module) -> Iterator[tuple[Block, Any, set[str | None]]]:
 @rule("NG-EIP-001")
 def eip_not_attached(module: Module, config: ScanConfig) -> Iterator[Violation]:
     covers = _covers(module, _eip_users(module))
-    for eip in module.of_type("aws_eip"):
+    for eip in module.of_type(*RULESET.types("NG-EIP-001")):
         if eip.has("instance") or eip.has("network_interface"):
             continue
         found = _coverage(
@@ -208,10 +208,9 @@ def _document_from_data(block: Block) -> dict:
 
 def _iam_rule(control_id: str, actions: tuple[str, ...]) -> Rule:
     def check(module: Module, config: ScanConfig) -> Iterator[Violation]:
-        holders = module.of_type(
-            "aws_iam_policy", "aws_iam_role_policy", "aws_iam_user_policy", "aws_iam_group_policy", "aws_iam_role"
-        )
-        holders += module.of_type("aws_iam_policy_document", kind="data")
+        types = RULESET.types(control_id)
+        holders = module.of_type(*(t for t in types if t not in DATA_SOURCES))
+        holders += module.of_type(*(t for t in types if t in DATA_SOURCES), kind="data")
         for block in holders:
             messages = []
             for label, raw in _policy_documents(block):
@@ -242,7 +241,7 @@ def _is_this_account(module: Module, holder: Block, raw: Any) -> bool:
 
 @rule("NG-PCX-001")
 def peering_unapproved_account(module: Module, config: ScanConfig) -> Iterator[Violation]:
-    for peering in module.of_type("aws_vpc_peering_connection"):
+    for peering in module.of_type(*RULESET.types("NG-PCX-001")):
         raw = peering.raw("peer_owner_id")
         if raw is None or _is_this_account(module, peering, raw):
             continue
@@ -269,7 +268,8 @@ def _is_default_route(value: Any) -> bool:
 
 @rule("NG-PCX-002")
 def default_route_via_peering(module: Module, config: ScanConfig) -> Iterator[Violation]:
-    for route in module.of_type("aws_route"):
+    types = RULESET.types("NG-PCX-002")
+    for route in module.of_type(*(t for t in types if t == "aws_route")):
         if not route.has("vpc_peering_connection_id"):
             continue
         for key in ("destination_cidr_block", "destination_ipv6_cidr_block"):
@@ -280,7 +280,7 @@ def default_route_via_peering(module: Module, config: ScanConfig) -> Iterator[Vi
                     f"{route.address}: {key} is a default route through a VPC peering connection",
                 )
                 break
-    for table in module.of_type("aws_route_table", "aws_default_route_table"):
+    for table in module.of_type(*(t for t in types if t != "aws_route")):
         for inline in table.nested("route"):
             peering = table.value(unwrap(inline.get("vpc_peering_connection_id")))
             if peering not in (None, "") and any(

@@ -31,7 +31,6 @@ from netguard.scan.findings import Finding
 
 _CATEGORY = {"VPC": CheckCategories.LOGGING, "IAM": CheckCategories.IAM}
 _results: Cache = Cache(256)
-DATA_SOURCES = {"aws_iam_policy_document"}
 
 
 def category(control: Control) -> CheckCategories:

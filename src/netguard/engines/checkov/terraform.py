@@ -9,7 +9,8 @@ from checkov.terraform.checks.data.base_check import BaseDataCheck
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck as TfResourceCheck
 
 from netguard.catalog import Control
-from netguard.engines.checkov import DATA_SOURCES, category, verdict
+from netguard.engines.checkov import category, verdict
+from netguard.terraform.module import DATA_SOURCES
 
 
 def _address(conf: dict[str, Any], entity_type: str, prefix: str) -> str:
