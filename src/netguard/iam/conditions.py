@@ -144,12 +144,12 @@ _NEGATED = {
     "ArnNotLike": "ArnLike",
 }
 KNOWN_OPERATORS = frozenset(_POSITIVE) | frozenset(_NEGATED) | {"Null"}
-_OPERATOR = re.compile(r"^(?:(ForAnyValue|ForAllValues):)?([A-Za-z]+?)(IfExists)?$")
+_OPERATOR = re.compile(r"(?:(ForAnyValue|ForAllValues):)?([A-Za-z]+?)(IfExists)?")
 
 
 def parse_operator(name: str) -> tuple[str | None, str, bool] | None:
     """(set qualifier, base operator, IfExists) for a condition operator name, or None if unknown."""
-    match = _OPERATOR.match(name)
+    match = _OPERATOR.fullmatch(name)  # fullmatch: `$` would also match before a final newline
     if not match or match.group(2) not in KNOWN_OPERATORS:
         return None
     if match.group(2) == "Null" and (match.group(1) or match.group(3)):
