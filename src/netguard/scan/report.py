@@ -11,7 +11,6 @@ from netguard import __version__
 from netguard.catalog import load_catalog
 from netguard.scan.findings import Finding, ScanResult
 
-FORMATS = ("text", "json", "sarif", "junit", "github")
 DOCS_URL = "https://github.com/netguard/netguard/blob/main/docs/controls.md"
 _SARIF_LEVEL = {"low": "note", "medium": "warning", "high": "error", "critical": "error"}
 _SECURITY_SEVERITY = {"low": "3.0", "medium": "5.5", "high": "8.0", "critical": "9.5"}
