@@ -17,6 +17,7 @@ import pytest
 
 from netguard.catalog import control_for_engine_id, load_catalog
 from netguard.scan.run import resolve_config, scan
+from netguard.terraform.module import DATA_SOURCES
 from tests.conftest import FIXTURES, ROOT, fixture_files
 
 BIN = Path(sys.executable).parent
@@ -60,6 +61,8 @@ def _plain_checkov(folder: Path) -> set[tuple[str, str, str, int]]:
             resource = record["resource"]
             if report["check_type"] == "cloudformation":
                 resource = resource.rsplit(".", 1)[-1]
+            elif resource.split(".", 1)[0] in DATA_SOURCES:
+                resource = f"data.{resource}"  # Checkov names data sources without their prefix
             path = str(Path(record["file_abs_path"]).resolve())
             found.add((control.id, path, resource, record["file_line_range"][0]))
     return found

@@ -76,11 +76,17 @@ class Wildcard:
 SPLAT = Wildcard("*")
 
 
+class Key(str):
+    """A literal string index (`x["a"]`): equal to its text, but told apart from an attribute name."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     """A traversal rooted at a name. `aws_vpc.this[count.index].id` is
-    Reference("aws_vpc", ("this", Wildcard("count.index"), "id")); attribute names and literal keys are
-    str, literal list indexes int, `[*]` and `.*` are SPLAT."""
+    Reference("aws_vpc", ("this", Wildcard("count.index"), "id")); attribute names are str, literal
+    string keys Key (a str), literal list indexes int, `[*]` and `.*` are SPLAT."""
 
     root: str
     parts: tuple[str | int | Wildcard, ...]
@@ -624,7 +630,7 @@ def _part(step: _Attr | _Index | _Splat) -> str | int | Wildcard:
         case _Index(_Lit(value)) if isinstance(value, int) and not isinstance(value, bool):
             return value
         case _Index(_Tmpl(parts)) if all(isinstance(part, str) for part in parts):
-            return "".join(parts)  # type: ignore[arg-type]
+            return Key("".join(parts))  # type: ignore[arg-type]
         case _Index(_, text):
             return Wildcard(text)
     return SPLAT

@@ -9,6 +9,7 @@ count or for_each is unknown stays one instance that stands for all of them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from netguard.config import ScanConfig
 from netguard.errors import InputError
 from netguard.safety import read_vetted
 from netguard.terraform import expressions as expr
-from netguard.terraform.module import Block, Module, unwrap
+from netguard.terraform.module import Block, Module, ReferenceBindings, unwrap
 
 
 @dataclass
@@ -28,22 +29,22 @@ class LoadedModule:
     failed: set[str] = field(default_factory=set)  # files that could not be read or parsed
 
 
-def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None]:
+def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None, list[str]]:
     import hcl2
     from lark.exceptions import LarkError
 
     raw, problem = read_vetted(path, config.limits)
     if problem:
-        return None, problem
+        return None, problem, []
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return None, f"not valid UTF-8 (byte {exc.start})"
+        return None, f"not valid UTF-8 (byte {exc.start})", []
     try:
-        return hcl2.loads(text), None
+        return hcl2.loads(text), None, text.splitlines()
     except (LarkError, ValueError, RecursionError) as exc:
         detail = " ".join(str(exc).split())[:300]
-        return None, f"invalid HCL: {detail}"
+        return None, f"invalid HCL: {detail}", []
 
 
 def _is_override(path: Path) -> bool:
@@ -59,53 +60,7 @@ class _Declared:
     name: str
     body: dict[str, Any]
     file: str
-
-
-class ModuleScope:
-    """Values of var.*, local.* for one module; locals are evaluated once, on first use."""
-
-    def __init__(self, variables: dict[str, Any], locals_raw: dict[str, Any]) -> None:
-        self.variables = variables
-        self.locals_raw = locals_raw
-        self._locals: dict[str, Any] = {}
-        self._evaluating: set[str] = set()
-
-    def lookup(self, root: str, path: list[Any]) -> Any:
-        if root == "var" and path:
-            return self.variables.get(path[0], expr.UNKNOWN)
-        if root == "local" and path:
-            return self._local(path[0])
-        return expr.UNKNOWN
-
-    def _local(self, name: str) -> Any:
-        if name in self._locals:
-            return self._locals[name]
-        if name not in self.locals_raw or name in self._evaluating:
-            return expr.UNKNOWN  # undefined, or a cycle
-        self._evaluating.add(name)
-        value = expr.evaluate(self.locals_raw[name], self)
-        self._evaluating.discard(name)
-        self._locals[name] = value
-        return value
-
-
-class InstanceScope:
-    """A module scope plus count.index or each.key / each.value of one instance."""
-
-    def __init__(self, module: ModuleScope, key: Any = None, value: Any = expr.UNKNOWN, kind: str = "") -> None:
-        self.module = module
-        self.key = key
-        self.each_value = value
-        self.kind = kind  # "count", "for_each" or ""
-
-    def lookup(self, root: str, path: list[Any]) -> Any:
-        if root == "count" and path[:1] == ["index"]:
-            return self.key if self.kind == "count" else expr.UNKNOWN
-        if root == "each" and path:
-            if self.kind != "for_each":
-                return expr.UNKNOWN
-            return self.key if path[0] == "key" else self.each_value if path[0] == "value" else expr.UNKNOWN
-        return self.module.lookup(root, path)
+    lines: list[str]  # the file's source lines: count/for_each are read from the source text
 
 
 def _variables(declared: dict[str, dict[str, Any]], tfvars: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +69,7 @@ def _variables(declared: dict[str, dict[str, Any]], tfvars: dict[str, Any]) -> d
         if name in tfvars:
             values[name] = tfvars[name]
         elif "default" in body:
-            values[name] = expr.evaluate(unwrap(body["default"]), ModuleScope({}, {}))
+            values[name] = expr.evaluate(unwrap(body["default"]), expr.Bindings())
         else:
             values[name] = expr.UNKNOWN
     return values
@@ -127,12 +82,12 @@ def _tfvars(folder: Path, config: ScanConfig, errors: list[InputError]) -> dict[
     for path in files:
         if not path.is_file():
             continue
-        data, problem = _parse(path, config)
+        data, problem, _ = _parse(path, config)
         if problem:
             errors.append(InputError(str(path), problem))
             continue
         for name, raw in (data or {}).items():
-            values[name] = expr.evaluate(unwrap(raw), ModuleScope({}, {}))
+            values[name] = expr.evaluate(unwrap(raw), expr.Bindings())
     return values
 
 
@@ -144,7 +99,7 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
     variables: dict[str, dict[str, Any]] = {}
     locals_raw: dict[str, Any] = {}
     for path in sorted(files, key=_is_override):  # override files merge last
-        data, problem = _parse(path, config)
+        data, problem, lines = _parse(path, config)
         if problem:
             out.errors.append(InputError(str(path), problem))
             out.failed.add(str(path))
@@ -160,7 +115,7 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
                     for name, body in (named or {}).items():
                         if not isinstance(body, dict):
                             continue
-                        entry = _Declared(kind, type_name, name, body, str(path))
+                        entry = _Declared(kind, type_name, name, body, str(path), lines)
                         if _is_override(path):
                             overrides.append(entry)
                         else:
@@ -175,10 +130,12 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
         # Terraform merges override attributes and nested blocks into the original, key by key.
         base.body = {**base.body, **{k: v for k, v in entry.body.items() if not k.startswith("__")}}
     folder = Path(files[0]).parent if files else Path(".")
-    scope = ModuleScope(_variables(variables, _tfvars(folder, config, out.errors)), locals_raw)
+    values = _variables(variables, _tfvars(folder, config, out.errors))
+    scope = expr.Bindings(variables=values, local_values=locals_raw)
     module = Module()
+    ref_scope = ReferenceBindings(variables=values, local_values=locals_raw, module=module)
     for entry in declared.values():
-        for block in _instances(entry, scope, config, out.errors):
+        for block in _instances(entry, scope, ref_scope, config, out.errors):
             module.add(block)
     out.module = module
     return out
@@ -191,15 +148,24 @@ def _existence(raw: Any) -> str | None:
     text = raw if isinstance(raw, str) else repr(raw)
     if text.startswith("${") and text.endswith("}"):
         text = text[2:-1]
-    return text.strip()
+    text = text.strip()
+    return None if text.isdigit() else text
 
 
-def _instances(entry: _Declared, scope: ModuleScope, config: ScanConfig, errors: list[InputError]) -> list[Block]:
+def _instances(
+    entry: _Declared, scope: expr.Bindings, ref_scope: ReferenceBindings, config: ScanConfig, errors: list[InputError]
+) -> list[Block]:
     body = entry.body
     line = int(body.get("__start_line__", 0) or 0)
     end = int(body.get("__end_line__", line) or line)
 
     def make(key: Any = None, value: Any = expr.UNKNOWN, kind: str = "", **extra: Any) -> Block:
+        if kind == "count":
+            bound = {"count_index": key}
+        elif kind == "for_each":
+            bound = {"each_key": key, "each_value": value}
+        else:
+            bound = {}
         return Block(
             entry.kind,
             entry.type,
@@ -209,13 +175,14 @@ def _instances(entry: _Declared, scope: ModuleScope, config: ScanConfig, errors:
             entry.file,
             line,
             end,
-            InstanceScope(scope, key, value, kind),
+            scope.for_instance(**bound),
+            ref_scope.for_instance(**bound),
             **extra,
         )
 
     limit = config.limits.max_instances
     if "count" in body:
-        raw = unwrap(body["count"])
+        raw = _source(entry, "count") or unwrap(body["count"])
         existence = _existence(raw)
         count = expr.evaluate(raw, scope)
         if isinstance(count, bool) or not isinstance(count, (int, float)) or count != int(count):
@@ -229,7 +196,7 @@ def _instances(entry: _Declared, scope: ModuleScope, config: ScanConfig, errors:
             return [make(existence=existence)] if existence else []
         return [make(i, kind="count", existence=existence) for i in range(count)]
     if "for_each" in body:
-        raw = unwrap(body["for_each"])
+        raw = _source(entry, "for_each") or unwrap(body["for_each"])
         existence = _existence(raw) or "for_each"
         source = _whole_resource(raw)
         collection = expr.evaluate(raw, scope)
@@ -244,6 +211,44 @@ def _instances(entry: _Declared, scope: ModuleScope, config: ScanConfig, errors:
             return [make(existence=existence, each_source=source)]
         return [make(k, v, "for_each", existence=existence, each_source=source) for k, v in items]
     return [make()]
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _depth(text: str) -> int:
+    """Net bracket depth of a line, string literals and comments left out."""
+    code = _STRING.sub('""', text).split("#", 1)[0].split("//", 1)[0]
+    return sum(code.count(c) for c in "{[(") - sum(code.count(c) for c in "}])")
+
+
+def _source(entry: _Declared, name: str) -> str | None:
+    """`${<source text>}` of a top-level attribute of the block, from the file itself.
+
+    python-hcl2 drops parentheses when it renders an expression back to text, so
+    `(a || b) && c` would come back as `a || b && c`; count and for_each are read from the source.
+    """
+    body = entry.body
+    first = int(body.get("__start_line__", 0) or 0)
+    last = int(body.get("__end_line__", 0) or 0)
+    if not first or not last or last > len(entry.lines):
+        return None
+    pattern = re.compile(rf"^\s*{re.escape(name)}\s*=\s*(.*)$")
+    depth = 0
+    lines = entry.lines[first : last - 1]  # the body, between the header line and the closing brace
+    for index, line in enumerate(lines):
+        match = pattern.match(line) if depth == 0 else None
+        if match:
+            text, open_brackets = match.group(1), _depth(match.group(1))
+            for more in lines[index + 1 :]:
+                if open_brackets <= 0:
+                    break
+                text += "\n" + more
+                open_brackets += _depth(more)
+            code = text.split(" #", 1)[0].split(" //", 1)[0].strip() if open_brackets <= 0 else text.strip()
+            return "${" + code + "}" if code else None
+        depth += _depth(line)
+    return None
 
 
 def _whole_resource(raw: Any) -> str | None:

@@ -3,12 +3,17 @@
 Each resource or data block becomes one instance per count index or for_each key (`aws_eip.nat[1]`,
 `aws_vpc.main["a"]`). A block whose count/for_each netguard cannot evaluate stays one unexpanded
 instance (`aws_vpc.main`) that stands for all of them. Values are evaluated lazily from the parsed
-expressions; references are read from the expressions themselves, so `aws_vpc.this[count.index].id`
-in instance 1 points at `aws_vpc.this[1]`.
+expressions.
+
+References are found by evaluating too: in a second scope every resource attribute evaluates to a
+token naming the instance (`aws_eip.nat[1]` . `id`), so locals, element(), splats, conditionals and
+for-expressions resolve exactly as Terraform would resolve them. Where the value stays unknown, the
+references written in the expression (through locals) count, each standing for any instance.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +60,7 @@ class Block:
     line: int
     end_line: int
     scope: Any  # the evaluation scope of this instance (count.index, each.key/value)
+    ref_scope: Any  # the same, with resource attributes as reference tokens
     existence: str | None = None  # the count/for_each source text when it is not a plain number
     each_source: str | None = None  # base address, when for_each iterates over a whole resource
 
@@ -94,7 +100,22 @@ class Block:
 
     def targets(self, raw: Any) -> Iterator[Target]:
         """The resources and data sources an expression refers to, resolved for this instance."""
+        if raw is None:
+            return
+        value = expr.evaluate(raw, self.ref_scope)
+        yield from _tokens(value)
+        if not expr.is_known(value):
+            yield from self._written_targets(raw, set())
+
+    def _written_targets(self, raw: Any, seen: set[str]) -> Iterator[Target]:
+        """References as written, following locals; the fallback when evaluation cannot decide."""
         for ref in expr.references(raw):
+            if ref.root == "local" and ref.parts and isinstance(ref.parts[0], str):
+                name = ref.parts[0]
+                if name not in seen and name in self.scope.local_values:
+                    seen.add(name)
+                    yield from self._written_targets(self.scope.local_values[name], seen)
+                continue
             if ref.root == "each" and self.each_source and ref.parts[:1] == ("value",):
                 attribute = ref.parts[1] if len(ref.parts) > 1 and isinstance(ref.parts[1], str) else None
                 yield Target(self.each_source, self.index or "*", attribute)
@@ -111,21 +132,86 @@ class Block:
             if len(parts) < 2 or not isinstance(parts[0], str):
                 return None
             prefix, root = "data.", parts.pop(0)
-        if not root.startswith("aws_") or not parts or not isinstance(parts[0], str):
+        if root in _NOT_RESOURCES or not parts or not isinstance(parts[0], str):
             return None
         base = f"{prefix}{root}.{parts.pop(0)}"
         index: str | None = None
-        if parts and not isinstance(parts[0], str) or (parts and expr.is_index(parts[0])):
+        if parts and _is_index(parts[0]):
             index = self._index(parts.pop(0))
-        attribute = next((p for p in parts if isinstance(p, str) and not expr.is_index(p)), None)
+        attribute = next((p for p in parts if isinstance(p, str) and not _is_index(p)), None)
         return Target(base, index, attribute)
 
     def _index(self, part: Any) -> str:
         """[0] / ["a"] for a literal or evaluable index, "*" for a splat or an index netguard cannot know."""
-        key = expr.index_value(part, self.scope)
-        if key is expr.UNKNOWN or key is None:
+        if part is expr.SPLAT:
+            return "*"
+        key = expr.evaluate("${" + part.text + "}", self.scope) if isinstance(part, expr.Wildcard) else part
+        if isinstance(key, bool) or not isinstance(key, (int, str)):
             return "*"
         return index_text(key)
+
+
+_NOT_RESOURCES = {"var", "local", "count", "each", "path", "terraform", "self", "module"}
+_TOKEN = re.compile("\x1e([^\x1e\x1f]+)\x1f([^\x1e]*)\x1e")
+_ADDRESS = re.compile(r"^((?:data\.)?[^.\[]+\.[^.\[]+)(\[.*\])?$")
+
+
+class Symbol(dict):
+    """A resource instance in the reference scope: every attribute reads as a token naming it."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def __missing__(self, key: Any) -> str:
+        return f"\x1e{self.address}\x1f{key}\x1e"
+
+
+def _tokens(value: Any) -> Iterator[Target]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            for match in _TOKEN.finditer(item):
+                address = _ADDRESS.match(match.group(1))
+                if address:
+                    yield Target(address.group(1), address.group(2), match.group(2) or None)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict) and not isinstance(item, Symbol):
+            stack.extend(item.values())
+
+
+@dataclass
+class ReferenceBindings(expr.Bindings):
+    """Module bindings in which resources and data sources evaluate to Symbols of their instances."""
+
+    module: Any = None
+
+    def lookup(self, root: str, path: list[str | int]) -> Any:
+        if root in _NOT_RESOURCES or self.module is None:
+            return super().lookup(root, path)
+        if root == "data":
+            if len(path) < 2 or not all(isinstance(p, str) for p in path[:2]):
+                return expr.UNKNOWN
+            base, rest = f"data.{path[0]}.{path[1]}", path[2:]
+        elif path and isinstance(path[0], str):
+            base, rest = f"{root}.{path[0]}", path[1:]
+        else:
+            return expr.UNKNOWN
+        value = self.module.symbols(base)
+        for key in rest:
+            if value is expr.UNKNOWN:
+                break
+            value = value[key]  # a missing instance raises, which evaluate() turns into UNKNOWN
+        return value
+
+
+def _is_index(part: Any) -> bool:
+    """An index step (`[0]`, `["a"]`, `[count.index]`, `[*]`) rather than an attribute name."""
+    return isinstance(part, (int, expr.Key, expr.Wildcard)) and not isinstance(part, bool)
 
 
 @dataclass
@@ -136,10 +222,27 @@ class Module:
     _by_base: dict[str, list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
     _by_type: dict[tuple[str, str], list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
 
+    _symbols: dict[str, Any] = field(default_factory=dict, repr=False)
+
     def add(self, block: Block) -> None:
         self.blocks.append(block)
         self._by_base[block.base].append(block)
         self._by_type[(block.kind, block.type)].append(block)
+
+    def symbols(self, base: str) -> Any:
+        """What `base` evaluates to in the reference scope: a Symbol, a list or map of them, or UNKNOWN."""
+        if base not in self._symbols:
+            instances = self._by_base.get(base, [])
+            if not instances or any(b.key is None and b.existence for b in instances):
+                value: Any = expr.UNKNOWN  # not declared here, or its instances are not known
+            elif len(instances) == 1 and instances[0].key is None:
+                value = Symbol(instances[0].address)
+            elif all(isinstance(b.key, int) for b in instances):
+                value = [Symbol(b.address) for b in sorted(instances, key=lambda b: b.key)]
+            else:
+                value = {str(b.key): Symbol(b.address) for b in instances}
+            self._symbols[base] = value
+        return self._symbols[base]
 
     def of_type(self, *types: str, kind: str = "resource") -> list[Block]:
         return [b for t in types for b in self._by_type.get((kind, t), [])]

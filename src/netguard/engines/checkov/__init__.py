@@ -9,7 +9,10 @@ what it did not evaluate.
 Checkov APIs used that are not documented for check authors:
 - `BaseCheck.entity_path` ("<file relative to the scan root>:<type>:<name>"), set by BaseCheck.run;
 - `Properties["__file__"]`, the path marker Checkov's CloudFormation YAML/JSON parser adds;
-- `conf["__address__"]`, the Terraform address Checkov gives each resource instance.
+- `conf["__address__"]`, the Terraform address Checkov gives each resource instance;
+- `checkov.cloudformation.runner.convert_graph_vertices_to_definitions`, wrapped so that Checkov keeps
+  resources whose Condition is false under the parameters' defaults (it drops them, and the stack can
+  be deployed with them: a false pass otherwise).
 Checkov tells a check neither the scan root nor the absolute path, so the file is found by joining
 the relative path with the working directory or a `-d/--directory` argument of the command line.
 """
@@ -31,6 +34,24 @@ from netguard.scan.findings import Finding
 
 _CATEGORY = {"VPC": CheckCategories.LOGGING, "IAM": CheckCategories.IAM}
 _results: Cache = Cache(256)
+
+
+def keep_conditional_resources() -> None:
+    """Make Checkov present every CloudFormation resource, whatever its Condition (see the list above)."""
+    import checkov.cloudformation.runner as cfn_runner
+
+    original = cfn_runner.convert_graph_vertices_to_definitions
+    if getattr(original, "netguard", False):
+        return
+
+    def convert(vertices: list[Any], root_folder: str | None) -> Any:
+        for vertex in vertices:
+            if getattr(vertex, "block_type", None) == "resource":
+                vertex.condition = True
+        return original(vertices, root_folder)
+
+    convert.netguard = True  # type: ignore[attr-defined]
+    cfn_runner.convert_graph_vertices_to_definitions = convert
 
 
 def category(control: Control) -> CheckCategories:
@@ -133,6 +154,7 @@ def register(control_id: str) -> list[Any]:
 
     control = load_catalog()[control_id]
     checks: list[Any] = []
+    keep_conditional_resources()
     if control.resource_types("cloudformation"):
         checks.append(NetguardCfnCheck(control))
     checks.extend(terraform_checks(control))
