@@ -206,5 +206,5 @@ def scaling_module(folder: Path, shape: str, size: int) -> None:
         f'variable "nat_count" {{\n  default = {size}\n}}\n\n'
         'resource "aws_eip" "nat" {\n  count  = var.nat_count\n  domain = "vpc"\n}\n\n'
         'resource "aws_nat_gateway" "nat" {\n  count         = var.nat_count\n'
-        "  allocation_id = aws_eip.nat[count.index].id\n  subnet_id     = \"subnet-1\"\n}\n"
+        '  allocation_id = aws_eip.nat[count.index].id\n  subnet_id     = "subnet-1"\n}\n'
     )

@@ -55,8 +55,6 @@ def test_every_finding_has_a_line_and_message(fixture_scan):
         assert finding.message.startswith(finding.resource), finding
 
 
-
-
 def test_fixtures_cover_layouts_that_move_lines():
     """4-space YAML and 4-space pretty-printed JSON put keys where a 2-space guess would not."""
     four_space_yaml = [p for p in FILES if p.suffix == ".yaml" and "\n    Vpc" in p.read_text()]

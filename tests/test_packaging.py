@@ -1,4 +1,5 @@
-"""The pack as users load it: from an installed wheel, and inside plain checkov / cfn-lint runs."""
+"""The pack as users load it: from an installed wheel, and cfn-lint by module path (the plain-engine
+parity over every fixture is tests/test_plugins.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from tests.annotations import expectations
 from tests.conftest import FIXTURES, ROOT
 
 BIN = Path(sys.executable).parent
-CHECKOV_IDS = ",".join(c.engines["checkov"] for c in load_catalog().values())
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -51,9 +51,10 @@ def test_wheel_outside_the_repo_loads_every_check(installed_wheel, tmp_path):
     work = tmp_path / "project"
     shutil.copytree(FIXTURES, work / "fixtures")
     code = (
-        "import json, sys, netguard, netguard.checks.checkov as ck, netguard.checks.cfnlint as cl\n"
-        "from netguard.scan.checkov_engine import load_checks\n"
-        "print(json.dumps({'netguard': netguard.__file__, 'checkov': load_checks(),"
+        "import importlib, json, pkgutil, netguard, netguard.checks.checkov as ck, netguard.checks.cfnlint as cl\n"
+        "mods = [importlib.import_module(f'{ck.__name__}.{m.name}') for m in pkgutil.iter_modules(ck.__path__)]\n"
+        "ids = sorted({c.id for m in mods for c in getattr(m, 'checks', [])})\n"
+        "print(json.dumps({'netguard': netguard.__file__, 'checkov': ids,"
         " 'cfnlint': sorted(r.id for r in [getattr(cl, n)() for n in cl.__all__])}))\n"
     )
     proc = subprocess.run(
@@ -90,49 +91,11 @@ def test_wheel_outside_the_repo_loads_every_check(installed_wheel, tmp_path):
         assert (control.id, True) in by_kind, f"{control.id} has no Terraform finding from the wheel"
 
 
-def _checkov(folder: Path) -> set[tuple[str, str, str]]:
-    proc = subprocess.run(
-        [
-            str(BIN / "checkov"),
-            "-d",
-            str(folder),
-            "--external-checks-dir",
-            str(ROOT / "checks" / "checkov"),
-            "--check",
-            CHECKOV_IDS,
-            "-o",
-            "json",
-            "--quiet",
-            "--compact",
-        ],
-        cwd=FIXTURES,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    reports = json.loads(proc.stdout)
-    reports = reports if isinstance(reports, list) else [reports]
-    return {
-        (r["check_type"], rec["check_id"], rec["resource"]) for r in reports for rec in r["results"]["failed_checks"]
-    }
-
-
-def test_plain_checkov_with_external_checks_dir():
-    failed = _checkov(FIXTURES / "cloudformation") | _checkov(FIXTURES / "terraform" / "eip")
-    assert ("cloudformation", "CKV_NG_EIP_001", "AWS::EC2::EIP.EipNoProperties") in failed
-    assert ("cloudformation", "CKV_NG_VPC_001", "AWS::EC2::VPC.VpcConditionalLog") in failed
-    assert ("terraform", "CKV_NG_EIP_001", "aws_eip.spare[2]") in failed
-    assert not any(rec_id == "CKV_NG_EIP_001" and res == "aws_eip.spare[0]" for _, rec_id, res in failed)
-
-
-@pytest.mark.parametrize("rules", [str(ROOT / "checks" / "cfnlint"), "netguard.checks.cfnlint"])
-def test_plain_cfnlint_with_the_pack(rules):
+def test_plain_cfnlint_loads_the_pack_by_module_path():
+    """`cfn-lint -a netguard.checks.cfnlint` (an installed module, not a folder) runs the pack."""
     template = FIXTURES / "cloudformation" / "eip.yaml"
     proc = subprocess.run(
-        [str(BIN / "cfn-lint"), "-a", rules, "--format", "parseable", "--", str(template)],
+        [str(BIN / "cfn-lint"), "-a", "netguard.checks.cfnlint", "--format", "parseable", "--", str(template)],
         cwd=FIXTURES,
         env=_env(),
         capture_output=True,
@@ -140,10 +103,7 @@ def test_plain_cfnlint_with_the_pack(rules):
         timeout=300,
         check=False,
     )
-    ours = [line for line in proc.stdout.splitlines() if ":W9505:" in line]
-    expected = {resource for control, resource in expectations(template).ruleid if control == "NG-EIP-001"}
-    lines = template.read_text().splitlines()
-    expected_lines = {str(i + 1) for i, text in enumerate(lines) if text.strip().rstrip(":") in expected}
-    assert len(expected_lines) == len(expected) >= 5
-    assert {line.split(":")[1] for line in ours} == expected_lines, proc.stdout
-    assert all("NG-EIP-001" in line for line in ours)
+    reported = {line.split(":")[1] for line in proc.stdout.splitlines() if ":W9505:" in line}
+    expect = expectations(template)
+    expected = {str(expect.lines[r]) for control, r in expect.ruleid if control == "NG-EIP-001"}
+    assert len(expected) >= 5 and reported == expected, proc.stdout

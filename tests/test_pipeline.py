@@ -36,6 +36,27 @@ Resources:
         config:
           ignore_checks: [W9505]
 """
+SUPPRESSED_4_SPACES = """\
+Resources:
+    # netguard:skip=NG-VPC-003: options come from the shared-services stack
+    Vpc:
+        Type: AWS::EC2::VPC
+        Properties:
+            CidrBlock: 10.0.0.0/16
+    Eip:
+        Type: AWS::EC2::EIP
+        Metadata:
+            checkov:
+                skip:
+                    -   id: CKV_NG_EIP_001
+                        comment: attached by the bastion at boot
+    EipNoReason:
+        Type: AWS::EC2::EIP
+        Metadata:
+            cfn-lint:
+                config:
+                    ignore_checks: [W9505]
+"""
 SUPPRESSED_TF = """\
 resource "aws_eip" "kept" {
   #checkov:skip=CKV_NG_EIP_001:reserved for the partner allow-list
@@ -74,10 +95,7 @@ def test_sarif_validates_against_the_schema_for_findings_suppressions_and_errors
 @pytest.mark.parametrize("indent", [2, 4])
 def test_suppressions_in_every_form_and_layout(tmp_path, capsys, indent):
     """A reasoned skip in 4-space YAML was once ignored: positions now come from the parser."""
-    text = SUPPRESSED if indent == 2 else "\n".join(
-        " " * ((len(line) - len(line.lstrip())) * 2) + line.lstrip() for line in SUPPRESSED.splitlines()
-    )
-    (tmp_path / "t.yaml").write_text(text + "\n")
+    (tmp_path / "t.yaml").write_text(SUPPRESSED if indent == 2 else SUPPRESSED_4_SPACES)
     code, report = _scan_json(capsys, str(tmp_path))
     state = {(f["control"], f["resource"]): f.get("suppression_reason") for f in report["findings"]}
     assert state[("NG-VPC-003", "Vpc")] == "options come from the shared-services stack"

@@ -42,8 +42,20 @@ def _netguard(paths: list[Path]) -> set[tuple[str, str, str, int]]:
 def _plain_checkov(folder: Path) -> set[tuple[str, str, str, int]]:
     ids = ",".join(c.engines["checkov"] for c in CATALOG)
     proc = subprocess.run(
-        [str(BIN / "checkov"), "-d", str(folder), "--external-checks-dir", str(ROOT / "checks" / "checkov")]
-        + ["--check", ids, "-o", "json", "--quiet", "--compact", "--skip-download"],
+        [
+            str(BIN / "checkov"),
+            "-d",
+            str(folder),
+            "--external-checks-dir",
+            str(ROOT / "checks" / "checkov"),
+            "--check",
+            ids,
+            "-o",
+            "json",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+        ],
         cwd=FIXTURES,
         env=_env(),
         capture_output=True,

@@ -116,7 +116,7 @@ def _construct_map(loader: MarkedLoader, node: yaml.MappingNode) -> MarkedDict:
     return loader.construct_mapping(node, deep=True)
 
 
-def _construct_short_form(name: str):  # noqa: ANN202 - a PyYAML constructor
+def _construct_short_form(name: str):
     key = name if name in ("Ref", "Condition") else f"Fn::{name}"
 
     def construct(loader: MarkedLoader, node: yaml.Node) -> MarkedDict:

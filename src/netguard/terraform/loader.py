@@ -78,7 +78,7 @@ def _variables(declared: dict[str, dict[str, Any]], tfvars: dict[str, Any]) -> d
 def _tfvars(folder: Path, config: ScanConfig, errors: list[InputError]) -> dict[str, Any]:
     """terraform.tfvars, then *.auto.tfvars in name order, as Terraform reads them."""
     values: dict[str, Any] = {}
-    files = [folder / "terraform.tfvars"] + sorted(folder.glob("*.auto.tfvars"))
+    files = [folder / "terraform.tfvars", *sorted(folder.glob("*.auto.tfvars"))]
     for path in files:
         if not path.is_file():
             continue

@@ -22,7 +22,6 @@ from typing import Any
 from netguard.scan.suppress import Spans
 from netguard.terraform import expressions as expr
 
-
 DATA_SOURCES = {"aws_iam_policy_document"}  # catalogue types that are data sources, not resources
 
 

@@ -43,9 +43,7 @@ def _coverage(target: Block, control: str, covers: list[Block], what: str, hint:
     return Violation(control, target.address, f"{target.address}: {what} is conditional: {detail}")
 
 
-def _covers(
-    module: Module, users: Iterator[tuple[Block, Any, set[str | None]]]
-) -> dict[int, list[Block]]:
+def _covers(module: Module, users: Iterator[tuple[Block, Any, set[str | None]]]) -> dict[int, list[Block]]:
     """id(target block) -> the blocks that refer to it, built in one pass so the rules stay linear."""
     index: dict[int, list[Block]] = defaultdict(list)
     for user, raw, attributes in users:
