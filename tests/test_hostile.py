@@ -58,6 +58,19 @@ BAD_FILES: dict[str, tuple[bytes | str, str]] = {
         "invalid HCL",
     ),
     "deep-tf/main.tf": ("locals {\n  x = " + "[" * 50_000 + "]" * 50_000 + "\n}\n", "levels deep"),
+    # A second document after the template: CloudFormation and cfn-lint refuse it; skipping it was a false pass.
+    "two-documents.yaml": (GOOD_VPC + "---\n", "YAML documents"),
+    "duplicate-key.yaml": (GOOD_VPC + "  Vpc:\n    Type: AWS::EC2::EIP\n", "duplicate key 'Vpc'"),
+    "duplicate-key.json": (
+        '{"Resources": {\n "Vpc": {"Type": "AWS::EC2::VPC"},\n "Vpc": {"Type": "AWS::EC2::EIP"}}}',
+        "duplicate key 'Vpc'",
+    ),
+    "duplicate-block/main.tf": (
+        'resource "aws_vpc" "x" {\n  cidr_block = "10.0.0.0/16"\n}\n'
+        'resource "aws_vpc" "x" {\n  cidr_block = "10.1.0.0/16"\n}\n',
+        "declared twice",
+    ),
+    "huge-count/main.tf": ('resource "aws_eip" "x" {\n  count = 20000\n}\n', "limits.max_instances"),
 }
 
 
@@ -235,3 +248,38 @@ def test_a_30_mb_template_finishes(tmp_path, capsys):
     code, report, _ = _scan(capsys, str(tmp_path))
     assert code == 1 and report["errors"] == []
     assert sum(1 for f in report["findings"] if f["control"] == "NG-VPC-001") == i
+
+
+def test_duplicate_key_errors_name_the_line(tmp_path, capsys):
+    _write(tmp_path, "dup.yaml", GOOD_VPC + "  Vpc:\n    Type: AWS::EC2::EIP\n")
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2 and report["errors"][0]["line"] == 6, report["errors"]
+
+
+def test_over_the_instance_limit_the_block_is_still_judged(tmp_path, capsys):
+    """A block past limits.max_instances is an error and is checked as one instance, never skipped."""
+    _write(tmp_path, "main.tf", 'resource "aws_eip" "x" {\n  count = 50\n}\n')
+    _write(tmp_path, ".netguard.yaml", "limits:\n  max_instances: 10\n")
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2 and "limits.max_instances" in report["errors"][0]["message"]
+    assert [f["resource"] for f in report["findings"]] == ["aws_eip.x"]
+
+
+def test_override_files_are_merged_as_terraform_merges_them(tmp_path, capsys):
+    """An *_override.tf that makes a clean module's flow log conditional must not pass."""
+    _write(
+        tmp_path,
+        "main.tf",
+        'resource "aws_vpc" "main" {\n  cidr_block = "10.0.0.0/16"\n}\n'
+        'resource "aws_flow_log" "main" {\n  vpc_id = aws_vpc.main.id\n  traffic_type = "ALL"\n}\n',
+    )
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert [f for f in report["findings"] if f["control"] == "NG-VPC-001"] == [], report
+    _write(
+        tmp_path,
+        "logs_override.tf",
+        'variable "off" {\n  default = 0\n}\nresource "aws_flow_log" "main" {\n  count = var.off\n}\n',
+    )
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 1
+    assert [f["resource"] for f in report["findings"] if f["control"] == "NG-VPC-001"] == ["aws_vpc.main"]

@@ -19,7 +19,7 @@ from netguard.config import ScanConfig
 from netguard.errors import InputError
 from netguard.safety import read_vetted
 from netguard.terraform import expressions as expr
-from netguard.terraform.module import Block, Module, ReferenceBindings, unwrap
+from netguard.terraform.module import Block, Module, ModuleBindings, unwrap
 
 
 @dataclass
@@ -96,6 +96,7 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
     out = LoadedModule(None)
     declared: dict[tuple[str, str, str], _Declared] = {}
     overrides: list[_Declared] = []
+    duplicates: list[_Declared] = []
     variables: dict[str, dict[str, Any]] = {}
     locals_raw: dict[str, Any] = {}
     for path in sorted(files, key=_is_override):  # override files merge last
@@ -116,10 +117,24 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
                         if not isinstance(body, dict):
                             continue
                         entry = _Declared(kind, type_name, name, body, str(path), lines)
+                        key = (kind, type_name, name)
                         if _is_override(path):
                             overrides.append(entry)
+                        elif key in declared:
+                            # Terraform refuses the module; both blocks are still checked, never one dropped.
+                            first = declared[key]
+                            out.errors.append(
+                                InputError(
+                                    entry.file,
+                                    f"{'data.' if kind == 'data' else ''}{type_name}.{name} is declared twice"
+                                    f" (also in {first.file}, line {first.body.get('__start_line__', '?')});"
+                                    " Terraform refuses duplicate blocks",
+                                    int(body.get("__start_line__", 0) or 0) or None,
+                                )
+                            )
+                            duplicates.append(entry)
                         else:
-                            declared[(kind, type_name, name)] = entry
+                            declared[key] = entry
     for entry in overrides:
         base = declared.get((entry.kind, entry.type, entry.name))
         if base is None:
@@ -131,12 +146,13 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
         base.body = {**base.body, **{k: v for k, v in entry.body.items() if not k.startswith("__")}}
     folder = Path(files[0]).parent if files else Path(".")
     values = _variables(variables, _tfvars(folder, config, out.errors))
-    scope = expr.Bindings(variables=values, local_values=locals_raw)
     module = Module()
-    ref_scope = ReferenceBindings(variables=values, local_values=locals_raw, module=module)
-    for entry in declared.values():
+    scope = ModuleBindings(variables=values, local_values=locals_raw, module=module)
+    ref_scope = ModuleBindings(variables=values, local_values=locals_raw, module=module, tokens=True)
+    for entry in [*declared.values(), *duplicates]:
         for block in _instances(entry, scope, ref_scope, config, out.errors):
             module.add(block)
+    module.complete = True
     out.module = module
     return out
 
@@ -153,7 +169,7 @@ def _existence(raw: Any) -> str | None:
 
 
 def _instances(
-    entry: _Declared, scope: expr.Bindings, ref_scope: ReferenceBindings, config: ScanConfig, errors: list[InputError]
+    entry: _Declared, scope: ModuleBindings, ref_scope: ModuleBindings, config: ScanConfig, errors: list[InputError]
 ) -> list[Block]:
     body = entry.body
     line = int(body.get("__start_line__", 0) or 0)

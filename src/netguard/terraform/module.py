@@ -95,7 +95,10 @@ class Block:
         """Nested blocks (or an attribute list of objects) of that name, unevaluated."""
         value = self.body.get(name)
         items = value if isinstance(value, list) else [value]
-        return [item for item in items if isinstance(item, Mapping)]
+        flat: list[Any] = []
+        for item in items:  # blocks come as a list of objects; the attribute form as a list in that list
+            flat.extend(item if isinstance(item, list) else [item])
+        return [item for item in flat if isinstance(item, Mapping)]
 
     def targets(self, raw: Any) -> Iterator[Target]:
         """The resources and data sources an expression refers to, resolved for this instance."""
@@ -183,14 +186,37 @@ def _tokens(value: Any) -> Iterator[Target]:
             stack.extend(item.values())
 
 
+class Attributes(dict):
+    """A resource instance in the value scope: an argument set in its block reads as its value (as in
+    Terraform, an argument's attribute is what was configured); anything else is unknown."""
+
+    __slots__ = ("block", "busy")
+
+    def __init__(self, block: Block) -> None:
+        super().__init__()
+        self.block = block
+        self.busy: set[Any] = set()
+
+    def __missing__(self, key: Any) -> Any:
+        if key not in self.block.body or key in self.busy or str(key).startswith("__"):
+            return expr.UNKNOWN  # computed (id, arn), or a reference cycle
+        self.busy.add(key)
+        try:
+            return self.block.attr(key)
+        finally:
+            self.busy.discard(key)
+
+
 @dataclass
-class ReferenceBindings(expr.Bindings):
-    """Module bindings in which resources and data sources evaluate to Symbols of their instances."""
+class ModuleBindings(expr.Bindings):
+    """Module bindings in which resources and data sources evaluate to their instances: Attributes in
+    the value scope, Symbols in the reference scope. Until the module is complete, they are unknown."""
 
     module: Any = None
+    tokens: bool = False
 
     def lookup(self, root: str, path: list[str | int]) -> Any:
-        if root in _NOT_RESOURCES or self.module is None:
+        if root in _NOT_RESOURCES or self.module is None or not self.module.complete:
             return super().lookup(root, path)
         if root == "data":
             if len(path) < 2 or not all(isinstance(p, str) for p in path[:2]):
@@ -200,7 +226,7 @@ class ReferenceBindings(expr.Bindings):
             base, rest = f"{root}.{path[0]}", path[1:]
         else:
             return expr.UNKNOWN
-        value = self.module.symbols(base)
+        value = self.module.instances_of(base, self.tokens)
         for key in rest:
             if value is expr.UNKNOWN:
                 break
@@ -221,27 +247,38 @@ class Module:
     _by_base: dict[str, list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
     _by_type: dict[tuple[str, str], list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
 
-    _symbols: dict[str, Any] = field(default_factory=dict, repr=False)
+    _instances: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
+    complete: bool = False  # set once every block is added: only then do references resolve
 
     def add(self, block: Block) -> None:
         self.blocks.append(block)
         self._by_base[block.base].append(block)
         self._by_type[(block.kind, block.type)].append(block)
 
-    def symbols(self, base: str) -> Any:
-        """What `base` evaluates to in the reference scope: a Symbol, a list or map of them, or UNKNOWN."""
-        if base not in self._symbols:
+    def instances_of(self, base: str, tokens: bool) -> Any:
+        """What `base` evaluates to: one instance, a list or map of them (Symbols when tokens, else
+        Attributes), or UNKNOWN when it is not declared here or its instances are not known."""
+        key = (base, tokens)
+        if key not in self._instances:
             instances = self._by_base.get(base, [])
-            if not instances or any(b.key is None and b.existence for b in instances):
-                value: Any = expr.UNKNOWN  # not declared here, or its instances are not known
+
+            def one(block: Block) -> Any:
+                return Symbol(block.address) if tokens else Attributes(block)
+
+            if (
+                not instances
+                or any(b.key is None and b.existence for b in instances)
+                or len({b.file for b in instances}) > 1
+            ):
+                value: Any = expr.UNKNOWN  # not here, instances unknown, or declared twice
             elif len(instances) == 1 and instances[0].key is None:
-                value = Symbol(instances[0].address)
+                value = one(instances[0])
             elif all(isinstance(b.key, int) for b in instances):
-                value = [Symbol(b.address) for b in sorted(instances, key=lambda b: b.key)]
+                value = [one(b) for b in sorted(instances, key=lambda b: b.key)]
             else:
-                value = {str(b.key): Symbol(b.address) for b in instances}
-            self._symbols[base] = value
-        return self._symbols[base]
+                value = {str(b.key): one(b) for b in instances}
+            self._instances[key] = value
+        return self._instances[key]
 
     def of_type(self, *types: str, kind: str = "resource") -> list[Block]:
         return [b for t in types for b in self._by_type.get((kind, t), [])]
