@@ -24,3 +24,28 @@ def test_scan_finds_exactly_the_planted_violations(tmp_path, monkeypatch, jobs):
     assert result.errors == []
     assert {(f.file, f.control, f.resource) for f in result.findings} == set(corpus["planted"])
     assert len(result.files) == corpus["cloudformation"] + corpus["terraform"]
+
+
+def test_a_worker_that_dies_is_an_error_for_its_files_not_a_hang(tmp_path, monkeypatch):
+    """A worker killed mid-run (OOM killer, SIGKILL) must not hang the run nor pass its files."""
+    import os
+    import signal
+
+    from netguard.scan import run
+
+    monkeypatch.setattr(run, "PARALLEL_THRESHOLD", 2)
+    generate(tmp_path, cfn_files=8, tf_files=0, violation_share=0.5)
+    victim = sorted((tmp_path / "cloudformation").iterdir())[3]
+    original = run.run_unit
+
+    def die_on_victim(unit, config, debug=False):
+        if unit.files[0] == str(victim):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(unit, config, debug)
+
+    monkeypatch.setattr(run, "run_unit", die_on_victim)
+    result = scan([str(tmp_path)], DEFAULT_CONFIG, jobs=2)
+    errored = {e.file for e in result.errors}
+    assert str(victim) in errored
+    assert all("worker process" in e.message for e in result.errors)
+    assert not errored & set(result.files), "a file in a dead worker's share was counted as scanned"

@@ -195,3 +195,23 @@ def test_terraform_modules_with_the_same_resource_names_are_kept_apart(tmp_path,
             if f["control"] in ("NG-VPC-001", "NG-VPC-002")
         }
         assert flagged == {("b", "NG-VPC-002")}, jobs
+
+
+def test_a_scan_imports_neither_engine(tmp_path):
+    """netguard runs its own rules: a scan imports neither Checkov nor cfn-lint, and a
+    CloudFormation-only scan not even the HCL parser."""
+    (tmp_path / "vpc.yaml").write_text(BAD_VPC)
+    (tmp_path / "tf").mkdir()
+    (tmp_path / "tf" / "main.tf").write_text('resource "aws_vpc" "x" {\n  cidr_block = "10.0.0.0/16"\n}\n')
+    code = (
+        "import sys\n"
+        "from netguard.cli import main\n"
+        "main(['scan', *sys.argv[1:], '--format', 'json'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('checkov', 'cfnlint', 'hcl2')}))\n"
+    )
+    def imported(*paths: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=False)
+        return out.stdout.strip().splitlines()[-1]
+
+    assert imported(str(tmp_path / "vpc.yaml")) == "[]"
+    assert imported(str(tmp_path)) == "['hcl2']"

@@ -246,6 +246,9 @@ class Module:
     blocks: list[Block] = field(default_factory=list)
     _by_base: dict[str, list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
     _by_type: dict[tuple[str, str], list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
+    _by_index: dict[tuple[str, str | None], list[Block]] = field(
+        default_factory=lambda: defaultdict(list), repr=False
+    )
 
     _instances: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
     complete: bool = False  # set once every block is added: only then do references resolve
@@ -254,6 +257,7 @@ class Module:
         self.blocks.append(block)
         self._by_base[block.base].append(block)
         self._by_type[(block.kind, block.type)].append(block)
+        self._by_index[(block.base, block.index)].append(block)
 
     def instances_of(self, base: str, tokens: bool) -> Any:
         """What `base` evaluates to: one instance, a list or map of them (Symbols when tokens, else
@@ -285,11 +289,9 @@ class Module:
 
     def resolve(self, target: Target) -> list[Block]:
         """Blocks a reference can denote: one instance when the index is known, else every instance."""
-        candidates = self._by_base.get(target.base, [])
         if target.index in (None, "*"):
-            return candidates
-        exact = [b for b in candidates if b.index == target.index]
-        return exact or [b for b in candidates if b.key is None]
+            return self._by_base.get(target.base, [])
+        return self._by_index.get((target.base, target.index)) or self._by_index.get((target.base, None), [])
 
     def spans(self) -> dict[str, Spans]:
         """Per file, the lines each block is written on (for suppression comments)."""
