@@ -34,7 +34,7 @@ class Control:
 def load_catalog() -> dict[str, Control]:
     """Read and validate the catalogue; a broken catalogue is a packaging bug, so it raises."""
     path = pack_path("netguard.checks", "catalog.yaml")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     jsonschema.validate(data, load_schema("catalog.schema.json"))
     controls: dict[str, Control] = {}
     for entry in data["controls"]:
