@@ -51,6 +51,7 @@ class UnitResult:
     findings: list[Finding] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     scanned: list[str] = field(default_factory=list)  # files whose every resource was evaluated
+    resources: dict[str, set[str]] = field(default_factory=dict)  # file -> the resources (addresses) evaluated
 
 
 def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fallback: str) -> list[Finding]:
@@ -97,6 +98,7 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
     out.findings = _findings(violations, {name: (path, first) for name, (first, _) in spans.items()}, path)
     apply_suppressions(out.findings, {path: Spans(spans, loaded.data)})
     out.scanned.append(path)
+    out.resources[path] = set(template.resources)
     return out
 
 
@@ -116,6 +118,8 @@ def scan_module(files: tuple[str, ...], config: ScanConfig) -> UnitResult:
     out.findings = _findings(violations, where, files[0])
     apply_suppressions(out.findings, module.spans())
     out.scanned.extend(f for f in files if f not in loaded.failed)
+    for block in module.blocks:
+        out.resources.setdefault(block.file, set()).update({block.address, block.base})
     return out
 
 

@@ -20,6 +20,7 @@ the relative path with the working directory or a `-d/--directory` argument of t
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +34,8 @@ from netguard.engines import Cache, file_key, plugin_config
 from netguard.scan.findings import Finding
 
 _CATEGORY = {"VPC": CheckCategories.LOGGING, "IAM": CheckCategories.IAM}
-_results: Cache = Cache(256)
+_results: Cache = Cache(64)
+_MODULE_PREFIX = re.compile(r'^(?:module\.[^.\[]+(?:\[[^\]]*\])?\.)+')
 
 
 def keep_conditional_resources() -> None:
@@ -84,7 +86,8 @@ def locate(entity_path: str, conf: Mapping[str, Any]) -> str | None:
 
 
 class Evaluated:
-    """netguard's verdicts for one file: unsuppressed findings by (control, resource), and any errors."""
+    """netguard's verdicts for one file: unsuppressed findings by (control, resource), the resources it
+    evaluated, and any errors."""
 
     def __init__(self, findings: list[Finding], errors: list[str], resources: set[str]) -> None:
         self.findings = {(f.control, f.resource): f for f in findings if f.suppressed is None}
@@ -92,23 +95,29 @@ class Evaluated:
         self.resources = resources
 
 
-def _evaluate(path: str, framework: str) -> Evaluated:
+def _unit(path: str, framework: str) -> Any:
+    """netguard's evaluation of the template, or of the whole module folder, the file belongs to."""
     from netguard.scan.run import scan_module, scan_template
 
     config = plugin_config()
-    key = (file_key(path), framework, config)
+    if framework == "cloudformation":
+        key: Any = (file_key(path), config)
+        if key not in _results:
+            _results.remember(key, scan_template(path, config))
+        return _results[key]
+    files = tuple(sorted(str(p) for p in Path(path).parent.glob("*.tf")))
+    key = (tuple(file_key(f) for f in files), config)
     if key not in _results:
-        if framework == "cloudformation":
-            unit = scan_template(path, config)
-            resources = {f.resource for f in unit.findings}
-        else:
-            folder = Path(path).parent
-            files = tuple(sorted(str(p) for p in folder.glob("*.tf")))
-            unit = scan_module(files, config)
-            resources = {f.resource for f in unit.findings}
-        mine = [f for f in unit.findings if os.path.realpath(f.file) == os.path.realpath(path)]
-        _results.remember(key, Evaluated(mine, [e.message for e in unit.errors], resources))
+        _results.remember(key, scan_module(files, config))
     return _results[key]
+
+
+def _evaluate(path: str, framework: str) -> Evaluated:
+    unit = _unit(path, framework)
+    real = os.path.realpath(path)
+    mine = [f for f in unit.findings if os.path.realpath(f.file) == real]
+    resources = next((r for f, r in unit.resources.items() if os.path.realpath(f) == real), set())
+    return Evaluated(mine, [e.message for e in unit.errors], resources)
 
 
 def verdict(check: Any, control: Control, framework: str, resource: str, conf: Mapping[str, Any]) -> CheckResult:
@@ -121,10 +130,15 @@ def verdict(check: Any, control: Control, framework: str, resource: str, conf: M
     if evaluated.errors:
         check.details.append(f"{control.id}: netguard could not evaluate this file: {evaluated.errors[0]}")
         return CheckResult.FAILED
+    resource = _MODULE_PREFIX.sub("", resource)  # a child module's resource, as netguard names it in its folder
+    base = resource.split("[", 1)[0]
+    if resource not in evaluated.resources and base not in evaluated.resources:
+        check.details.append(f"{control.id}: netguard did not evaluate {resource}; it cannot vouch for it")
+        return CheckResult.FAILED
     finding = evaluated.findings.get((control.id, resource))
-    if finding is None and "[" in resource:
+    if finding is None and resource not in evaluated.resources:
         # netguard left this block unexpanded (its count/for_each is unknown): the block's verdict holds.
-        finding = evaluated.findings.get((control.id, resource.split("[", 1)[0]))
+        finding = evaluated.findings.get((control.id, base))
     if finding is None:
         return CheckResult.PASSED
     check.details.append(finding.message)
