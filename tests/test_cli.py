@@ -209,6 +209,7 @@ def test_a_scan_imports_neither_engine(tmp_path):
         "main(['scan', *sys.argv[1:], '--format', 'json'])\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('checkov', 'cfnlint', 'hcl2')}))\n"
     )
+
     def imported(*paths: str) -> str:
         out = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=False)
         return out.stdout.strip().splitlines()[-1]

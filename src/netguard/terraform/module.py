@@ -246,9 +246,7 @@ class Module:
     blocks: list[Block] = field(default_factory=list)
     _by_base: dict[str, list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
     _by_type: dict[tuple[str, str], list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
-    _by_index: dict[tuple[str, str | None], list[Block]] = field(
-        default_factory=lambda: defaultdict(list), repr=False
-    )
+    _by_index: dict[tuple[str, str | None], list[Block]] = field(default_factory=lambda: defaultdict(list), repr=False)
 
     _instances: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
     complete: bool = False  # set once every block is added: only then do references resolve

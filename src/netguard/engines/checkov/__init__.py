@@ -35,7 +35,7 @@ from netguard.scan.findings import Finding
 
 _CATEGORY = {"VPC": CheckCategories.LOGGING, "IAM": CheckCategories.IAM}
 _results: Cache = Cache(64)
-_MODULE_PREFIX = re.compile(r'^(?:module\.[^.\[]+(?:\[[^\]]*\])?\.)+')
+_MODULE_PREFIX = re.compile(r"^(?:module\.[^.\[]+(?:\[[^\]]*\])?\.)+")
 
 
 def keep_conditional_resources() -> None:
