@@ -86,7 +86,10 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
         out.errors.append(InputError(path, loaded.error, loaded.line))
         return out
     if not is_template(loaded.data):
-        return out  # a YAML/JSON file that is not a template: not ours to judge
+        unread = _unevaluated_terraform(path, loaded.data)
+        if unread:  # Terraform netguard does not read yet: an error, never a silent pass
+            out.errors.append(InputError(path, unread))
+        return out  # any other YAML/JSON file is not ours to judge
     broken = structure_problems(loaded.data)
     if broken:
         out.errors.extend(InputError(path, problem) for problem in broken)
@@ -100,6 +103,18 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
     out.scanned.append(path)
     out.resources[path] = set(template.resources)
     return out
+
+
+def _unevaluated_terraform(path: str, data: object) -> str | None:
+    if path.endswith(".tf.json"):
+        return "Terraform JSON syntax (.tf.json) is not evaluated by this version of netguard"
+    if (
+        isinstance(data, dict)
+        and "terraform_version" in data
+        and ("planned_values" in data or "format_version" in data)
+    ):
+        return "a Terraform plan (terraform show -json) is not evaluated by this version of netguard"
+    return None
 
 
 def scan_module(files: tuple[str, ...], config: ScanConfig) -> UnitResult:
