@@ -31,6 +31,11 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _engine(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """A plain engine run from the fixtures folder, so the plug-ins find fixtures/.netguard.yaml."""
+    return subprocess.run(command, cwd=FIXTURES, env=_env(), capture_output=True, text=True, timeout=900, check=False)
+
+
 def _netguard(paths: list[Path]) -> set[tuple[str, str, str, int]]:
     result = scan([str(p) for p in paths], resolve_config([str(FIXTURES)], None))
     assert not result.errors, result.errors
@@ -42,7 +47,7 @@ def _netguard(paths: list[Path]) -> set[tuple[str, str, str, int]]:
 def _plain_checkov(folder: Path) -> tuple[set[tuple[str, str, str, int]], set[str]]:
     """Failed checks as (control, file, resource, line), and every resource Checkov presented."""
     ids = ",".join(c.engines["checkov"] for c in CATALOG)
-    proc = subprocess.run(
+    proc = _engine(
         [
             str(BIN / "checkov"),
             "-d",
@@ -56,12 +61,6 @@ def _plain_checkov(folder: Path) -> tuple[set[tuple[str, str, str, int]], set[st
             "--compact",
             "--skip-download",
         ],
-        cwd=FIXTURES,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
     )
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     reports = json.loads(proc.stdout)
@@ -89,14 +88,8 @@ def _resource(framework: str, name: str) -> str:
 
 
 def _plain_cfnlint(files: list[Path]) -> set[tuple[str, str, str, int]]:
-    proc = subprocess.run(
-        [str(BIN / "cfn-lint"), "-a", str(ROOT / "checks" / "cfnlint"), "--format", "json", "--", *map(str, files)],
-        cwd=FIXTURES,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    proc = _engine(
+        [str(BIN / "cfn-lint"), "-a", str(ROOT / "checks" / "cfnlint"), "--format", "json", "--", *map(str, files)]
     )
     found = set()
     for match in json.loads(proc.stdout or "[]"):
