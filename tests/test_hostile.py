@@ -283,3 +283,13 @@ def test_override_files_are_merged_as_terraform_merges_them(tmp_path, capsys):
     code, report, _ = _scan(capsys, str(tmp_path))
     assert code == 1
     assert [f["resource"] for f in report["findings"] if f["control"] == "NG-VPC-001"] == ["aws_vpc.main"]
+
+
+def test_a_block_declared_twice_is_judged_in_each_file(tmp_path, capsys):
+    log = 'resource "aws_flow_log" "x" {\n  vpc_id = "vpc-1"\n  traffic_type = "REJECT"\n}\n'
+    _write(tmp_path, "a.tf", log)
+    _write(tmp_path, "b.tf", "\n" + log)
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2 and "declared twice" in report["errors"][0]["message"]
+    placed = {(Path(f["file"]).name, f["line"]) for f in report["findings"] if f["control"] == "NG-VPC-002"}
+    assert placed == {("a.tf", 1), ("b.tf", 2)}

@@ -12,6 +12,7 @@ class Violation:
     control: str
     resource: str
     message: str
+    where: tuple[str, int] | None = None  # (file, line) when the rule knows it better than the resource name
 
 
 class RuleSet:

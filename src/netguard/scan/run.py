@@ -58,7 +58,7 @@ def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fa
     catalog = load_catalog()
     found = []
     for violation in violations:
-        file, line = where.get(violation.resource, (fallback, 0))
+        file, line = violation.where or where.get(violation.resource, (fallback, 0))
         control = catalog[violation.control]
         found.append(
             Finding(

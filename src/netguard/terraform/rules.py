@@ -25,6 +25,11 @@ evaluate = RULESET.evaluate
 _SPACES = re.compile(r"\s+")
 
 
+def _violation(block: Block, control: str, message: str) -> Violation:
+    """A violation placed on its block's file and line (two blocks may share an address in a broken module)."""
+    return Violation(control, block.address, message, where=(block.file, block.line))
+
+
 def _same_condition(a: Block, b: Block) -> bool:
     return bool(a.existence and b.existence and _SPACES.sub("", a.existence) == _SPACES.sub("", b.existence))
 
@@ -36,11 +41,11 @@ def _iterates_over(block: Block, target: Block) -> bool:
 
 def _coverage(target: Block, control: str, covers: list[Block], what: str, hint: str = "") -> Violation | None:
     if not covers:
-        return Violation(control, target.address, f"{target.address}: no {what} refers to it{hint}")
+        return _violation(target, control, f"{target.address}: no {what} refers to it{hint}")
     if any(c.existence is None or _same_condition(c, target) or _iterates_over(c, target) for c in covers):
         return None
     detail = "; ".join(f"{c.address} exists only when `{c.existence}` is non-zero" for c in covers)
-    return Violation(control, target.address, f"{target.address}: {what} is conditional: {detail}")
+    return _violation(target, control, f"{target.address}: {what} is conditional: {detail}")
 
 
 def _covers(module: Module, users: Iterator[tuple[Block, Any, set[str | None]]]) -> dict[int, list[Block]]:
@@ -72,7 +77,7 @@ def flow_log_not_all_traffic(module: Module, config: ScanConfig) -> Iterator[Vio
             continue
         raw = log.raw("traffic_type")
         shown = "not set" if raw is None else f"`{_shown(raw)}`"
-        yield Violation("NG-VPC-002", log.address, f'{log.address}: traffic_type is {shown}; set it to "ALL"')
+        yield _violation(log, "NG-VPC-002", f'{log.address}: traffic_type is {shown}; set it to "ALL"')
 
 
 def _shown(raw: Any) -> str:
@@ -123,9 +128,9 @@ def dhcp_unapproved_dns(module: Module, config: ScanConfig) -> Iterator[Violatio
                 bad.append(server)
         if bad:
             approved = ", ".join(config.approved_dns_servers) or "none"
-            yield Violation(
+            yield _violation(
+                options,
                 "NG-DHCP-001",
-                options.address,
                 f"{options.address}: domain_name_servers has {', '.join(dict.fromkeys(bad))},"
                 f" outside the approved list ({approved})",
             )
@@ -218,7 +223,7 @@ def _iam_rule(control_id: str, actions: tuple[str, ...]) -> Rule:
                 for hit in risky_statements(document, actions):
                     messages.append(f"{label}: " + hit.describe())
             if messages:
-                yield Violation(control_id, block.address, f"{block.address}: " + "; ".join(messages))
+                yield _violation(block, control_id, f"{block.address}: " + "; ".join(messages))
 
     return check
 
@@ -253,9 +258,9 @@ def peering_unapproved_account(module: Module, config: ScanConfig) -> Iterator[V
             if _is_literal(owner)
             else f"`{_shown(raw)}` is not provably this account or an approved one"
         )
-        yield Violation(
+        yield _violation(
+            peering,
             "NG-PCX-001",
-            peering.address,
             f"{peering.address}: peer_owner_id: {why} (approved_peer_accounts in .netguard.yaml)",
         )
 
@@ -272,9 +277,9 @@ def default_route_via_peering(module: Module, config: ScanConfig) -> Iterator[Vi
             continue
         for key in ("destination_cidr_block", "destination_ipv6_cidr_block"):
             if _is_default_route(route.attr(key)):
-                yield Violation(
+                yield _violation(
+                    route,
                     "NG-PCX-002",
-                    route.address,
                     f"{route.address}: {key} is a default route through a VPC peering connection",
                 )
                 break
@@ -284,9 +289,9 @@ def default_route_via_peering(module: Module, config: ScanConfig) -> Iterator[Vi
             if peering not in (None, "") and any(
                 _is_default_route(table.value(unwrap(inline.get(k)))) for k in ("cidr_block", "ipv6_cidr_block")
             ):
-                yield Violation(
+                yield _violation(
+                    table,
                     "NG-PCX-002",
-                    table.address,
                     f"{table.address}: an inline route sends a default route through a VPC peering connection",
                 )
                 break
