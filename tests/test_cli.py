@@ -227,3 +227,19 @@ def test_terraform_json_and_plans_are_errors_not_silent_passes(tmp_path, capsys)
     assert code == 2
     assert set(errors) == {"main.tf.json", "plan.json"}
     assert "not evaluated" in errors["main.tf.json"] and "plan" in errors["plan.json"]
+
+
+def test_an_option_smuggled_in_by_a_file_name_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "--create-baseline=notes.yaml").write_text(BAD_VPC)
+    code = main(["scan", "--create-baseline=notes.yaml"])
+    assert code == 2 and "named like an option" in capsys.readouterr().err
+    assert not (tmp_path / "notes.yaml").exists()
+    assert main(["scan", "--", "--create-baseline=notes.yaml"]) == 1  # after `--` it is a file name
+
+
+def test_no_baseline_is_created_inside_a_pre_commit_hook(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PRE_COMMIT", "1")
+    (tmp_path / "vpc.yaml").write_text(BAD_VPC)
+    assert main(["scan", str(tmp_path), "--create-baseline", str(tmp_path / "b.json")]) == 2
+    assert not (tmp_path / "b.json").exists()

@@ -88,3 +88,20 @@ def test_terraform_hook_scans_the_module_of_the_changed_file(tmp_path, hook_env)
     _git(repo, "add", "network/eip.tf")
     result = _try_repo(repo, "netguard-scan-terraform", hook_env)
     assert result.returncode == 1 and "aws_eip.spare" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for pre-commit")
+def test_a_file_named_like_an_option_cannot_hijack_the_hook(tmp_path, hook_env):
+    """pre-commit appends file names; `--create-baseline=notes.yaml` once turned the run into baseline
+    creation and the commit passed. The hook's `--` keeps it a file name."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "--create-baseline=notes.yaml").write_text(BAD)
+    (repo / "stack.yaml").write_text(BAD)
+    _git(repo, "add", "--", "--create-baseline=notes.yaml", "stack.yaml")
+    blocked = _try_repo(repo, "netguard-scan", hook_env)
+    assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+    assert "baselined" not in blocked.stdout
+    assert not (repo / "notes.yaml").exists()
+    assert blocked.stdout.count("NG-EIP-001") == 2, blocked.stdout

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from netguard import __version__
-from netguard.errors import NetguardError
+from netguard.errors import NetguardError, printable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,6 +164,8 @@ def _scan(args: argparse.Namespace) -> int:
     from netguard.scan.report import render
     from netguard.scan.run import resolve_config, scan
 
+    if args.create_baseline and os.environ.get("PRE_COMMIT"):
+        raise NetguardError("--create-baseline", "refused inside a pre-commit hook: create baselines by hand")
     if args.engine is not None:
         raise NetguardError(
             "--engine",
@@ -309,7 +311,30 @@ def _validate(args: argparse.Namespace, org) -> int:
     return 2 if any(entry["problems"] for entry in report) else 0
 
 
+def smuggled_option(argv: Sequence[str]) -> str | None:
+    """An argument before `--` that looks like an option but names an existing file.
+
+    pre-commit and xargs append file names after the options; a committed file named
+    `--create-baseline=x.yaml` would otherwise become an option and change what the run does.
+    """
+    for arg in argv:
+        if arg == "--":
+            return None
+        if arg.startswith("-") and len(arg) > 1 and os.path.lexists(arg):
+            return arg
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    smuggled = smuggled_option(argv)
+    if smuggled is not None:
+        print(
+            f"netguard: error: {printable(smuggled)}: a file is named like an option; put `--` before file"
+            " names (the pre-commit hooks do)",
+            file=sys.stderr,
+        )
+        return 2
     args = _parser().parse_args(argv)
     try:
         if args.command == "scan":
