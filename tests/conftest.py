@@ -19,7 +19,14 @@ def fixture_files() -> list[Path]:
 @pytest.fixture(scope="session")
 def fixture_scan():
     """One scan of all fixtures, shared by the harness tests."""
-    from netguard.scan.run import resolve_config, scan
+    from netguard.scan.run import scan
 
     paths = [str(FIXTURES / "cloudformation"), str(FIXTURES / "terraform")]
-    return scan(paths, resolve_config([str(FIXTURES)], None))
+    return scan(paths, fixture_config())
+
+
+def fixture_config():
+    """fixtures/.netguard.yaml: it sits below the repository root, so it is always named explicitly."""
+    from netguard.config import load_config
+
+    return load_config(FIXTURES / ".netguard.yaml")

@@ -91,14 +91,26 @@ def test_empty_and_comment_only_files_are_not_errors(tmp_path, capsys):
     assert code == 0, out
 
 
-def test_config_is_found_upward_and_changes_results(tmp_path, capsys):
-    nested = tmp_path / "stacks" / "network"
+def test_only_the_repository_roots_config_applies(tmp_path, capsys, monkeypatch):
+    """The config is the repository owner's: the root's `.netguard.yaml`, never one in a scanned
+    subfolder (a pull request can add one) and never one above the repository."""
+    repo = tmp_path / "repo"
+    nested = repo / "stacks" / "network"
     nested.mkdir(parents=True)
+    (repo / ".git").mkdir()
     (nested / "peering.yaml").write_text(GOOD_PEERING)
-    code, _, _ = run(capsys, "scan", str(nested))
-    assert code == 1  # 111122223333 is not approved by default
-    (tmp_path / ".netguard.yaml").write_text('approved_peer_accounts: ["111122223333"]\n')
-    code, out, _ = run(capsys, "scan", str(nested))
+    (tmp_path / ".netguard.yaml").write_text('approved_peer_accounts: ["111122223333"]\n')  # above the repo
+    monkeypatch.chdir(nested)
+    code, _, _ = run(capsys, "scan", ".")
+    assert code == 1  # 111122223333 is not approved by default, and the file above the repo is not read
+    (nested / ".netguard.yaml").write_text('approved_peer_accounts: ["111122223333"]\nseverity_threshold: critical\n')
+    code, out, _ = run(capsys, "scan", ".", "--format", "json")
+    assert code == 1 and any("ignored as a config" in n for n in json.loads(out)["notices"])
+    (repo / ".netguard.yaml").write_text('approved_peer_accounts: ["111122223333"]\n')
+    code, out, _ = run(capsys, "scan", ".")
+    assert code == 0, out
+    monkeypatch.setenv("NETGUARD_CONFIG", str(nested / ".netguard.yaml"))
+    code, out, _ = run(capsys, "scan", ".")
     assert code == 0, out
 
 
@@ -114,7 +126,8 @@ def test_invalid_config_is_exit_2_naming_the_file(tmp_path, capsys):
     assert code == 2 and "invalid YAML" in err
 
 
-def test_severity_threshold_drops_lower_findings(tmp_path, capsys):
+def test_severity_threshold_drops_lower_findings(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "vpc.yaml").write_text(BAD_VPC)
     (tmp_path / ".netguard.yaml").write_text("severity_threshold: high\n")
     code, out, _ = run(capsys, "scan", str(tmp_path), "--format", "json")

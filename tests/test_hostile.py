@@ -122,7 +122,8 @@ def test_symlink_loops_and_unreadable_files(tmp_path, capsys):
     assert [f["resource"] for f in report["findings"] if f["control"] == "NG-VPC-001"] == ["Vpc"]
 
 
-def test_limits_are_configurable(tmp_path, capsys):
+def test_limits_are_configurable(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the config is the one where the scan runs (a repository root)
     _write(tmp_path, "vpc.yaml", GOOD_VPC + "#" + "x" * 3000 + "\n")
     _write(tmp_path, ".netguard.yaml", "limits:\n  max_file_mb: 0.001\n")
     code, report, _ = _scan(capsys, str(tmp_path))
@@ -256,8 +257,9 @@ def test_duplicate_key_errors_name_the_line(tmp_path, capsys):
     assert code == 2 and report["errors"][0]["line"] == 6, report["errors"]
 
 
-def test_over_the_instance_limit_the_block_is_still_judged(tmp_path, capsys):
+def test_over_the_instance_limit_the_block_is_still_judged(tmp_path, capsys, monkeypatch):
     """A block past limits.max_instances is an error and is checked as one instance, never skipped."""
+    monkeypatch.chdir(tmp_path)
     _write(tmp_path, "main.tf", 'resource "aws_eip" "x" {\n  count = 50\n}\n')
     _write(tmp_path, ".netguard.yaml", "limits:\n  max_instances: 10\n")
     code, report, _ = _scan(capsys, str(tmp_path))

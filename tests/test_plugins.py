@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from netguard.catalog import control_for_engine_id, load_catalog
-from netguard.scan.run import resolve_config, scan
+from netguard.scan.run import scan
 from netguard.terraform.module import DATA_SOURCES
-from tests.conftest import FIXTURES, ROOT, fixture_files
+from tests.conftest import FIXTURES, ROOT, fixture_config, fixture_files
 
 BIN = Path(sys.executable).parent
 CATALOG = load_catalog().values()
@@ -28,6 +28,7 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env["BC_SKIP_MAPPING"] = "TRUE"
     env["CHECKOV_SKIP_PACKAGE_REGISTRY"] = "TRUE"
+    env["NETGUARD_CONFIG"] = str(FIXTURES / ".netguard.yaml")  # plain engines have no --config
     return env
 
 
@@ -37,7 +38,7 @@ def _engine(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _netguard(paths: list[Path]) -> set[tuple[str, str, str, int]]:
-    result = scan([str(p) for p in paths], resolve_config([str(FIXTURES)], None))
+    result = scan([str(p) for p in paths], fixture_config())
     assert not result.errors, result.errors
     return {
         (f.control, str(Path(f.file).resolve()), f.resource, f.line) for f in result.findings if f.suppressed is None

@@ -175,7 +175,7 @@ def _scan(args: argparse.Namespace) -> int:
     paths = args.paths
     if args.tf_module_dirs:
         paths = list(dict.fromkeys(str(Path(p).parent) if p.endswith(".tf") else p for p in paths))
-    config = resolve_config(paths, args.config)
+    config = resolve_config(args.config)
     result = scan(paths, config, debug=args.debug, jobs=max(args.jobs, 1))
     if args.baseline:
         apply_baseline(result, Path(args.baseline))
@@ -195,7 +195,7 @@ def _scan(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     if result.errors and args.format != "text":
         for error in result.errors:
-            print(f"netguard: error: {error.file}: {error.message}", file=sys.stderr)
+            print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
     return result.exit_code()
 
 
@@ -218,7 +218,7 @@ def _replay(args: argparse.Namespace, org) -> int:
     levels, errors = load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
     if errors:
         for error in errors:
-            print(f"netguard: error: {error.file}: {error.message}", file=sys.stderr)
+            print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
         return 2
     client = None
     if args.source.startswith("s3://"):
@@ -305,7 +305,7 @@ def _validate(args: argparse.Namespace, org) -> int:
     else:
         for entry in report:
             for problem in entry["problems"]:
-                print(f"{entry['file']}: {problem}")
+                print(printable(f"{entry['file']}: {problem}"))
         bad = sum(1 for entry in report if entry["problems"])
         print(f"netguard: {len(report)} policies checked, {bad} with problems")
     return 2 if any(entry["problems"] for entry in report) else 0
@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (BotoCoreError, ClientError) as exc:
                 raise NetguardError("organization", f"AWS call failed: {exc}") from None
     except NetguardError as exc:
-        print(f"netguard: error: {exc.file}: {exc.message}", file=sys.stderr)
+        print(printable(f"netguard: error: {exc.file}: {exc.message}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "debug", False):
             raise
         print(
-            f"netguard: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            printable(f"netguard: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"),
             file=sys.stderr,
         )
         return 2

@@ -43,26 +43,47 @@ DEFAULT_CONFIG = ScanConfig()
 DEFAULT_LIMITS = Limits()
 
 
-def find_config(start: Path) -> Path | None:
-    """Nearest .netguard.yaml in start (or its folder) and its parents."""
+CONFIG_ENV = "NETGUARD_CONFIG"
+
+
+def repository_root(start: Path) -> Path:
+    """The folder holding `.git` at or above start; start itself outside a repository."""
     here = start.resolve()
-    if not here.is_dir():
-        here = here.parent
     for folder in (here, *here.parents):
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
-            return candidate
-    return None
+        if (folder / ".git").exists():
+            return folder
+    return here
+
+
+def find_config(start: Path) -> Path | None:
+    """The repository owner's config: `.netguard.yaml` at the root of the repository holding start.
+
+    Never a file below the root (whoever writes a pull request could add one) and never one above it
+    (a stray file in /tmp or a home folder must not change a scan).
+    """
+    candidate = repository_root(start) / CONFIG_NAME
+    return candidate if candidate.is_file() else None
 
 
 def load_config(path: Path) -> ScanConfig:
-    """Read and validate a config file; any problem is a NetguardError naming the file."""
+    """Read and validate a config file; any problem is a NetguardError naming the file.
+
+    The config gets the same byte and YAML limits as a template: it can come from a pull request too.
+    """
+    from netguard.safety import check_aliases, read_vetted
+
+    raw, problem = read_vetted(path, DEFAULT_LIMITS)
+    if problem:
+        raise NetguardError(str(path), f"cannot read config: {problem}")
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NetguardError(str(path), f"cannot read config: {exc}") from None
-    except yaml.YAMLError as exc:
+        text = raw.decode("utf-8-sig")
+        problem = check_aliases(text, Limits(max_yaml_nodes=10_000))
+        if problem:
+            raise NetguardError(str(path), problem)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except UnicodeDecodeError as exc:
+        raise NetguardError(str(path), f"cannot read config: not valid UTF-8 (byte {exc.start})") from None
+    except (yaml.YAMLError, RecursionError) as exc:
         raise NetguardError(str(path), f"invalid YAML: {_one_line(exc)}") from None
     if data is None:
         data = {}

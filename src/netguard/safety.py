@@ -7,7 +7,9 @@ billions of nodes. These checks look at the bytes (and, for aliases, the event s
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import yaml
@@ -20,16 +22,49 @@ _INDENT = re.compile(rb"^[ \t]*", re.M)
 
 
 def read_vetted(path: Path, limits: Limits) -> tuple[bytes | None, str | None]:
-    """A file's bytes, or why it must not be parsed; an oversize file is refused before it is read."""
+    """A file's bytes, or why it must not be parsed.
+
+    Only regular files are read (a FIFO would block forever, a link to /dev/zero never end), opened
+    without blocking and checked on the open descriptor, and the size limit holds while reading, not
+    only by what stat said a moment before.
+    """
+    cap = int(limits.max_file_mb * 1024 * 1024)
     try:
-        size = path.stat().st_size
-        if size > limits.max_file_mb * 1024 * 1024:
-            return None, _too_big(size, limits)
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         return None, f"cannot read file: {exc.strerror or exc}"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"not a regular file ({_kind(info.st_mode)}); only regular files are read"
+        if info.st_size > cap:
+            return None, _too_big(info.st_size, limits)
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > cap:
+                return None, _too_big(total, limits)
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
     problem = check_bytes(raw, limits)
     return (None, problem) if problem else (raw, None)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _too_big(size: int, limits: Limits) -> str:

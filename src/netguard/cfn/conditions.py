@@ -20,10 +20,19 @@ TRUE: Expr = ("T",)
 FALSE: Expr = ("F",)
 _OTHER = "\x00other"
 MAX_ASSIGNMENTS = 1 << 14
+MAX_NESTING = 100  # conditions referring to conditions; deeper chains become opaque (unknown) atoms
+
+
+def _unique(parts: tuple[Expr, ...]) -> list[Expr]:
+    """Parts without repeats (by identity first, so shared sub-expressions are never compared deeply)."""
+    seen: dict[int, Expr] = {}
+    for part in parts:
+        seen.setdefault(id(part), part)
+    return list(seen.values())
 
 
 def conj(*parts: Expr) -> Expr:
-    items = [p for p in parts if p != TRUE]
+    items = [p for p in _unique(parts) if p != TRUE]
     if any(p == FALSE for p in items):
         return FALSE
     if not items:
@@ -32,7 +41,7 @@ def conj(*parts: Expr) -> Expr:
 
 
 def disj(*parts: Expr) -> Expr:
-    items = [p for p in parts if p != FALSE]
+    items = [p for p in _unique(parts) if p != FALSE]
     if any(p == TRUE for p in items):
         return TRUE
     if not items:
@@ -82,7 +91,7 @@ class ConditionSet:
             return ("atom", json.dumps(_plain(name), sort_keys=True))
         if name in self._compiled:
             return self._compiled[name]
-        if name not in self.conditions or name in self._compiling:
+        if name not in self.conditions or name in self._compiling or len(self._compiling) >= MAX_NESTING:
             return ("atom", f"condition:{name}")
         self._compiling.add(name)
         try:
@@ -174,7 +183,16 @@ class ConditionSet:
         return " and ".join(parts) if parts else "in every scenario"
 
 
-def _collect(expr: Expr, params: dict[str, set[str]], atoms: set[str]) -> None:
+def _collect(expr: Expr, params: dict[str, set[str]], atoms: set[str], seen: set[int] | None = None) -> None:
+    """Parameters and atoms of an expression, visiting each shared sub-expression once.
+
+    Conditions refer to conditions, so an expression is a graph: `C2 = And[C1, C1]` forty deep is a
+    2 KB template whose tree has 2^40 nodes, but only forty distinct ones.
+    """
+    seen = set() if seen is None else seen
+    if id(expr) in seen:
+        return
+    seen.add(id(expr))
     tag = expr[0]
     if tag == "eq":
         params.setdefault(expr[1], set()).add(expr[2])
@@ -182,21 +200,29 @@ def _collect(expr: Expr, params: dict[str, set[str]], atoms: set[str]) -> None:
         atoms.add(expr[1])
     elif tag in ("and", "or", "not"):
         for part in expr[1:]:
-            _collect(part, params, atoms)
+            _collect(part, params, atoms, seen)
 
 
-def _evaluate(expr: Expr, env: dict[str, str], truth: dict[str, bool]) -> bool:
+def _evaluate(expr: Expr, env: dict[str, str], truth: dict[str, bool], memo: dict[int, bool] | None = None) -> bool:
+    """The value of expr in one scenario, each shared sub-expression evaluated once."""
+    memo = {} if memo is None else memo
+    key = id(expr)
+    if key in memo:
+        return memo[key]
     tag = expr[0]
     if tag == "T":
-        return True
-    if tag == "F":
-        return False
-    if tag == "eq":
-        return env[expr[1]] == expr[2]
-    if tag == "atom":
-        return truth[expr[1]]
-    if tag == "not":
-        return not _evaluate(expr[1], env, truth)
-    if tag == "and":
-        return all(_evaluate(p, env, truth) for p in expr[1:])
-    return any(_evaluate(p, env, truth) for p in expr[1:])
+        value = True
+    elif tag == "F":
+        value = False
+    elif tag == "eq":
+        value = env[expr[1]] == expr[2]
+    elif tag == "atom":
+        value = truth[expr[1]]
+    elif tag == "not":
+        value = not _evaluate(expr[1], env, truth, memo)
+    elif tag == "and":
+        value = all(_evaluate(p, env, truth, memo) for p in expr[1:])
+    else:
+        value = any(_evaluate(p, env, truth, memo) for p in expr[1:])
+    memo[key] = value
+    return value

@@ -13,18 +13,18 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from netguard.config import DEFAULT_CONFIG, ScanConfig, find_config, load_config
+from netguard.config import CONFIG_ENV, DEFAULT_CONFIG, ScanConfig, find_config, load_config
 
 _configs: dict[str, ScanConfig] = {}
 
 
 def plugin_config() -> ScanConfig:
-    """Under a plain engine there is no --config: .netguard.yaml from the working directory upward."""
-    cwd = os.getcwd()
-    if cwd not in _configs:
-        found = find_config(Path(cwd))
-        _configs[cwd] = load_config(found) if found else DEFAULT_CONFIG
-    return _configs[cwd]
+    """Under a plain engine there is no --config: $NETGUARD_CONFIG, else the repository root's config."""
+    key = os.environ.get(CONFIG_ENV) or os.getcwd()
+    if key not in _configs:
+        found = Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else find_config(Path(key))
+        _configs[key] = load_config(found) if found else DEFAULT_CONFIG
+    return _configs[key]
 
 
 def file_key(path: str) -> tuple[str, int, int] | None:

@@ -49,6 +49,7 @@ class ScanResult:
     _by_key: dict[tuple[str, str, str], Finding] = field(default_factory=dict, repr=False)
     errors: list[InputError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what a reader should know but does not fail the run
     baseline: str | None = None  # the baseline file the findings were compared with
 
     @property

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
 from netguard import __version__
 from netguard.catalog import load_catalog
+from netguard.errors import printable
 from netguard.scan.findings import Finding, ScanResult
 
 DOCS_URL = "https://github.com/netguard/netguard/blob/main/docs/controls.md"
@@ -37,13 +39,16 @@ def _summary(result: ScanResult) -> dict[str, int]:
 
 
 def to_text(result: ScanResult) -> str:
+    """Human-readable report; every piece that came from input is shown with control characters escaped."""
     lines = []
     for f in result.findings:
-        lines.append(f"{f.file}:{f.line}: {f.severity.upper()} {f.control} {f.resource}{_status(f)}")
-        lines.append(f"    {f.message}  [{', '.join(f.engines)}]")
+        lines.append(printable(f"{f.file}:{f.line}: {f.severity.upper()} {f.control} {f.resource}{_status(f)}"))
+        lines.append(printable(f"    {f.message}  [{', '.join(f.engines)}]"))
     for e in result.errors:
         where = f"{e.file}:{e.line}" if e.line else e.file
-        lines.append(f"error: {where}: {e.message}")
+        lines.append(printable(f"error: {where}: {e.message}"))
+    for notice in result.notices:
+        lines.append(printable(f"notice: {notice}"))
     counts = _summary(result)
     extra = "".join(f", {counts[k]} {k}" for k in ("baselined", "suppressed") if counts[k])
     lines.append(
@@ -58,19 +63,21 @@ def to_json(result: ScanResult) -> str:
         "version": __version__,
         "findings": [f.to_dict() for f in result.findings],
         "errors": [e.to_dict() for e in result.errors],
+        "notices": list(result.notices),
         "summary": _summary(result),
     }
     return json.dumps(payload, indent=2) + "\n"
 
 
 def _uri(path: str) -> str:
+    """A percent-encoded URI reference: relative to the working directory when the file is below it."""
     p = Path(path)
     if p.is_absolute():
         try:
             p = p.resolve().relative_to(Path.cwd())
         except ValueError:
             return p.as_uri()
-    return p.as_posix()
+    return quote(p.as_posix(), safe="/")
 
 
 def sarif_rules() -> list[dict]:
@@ -166,13 +173,18 @@ def to_junit(result: ScanResult) -> str:
         case = ET.SubElement(suite, "testcase", classname=e.file, name="input")
         error = ET.SubElement(case, "error", message=e.message)
         error.text = e.message
+    for element in suite.iter():  # XML 1.0 cannot hold most control characters: show them escaped
+        element.attrib.update({k: printable(v) for k, v in element.attrib.items()})
+        if element.text:
+            element.text = "\n".join(printable(line) for line in element.text.split("\n"))
     suites = ET.Element("testsuites")
     suites.append(suite)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Workflow-command encoding, then every other control character shown escaped."""
+    return printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(text: str) -> str:

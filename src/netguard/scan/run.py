@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netguard.catalog import load_catalog
-from netguard.config import DEFAULT_CONFIG, ScanConfig, find_config, load_config
+from netguard.config import CONFIG_ENV, CONFIG_NAME, DEFAULT_CONFIG, ScanConfig, find_config, load_config
 from netguard.errors import InputError
 from netguard.scan.discover import discover
 from netguard.scan.findings import Finding, ScanResult
@@ -27,15 +27,17 @@ from netguard.violations import Violation
 ENGINE = "netguard"
 
 
-def resolve_config(paths: list[str], explicit: str | None) -> ScanConfig:
-    """--config if given, else the nearest .netguard.yaml above the first scanned path."""
-    if explicit:
-        return load_config(Path(explicit))
-    for raw in paths:
-        if Path(raw).exists():
-            found = find_config(Path(raw))
-            return load_config(found) if found else DEFAULT_CONFIG
-    return DEFAULT_CONFIG
+def resolve_config(explicit: str | None) -> ScanConfig:
+    """--config, else $NETGUARD_CONFIG, else `.netguard.yaml` at the root of the repository the scan runs in.
+
+    Scanned paths never choose the config: pre-commit orders file names as it likes, and a config in
+    a subfolder is written by whoever writes the pull request.
+    """
+    chosen = explicit or os.environ.get(CONFIG_ENV)
+    if chosen:
+        return load_config(Path(chosen))
+    found = find_config(Path.cwd())
+    return load_config(found) if found else DEFAULT_CONFIG
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,11 @@ def scan(paths: list[str], config: ScanConfig, debug: bool = False, jobs: int = 
     result = ScanResult()
     found = discover(paths)
     result.errors.extend(found.errors)
+    result.notices.extend(found.notices)
+    used = Path(config.source).resolve() if config.source else None
+    for path in found.cfn:
+        if path.name == CONFIG_NAME and path.resolve() != used:
+            result.notices.append(f"{path}: ignored as a config (only --config or the repository root's applies)")
     units = units_of(found.cfn, found.terraform)
     for unit_result in _run_all(units, config, debug, jobs):
         for finding in unit_result.findings:
