@@ -295,3 +295,122 @@ def test_a_block_declared_twice_is_judged_in_each_file(tmp_path, capsys):
     assert code == 2 and "declared twice" in report["errors"][0]["message"]
     placed = {(Path(f["file"]).name, f["line"]) for f in report["findings"] if f["control"] == "NG-VPC-002"}
     assert placed == {("a.tf", 1), ("b.tf", 2)}
+
+
+# --- round two: names, layouts and shapes an attacker controls ------------------------------------
+def test_yaml_and_json_shapes_that_once_crashed_are_scanned(tmp_path, capsys):
+    _write(
+        tmp_path,
+        "bigint.json",
+        '{"Resources": {"Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"X": ' + "9" * 5000 + "}}}}",
+    )
+    _write(tmp_path, "ids.yaml", "Resources:\n  0x10:\n    Type: AWS::EC2::VPC\n  On:\n    Type: AWS::EC2::EIP\n")
+    _write(
+        tmp_path,
+        "date.yaml",
+        "Resources:\n  Pol:\n    Type: AWS::IAM::Policy\n    Properties:\n      PolicyDocument:\n"
+        "        Version: 2012-10-17\n        Statement:\n"
+        "          - {Effect: Allow, Action: 'ec2:*', Resource: '*'}\n",
+    )
+    _, report, err = _scan(capsys, str(tmp_path))
+    assert report["errors"] == [] and "Traceback" not in err
+    found = {(Path(f["file"]).name, f["control"], f["resource"]) for f in report["findings"]}
+    assert {
+        ("bigint.json", "NG-VPC-001", "Vpc"),
+        ("ids.yaml", "NG-VPC-001", "0x10"),
+        ("ids.yaml", "NG-EIP-001", "On"),
+    } <= found
+    assert ("date.yaml", "NG-IAM-001", "Pol") in found
+
+
+def test_condition_graphs_are_bounded(tmp_path, capsys):
+    """C(i) = And[C(i-1), C(i-1)] forty deep is 2^40 nodes as a tree; 500 chained conditions once crashed."""
+    doubling = ["Parameters:\n  P:\n    Type: String\nConditions:\n  C0: !Equals [!Ref P, a]\n"]
+    doubling += [f"  C{i}: !And [!Condition C{i - 1}, !Condition C{i - 1}]\n" for i in range(1, 41)]
+    doubling.append(
+        "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Condition: C40\n  Log:\n    Type: AWS::EC2::FlowLog\n"
+        "    Condition: C39\n    Properties: {ResourceType: VPC, ResourceId: !Ref Vpc, TrafficType: ALL}\n"
+    )
+    chained = ["Parameters:\n  P:\n    Type: String\nConditions:\n  C0: !Equals [!Ref P, a]\n"]
+    chained += [f"  C{i}: !Not [!Condition C{i - 1}]\n" for i in range(1, 501)]
+    chained.append("Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Condition: C500\n")
+    _write(tmp_path, "doubling.yaml", "".join(doubling))
+    _write(tmp_path, "chained.yaml", "".join(chained))
+    _, report, _ = _scan(capsys, str(tmp_path))
+    assert report["errors"] == []
+    found = {(Path(f["file"]).name, f["control"]) for f in report["findings"]}
+    assert ("doubling.yaml", "NG-VPC-001") not in found  # C40 = C39, and the log exists under C39
+    assert ("chained.yaml", "NG-VPC-001") in found
+
+
+def test_non_regular_files_are_refused_not_read(tmp_path, capsys):
+    os.mkfifo(tmp_path / "fifo.yaml")
+    os.symlink("/dev/zero", tmp_path / "zero.yaml")
+    _write(tmp_path, "good/vpc.yaml", GOOD_VPC)
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2
+    assert {Path(e["file"]).name: "not a regular file" in e["message"] for e in report["errors"]} == {
+        "fifo.yaml": True,
+        "zero.yaml": True,
+    }
+    assert any(f["resource"] == "Vpc" for f in report["findings"])
+
+
+def test_a_very_deep_tree_is_walked(tmp_path, capsys):
+    deep = Path(tmp_path, *(["d"] * 1500))
+    subprocess.run(["mkdir", "-p", str(deep)], check=True)  # os.makedirs itself recurses too deep
+    _write(deep, "vpc.yaml", GOOD_VPC)
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 1 and report["summary"]["files_scanned"] == 1
+
+
+def test_discovery_skips_only_what_it_lists(tmp_path, capsys):
+    for folder in ("venv", "cdk.out", "nested"):
+        _write(tmp_path, f"{folder}/vpc.yaml", GOOD_VPC)
+    _write(tmp_path, "nested/.netguard.yaml", GOOD_VPC)  # a template under the config's name is still a template
+    _write(tmp_path, "real-venv/pyvenv.cfg", "home = /usr/bin\n")
+    _write(tmp_path, "real-venv/lib/vpc.yaml", GOOD_VPC)
+    _code, report, _ = _scan(capsys, str(tmp_path))
+    scanned = {str(Path(f["file"]).relative_to(tmp_path)) for f in report["findings"]}
+    assert scanned == {"venv/vpc.yaml", "cdk.out/vpc.yaml", "nested/vpc.yaml", "nested/.netguard.yaml"}
+    assert any("real-venv" in n and "virtual environment" in n for n in report["notices"])
+    _, report, _ = _scan(capsys, str(tmp_path / "real-venv"))  # named explicitly: scanned
+    assert report["summary"]["files_scanned"] == 1
+
+
+def test_suppressions_reach_only_their_resource(tmp_path, capsys):
+    _write(
+        tmp_path,
+        "t.yaml",
+        "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      Tags:\n"
+        "        - {Key: note, Value: 'x # netguard:skip=NG-VPC-001: in a string'}\n"
+        "Outputs:\n  # netguard:skip=NG-VPC-003: above an output of the same name\n  Vpc:\n    Value: !Ref Vpc\n",
+    )
+    _write(
+        tmp_path,
+        "tf/main.tf",
+        'resource "aws_eip" "x" {\n  domain = "vpc # netguard:skip=NG-EIP-001: in a string"\n}\n'
+        'output "x" {\n  # netguard:skip=NG-EIP-001: in an output\n  value = aws_eip.x.id\n}\n',
+    )
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 1
+    assert [f for f in report["findings"] if f.get("suppressed")] == []
+
+
+FORGING = "evil\r\n::warning::forged\x1b]8;;http://x\x07link\x1b[2J"
+
+
+def test_names_cannot_forge_report_lines(tmp_path, capsys):
+    _write(tmp_path, f"{FORGING}.yaml", GOOD_VPC)
+    for fmt in ("text", "github"):
+        main(["scan", str(tmp_path), "--format", fmt])
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\r" not in out and "\x07" not in out
+        assert not any(line.startswith("::warning::forged") for line in out.splitlines())
+    main(["scan", str(tmp_path), "--format", "junit"])
+    from xml.etree import ElementTree
+
+    ElementTree.fromstring(capsys.readouterr().out.split("\n", 1)[1])  # valid XML
+    main(["scan", str(tmp_path), "--format", "sarif"])
+    uri = json.loads(capsys.readouterr().out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert "%0D%0A" in uri["artifactLocation"]["uri"] and "\n" not in uri["artifactLocation"]["uri"]

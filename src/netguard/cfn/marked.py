@@ -97,13 +97,12 @@ class MarkedLoader(_BaseLoader):
                 raise yaml.constructor.ConstructorError(
                     None, None, "YAML merge keys (<<) are not supported by CloudFormation", key_node.start_mark
                 )
-            key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise yaml.constructor.ConstructorError(
                     None, None, "a mapping key that is not a scalar", key_node.start_mark
-                ) from None
+                )
+            # Keys are names as written: `On`, `0x10` or `12` is a logical id, not a bool or a number.
+            key = key_node.value
             line = key_node.start_mark.line + 1
             if key in mapping:
                 raise DuplicateKeyError(key, line, mapping.key_lines[key])
@@ -137,7 +136,13 @@ def _construct_short_form(name: str):
     return construct
 
 
+def _construct_text(loader: MarkedLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
 MarkedLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+# CloudFormation reads an unquoted 2012-10-17 as the string it looks like, not as a date.
+MarkedLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_text)
 for _name in SHORT_FORMS:
     MarkedLoader.add_constructor(f"!{_name}", _construct_short_form(_name))
 
@@ -149,6 +154,11 @@ def load_yaml_documents(text: str) -> list[Any]:
 
 # --- JSON ------------------------------------------------------------------------------------------
 _JSON_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{}\[\],:]')
+
+
+def _integer(text: str) -> int | str:
+    """An integer, or its digits when Python would refuse to convert that many (over 4,300)."""
+    return int(text) if len(text) <= 4000 else text
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> MarkedDict:
@@ -167,7 +177,7 @@ def load_json(text: str) -> Any:
     tokens (strings, brackets, commas, colons); it costs about as much as the decode itself.
     """
     try:
-        data = json.loads(text, object_pairs_hook=_pairs)
+        data = json.loads(text, object_pairs_hook=_pairs, parse_int=_integer)
     except DuplicateKeyError as exc:
         _raise_with_line(text, exc)
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,23 +66,34 @@ def discover(paths: list[str]) -> Discovered:
                 seen.add(path)
                 _classify(path, found, explicit=True)
             continue
-        for folder, dirs, files in os.walk(
-            path,
-            followlinks=False,
-            onerror=lambda e: found.errors.append(InputError(str(e.filename), f"cannot list folder: {e.strerror}")),
-        ):
-            kept = []
-            for name in sorted(dirs):
-                reason = _skip_reason(Path(folder) / name)
-                if reason is None:
-                    kept.append(name)
-                elif reason:
-                    found.notices.append(f"{Path(folder) / name}: not scanned, {reason}")
-            dirs[:] = kept
-            for name in sorted(files):
-                file_path = Path(folder) / name
+        for folder, files in _walk(path, found):
+            for name in files:
+                file_path = folder / name
                 if file_path in seen:
                     continue
                 seen.add(file_path)
                 _classify(file_path, found, explicit=False)
     return found
+
+
+def _walk(root: Path, found: Discovered) -> Iterator[tuple[Path, list[str]]]:
+    """(folder, sorted non-folder names) below root, depth first, without recursion (trees can be
+    thousands of folders deep) and without following folder symlinks (a loop cannot trap it)."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            found.errors.append(InputError(str(folder), f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                reason = _skip_reason(Path(entry.path))
+                if reason is None:
+                    subfolders.append(Path(entry.path))
+                elif reason:
+                    found.notices.append(f"{entry.path}: not scanned, {reason}")
+        yield folder, [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+        stack.extend(reversed(subfolders))

@@ -20,8 +20,8 @@ from typing import Any
 from netguard.catalog import control_for_engine_id, load_catalog
 from netguard.scan.findings import Finding
 
-_NETGUARD = re.compile(r"#\s*netguard:skip=(NG-[A-Z]+-\d{3})(?:\s*:\s*(.*\S))?")
-_CHECKOV = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?:\s*:\s*(.*\S))?")
+_NETGUARD = re.compile(r"(?:#|//)\s*netguard:skip=(NG-[A-Z]+-\d{3})(?:\s*:\s*(.*\S))?")
+_CHECKOV = re.compile(r"(?:#|//)\s*checkov:skip=([A-Z0-9_]+)(?:\s*:\s*(.*\S))?")
 
 
 @dataclass
@@ -49,9 +49,32 @@ def _control(identifier: str) -> str | None:
     return None
 
 
-def _from_comment(line: str) -> Suppression | None:
+def comment_of(line: str, terraform: bool = False) -> str | None:
+    """The comment on a line, or None: a `#` (or `//` in Terraform) outside quotes, at the start of the
+    line or after a space, as YAML and HCL read it. Text inside a string value is never a comment."""
+    quote: str | None = None
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif (char == "#" or (terraform and line.startswith("//", index))) and (index == 0 or line[index - 1] in " \t"):
+            return line[index:]
+        index += 1
+    return None
+
+
+def _from_comment(line: str, terraform: bool = False) -> Suppression | None:
+    comment = comment_of(line, terraform)
+    if comment is None:
+        return None
     for pattern, source in ((_NETGUARD, "netguard"), (_CHECKOV, "checkov")):
-        match = pattern.search(line)
+        match = pattern.search(comment)
         if match:
             control = _control(match.group(1))
             if control:
@@ -102,10 +125,11 @@ def suppressions_in(path: Path, spans: Spans) -> dict[str, list[Suppression]]:
             lines = []
         for name, (first, last) in spans.resources.items():
             top = first - 1  # 0-based index of the resource's first line
-            while top > 0 and lines[top - 1].lstrip().startswith("#"):
+            terraform = path.suffix == ".tf"
+            while top > 0 and lines[top - 1].lstrip().startswith(("#", "//") if terraform else "#"):
                 top -= 1
             for line in lines[top:last]:
-                suppression = _from_comment(line)
+                suppression = _from_comment(line, terraform)
                 if suppression:
                     found.setdefault(name, []).append(suppression)
     resources = spans.template.get("Resources") if isinstance(spans.template, Mapping) else None
