@@ -228,7 +228,7 @@ def test_a_folder_mixing_every_bad_case_with_good_templates(tmp_path, capsys):
     assert {("a", "NG-VPC-001", "Vpc"), ("b", "NG-EIP-001", "Eip"), ("tf", "NG-EIP-001", "aws_eip.x")} <= found
 
 
-def test_a_30_mb_template_finishes(tmp_path, capsys):
+def test_a_30_mb_template_finishes(tmp_path, capsys, monkeypatch):
     """Bound: limits.max_file_mb (64 MB). Measured figures for 30 MB are in the README."""
     statements = "\n".join(
         f"          - {{Effect: Allow, Action: [s3:GetObject], Resource: 'arn:aws:s3:::b{j}/{'p' * 60}/*'}}"
@@ -246,6 +246,10 @@ def test_a_30_mb_template_finishes(tmp_path, capsys):
         size += len(block)
         i += 1
     _write(tmp_path, "big.yaml", "Resources:\n" + "".join(blocks))
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2 and "limits.max_template_mb" in report["errors"][0]["message"]  # CloudFormation's 1 MB
+    _write(tmp_path, ".netguard.yaml", "limits:\n  max_template_mb: 64\n")
+    monkeypatch.chdir(tmp_path)
     code, report, _ = _scan(capsys, str(tmp_path))
     assert code == 1 and report["errors"] == []
     assert sum(1 for f in report["findings"] if f["control"] == "NG-VPC-001") == i
@@ -359,9 +363,12 @@ def test_non_regular_files_are_refused_not_read(tmp_path, capsys):
 def test_a_very_deep_tree_is_walked(tmp_path, capsys):
     deep = Path(tmp_path, *(["d"] * 1500))
     subprocess.run(["mkdir", "-p", str(deep)], check=True)  # os.makedirs itself recurses too deep
-    _write(deep, "vpc.yaml", GOOD_VPC)
-    code, report, _ = _scan(capsys, str(tmp_path))
-    assert code == 1 and report["summary"]["files_scanned"] == 1
+    try:
+        _write(deep, "vpc.yaml", GOOD_VPC)
+        code, report, _ = _scan(capsys, str(tmp_path))
+        assert code == 1 and report["summary"]["files_scanned"] == 1
+    finally:  # pytest's clean-up of old temporary folders would recurse too deep in it as well
+        subprocess.run(["rm", "-rf", str(tmp_path / "d")], check=True)
 
 
 def test_discovery_skips_only_what_it_lists(tmp_path, capsys):
@@ -414,3 +421,12 @@ def test_names_cannot_forge_report_lines(tmp_path, capsys):
     main(["scan", str(tmp_path), "--format", "sarif"])
     uri = json.loads(capsys.readouterr().out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
     assert "%0D%0A" in uri["artifactLocation"]["uri"] and "\n" not in uri["artifactLocation"]["uri"]
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_not_a_crash(tmp_path, capsys):
+    with open(os.path.join(os.fsencode(tmp_path), b"bad\xff.yaml"), "w") as handle:
+        handle.write(GOOD_VPC)
+    for fmt in ("text", "json", "sarif", "junit", "github"):
+        assert main(["scan", str(tmp_path), "--format", fmt]) == 1, fmt
+        out = capsys.readouterr().out
+        assert any(shown in out for shown in ("bad\\udcff.yaml", "bad%FF.yaml", "bad%25FF.yaml")), (fmt, out[:300])

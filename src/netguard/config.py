@@ -23,6 +23,7 @@ class Limits:
     max_yaml_nodes: int = 2_000_000  # nodes a YAML file may expand to through aliases
     max_mapping_keys: int = 5_000  # keys in one mapping; CloudFormation itself takes at most 500 resources
     max_instances: int = 10_000  # instances one Terraform count/for_each may expand to
+    max_template_mb: float = 1.0  # CloudFormation's own limit for a template body (in S3)
 
 
 @dataclass(frozen=True)

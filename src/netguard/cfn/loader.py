@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from netguard.config import DEFAULT_LIMITS, Limits
 from netguard.safety import check_aliases, check_shape, read_vetted
 
 CFN_SUFFIXES = {".yaml", ".yml", ".json", ".template"}
+_TEMPLATE_MARK = re.compile(
+    r'^(?:Resources|AWSTemplateFormatVersion)\s*:|"(?:Resources|AWSTemplateFormatVersion)"\s*:', re.M
+)
 
 
 @dataclass
@@ -46,6 +50,13 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
         return Loaded(name, error=f"not valid UTF-8 (byte {exc.start})")
     if not text.strip():
         return Loaded(name)
+    if len(raw) > limits.max_template_mb * 1024 * 1024 and _TEMPLATE_MARK.search(text):
+        # CloudFormation refuses such a template, and parsing it is what an attacker would want us to do.
+        return Loaded(
+            name,
+            error=f"a {len(raw) / 1048576:.1f} MB template, over CloudFormation's limit of"
+            f" {limits.max_template_mb:g} MB (limits.max_template_mb)",
+        )
     if path.suffix == ".json" or text.lstrip().startswith("{"):
         try:
             return _shaped(name, load_json(text), limits)
