@@ -441,3 +441,43 @@ def test_a_file_name_that_is_not_utf8_is_reported_not_a_crash(tmp_path, capsys):
         assert main(["scan", str(tmp_path), "--format", fmt]) == 1, fmt
         out = capsys.readouterr().out
         assert any(shown in out for shown in ("bad\\udcff.yaml", "bad%FF.yaml", "bad%25FF.yaml")), (fmt, out[:300])
+
+
+def test_an_override_files_count_wins(tmp_path, capsys):
+    _write(tmp_path, "main.tf", 'resource "aws_vpc" "main" {\n  count      = 0\n  cidr_block = "10.0.0.0/16"\n}\n')
+    _write(tmp_path, "main_override.tf", 'resource "aws_vpc" "main" {\n  count = 1\n}\n')
+    _, report, _ = _scan(capsys, str(tmp_path))
+    assert ("NG-VPC-001", "aws_vpc.main[0]") in {(f["control"], f["resource"]) for f in report["findings"]}
+
+
+def test_variables_from_tfvars_json(tmp_path, capsys):
+    _write(
+        tmp_path,
+        "main.tf",
+        'variable "peer" {\n  default = "111122223333"\n}\n'
+        'resource "aws_vpc_peering_connection" "p" {\n  vpc_id = "vpc-1"\n  peer_vpc_id = "vpc-2"\n'
+        "  peer_owner_id = var.peer\n}\n",
+    )
+    _write(tmp_path, ".netguard.yaml", 'approved_peer_accounts: ["111122223333"]\n')
+    _write(tmp_path, "terraform.tfvars.json", '{"peer": "999988887777"}')
+    os.chdir(tmp_path)
+    try:
+        _, report, _ = _scan(capsys, str(tmp_path))
+    finally:
+        os.chdir(ROOT)
+    assert [f["message"] for f in report["findings"] if f["control"] == "NG-PCX-001"] == [
+        "aws_vpc_peering_connection.p: peer_owner_id: account 999988887777 is not approved"
+        " (approved_peer_accounts in .netguard.yaml)"
+    ]
+
+
+def test_a_comment_inside_the_resource_above_does_not_suppress_the_next(tmp_path, capsys):
+    _write(
+        tmp_path,
+        "t.yaml",
+        "Resources:\n  VpcA:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: 10.0.0.0/16\n"
+        "      # netguard:skip=NG-VPC-001: A is a sandbox\n  VpcB:\n    Type: AWS::EC2::VPC\n",
+    )
+    _, report, _ = _scan(capsys, str(tmp_path))
+    suppressed = {f["resource"] for f in report["findings"] if f.get("suppressed")}
+    assert "VpcB" not in suppressed

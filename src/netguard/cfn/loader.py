@@ -58,6 +58,8 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
             f" {limits.max_template_mb:g} MB (limits.max_template_mb)",
         )
     if path.suffix == ".json" or text.lstrip().startswith("{"):
+        if "\r" in text and "\n" not in text:
+            text = text.replace("\r", "\n")  # old Mac line ends: lines are counted by "\n"
         try:
             return _shaped(name, load_json(text), limits)
         except DuplicateKeyError as exc:

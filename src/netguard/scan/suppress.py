@@ -120,13 +120,16 @@ def suppressions_in(path: Path, spans: Spans) -> dict[str, list[Suppression]]:
     found: dict[str, list[Suppression]] = {}
     if path.suffix != ".json":
         try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            lines = path.read_text(encoding="utf-8", errors="replace").split("\n")  # lines as parsers count them
         except OSError:
             lines = []
         for name, (first, last) in spans.resources.items():
             top = first - 1  # 0-based index of the resource's first line
             terraform = path.suffix == ".tf"
+            indent = len(lines[top]) - len(lines[top].lstrip()) if top < len(lines) else 0
             while top > 0 and lines[top - 1].lstrip().startswith(("#", "//") if terraform else "#"):
+                if len(lines[top - 1]) - len(lines[top - 1].lstrip()) > indent:
+                    break  # indented deeper: it belongs to the body of the resource above
                 top -= 1
             for line in lines[top:last]:
                 suppression = _from_comment(line, terraform)

@@ -9,6 +9,7 @@ count or for_each is unknown stays one instance that stands for all of them.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,10 +42,26 @@ def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str |
     except UnicodeDecodeError as exc:
         return None, f"not valid UTF-8 (byte {exc.start})", []
     try:
-        return hcl2.loads(text), None, text.splitlines()
+        return hcl2.loads(text), None, text.split("\n")  # lines as HCL counts them (not str.splitlines)
     except (LarkError, ValueError, RecursionError) as exc:
         detail = " ".join(str(exc).split())[:300]
         return None, f"invalid HCL: {detail}", []
+
+
+def _parse_tfvars(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None]:
+    if path.suffix != ".json":
+        data, problem, _ = _parse(path, config)
+        return data, problem
+    raw, problem = read_vetted(path, config.limits)
+    if problem:
+        return None, problem
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        return None, f"invalid JSON: {' '.join(str(exc).split())[:200]}"
+    if not isinstance(data, dict):
+        return None, "a variables file must hold a JSON object"
+    return {name: [value] for name, value in data.items()}, None  # the shape hcl2 gives (wrapped values)
 
 
 def _is_override(path: Path) -> bool:
@@ -61,6 +78,7 @@ class _Declared:
     body: dict[str, Any]
     file: str
     lines: list[str]  # the file's source lines: count/for_each are read from the source text
+    origin: dict[str, _Declared] = field(default_factory=dict)  # attribute -> the override that set it
 
 
 def _variables(declared: dict[str, dict[str, Any]], tfvars: dict[str, Any]) -> dict[str, Any]:
@@ -76,13 +94,14 @@ def _variables(declared: dict[str, dict[str, Any]], tfvars: dict[str, Any]) -> d
 
 
 def _tfvars(folder: Path, config: ScanConfig, errors: list[InputError]) -> dict[str, Any]:
-    """terraform.tfvars, then *.auto.tfvars in name order, as Terraform reads them."""
+    """terraform.tfvars(.json), then *.auto.tfvars(.json) in name order, as Terraform reads them."""
     values: dict[str, Any] = {}
-    files = [folder / "terraform.tfvars", *sorted(folder.glob("*.auto.tfvars"))]
+    auto = sorted([*folder.glob("*.auto.tfvars"), *folder.glob("*.auto.tfvars.json")], key=lambda p: p.name)
+    files = [folder / "terraform.tfvars", folder / "terraform.tfvars.json", *auto]
     for path in files:
         if not path.is_file():
             continue
-        data, problem, _ = _parse(path, config)
+        data, problem = _parse_tfvars(path, config)
         if problem:
             errors.append(InputError(str(path), problem))
             continue
@@ -143,7 +162,9 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
             )
             continue
         # Terraform merges override attributes and nested blocks into the original, key by key.
-        base.body = {**base.body, **{k: v for k, v in entry.body.items() if not k.startswith("__")}}
+        overridden = {k: v for k, v in entry.body.items() if not k.startswith("__")}
+        base.body = {**base.body, **overridden}
+        base.origin.update({k: entry for k in overridden})
     folder = Path(files[0]).parent if files else Path(".")
     values = _variables(variables, _tfvars(folder, config, out.errors))
     module = Module()
@@ -164,7 +185,7 @@ def _existence(raw: Any) -> str | None:
     text = raw if isinstance(raw, str) else repr(raw)
     if text.startswith("${") and text.endswith("}"):
         text = text[2:-1]
-    text = text.strip()
+    text = " ".join(text.split())
     return None if text.isdigit() else text
 
 
@@ -202,7 +223,7 @@ def _instances(
         existence = _existence(raw)
         count = expr.evaluate(raw, scope)
         if isinstance(count, bool) or not isinstance(count, (int, float)) or count != int(count):
-            return [make(existence=existence or "count")]
+            return [make(existence=existence or "count", most=_upper_bound(raw, scope))]
         count = int(count)
         if count > limit:
             errors.append(_over_limit(entry, f"count is {count}", limit))
@@ -222,6 +243,9 @@ def _instances(
             items = [(v, v) for v in collection]
         else:
             return [make(existence=existence, each_source=source)]
+        if not items and expr.references(raw):
+            # empty under the defaults, but an input away from instances: kept, like count = 0
+            return [make(existence=existence, each_source=source)]
         if len(items) > limit:
             errors.append(_over_limit(entry, f"for_each has {len(items)} keys", limit))
             return [make(existence=existence, each_source=source)]
@@ -229,41 +253,117 @@ def _instances(
     return [make()]
 
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_HEREDOC = re.compile(r"<<-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 
-def _depth(text: str) -> int:
-    """Net bracket depth of a line, string literals and comments left out."""
-    code = _STRING.sub('""', text).split("#", 1)[0].split("//", 1)[0]
-    return sum(code.count(c) for c in "{[(") - sum(code.count(c) for c in "}])")
+def _code_lines(lines: list[str]) -> list[tuple[str, str]]:
+    """Each line as (code, skeleton): code without comments (`#`, `//`, `/* */`) and heredoc bodies;
+    the skeleton also without string contents, so brackets or `count =` inside a string never count."""
+    out: list[tuple[str, str]] = []
+    in_comment = False
+    heredoc: str | None = None
+    for line in lines:
+        if heredoc is not None:
+            out.append(("", ""))
+            if line.strip() == heredoc:
+                heredoc = None
+            continue
+        code: list[str] = []
+        skeleton: list[str] = []
+        index, quote = 0, False
+        while index < len(line):
+            char, pair = line[index], line[index : index + 2]
+            if in_comment:
+                if pair == "*/":
+                    in_comment = False
+                    index += 2
+                    continue
+            elif quote:
+                code.append(char)
+                if char == "\\" and index + 1 < len(line):
+                    code.append(line[index + 1])
+                    index += 1
+                elif char == '"':
+                    quote = False
+                    skeleton.append('"')
+            elif pair == "/*":
+                in_comment = True
+                index += 2
+                continue
+            elif char == "#" or pair == "//":
+                break
+            else:
+                quote = char == '"'
+                code.append(char)
+                skeleton.append(char)
+            index += 1
+        marker = _HEREDOC.search("".join(skeleton))
+        if marker:
+            heredoc = marker.group(1)
+        out.append(("".join(code), "".join(skeleton)))
+    return out
+
+
+def _depth(skeleton: str) -> int:
+    return sum(skeleton.count(c) for c in "{[(") - sum(skeleton.count(c) for c in "}])")
 
 
 def _source(entry: _Declared, name: str) -> str | None:
-    """`${<source text>}` of a top-level attribute of the block, from the file itself.
+    """`${<source text>}` of a top-level attribute of the block, from the file that set it.
 
     python-hcl2 drops parentheses when it renders an expression back to text, so
-    `(a || b) && c` would come back as `a || b && c`; count and for_each are read from the source.
+    `(a || b) && c` would come back as `a || b && c`; count and for_each are read from the source,
+    with comments left out. An override file that sets the attribute is read instead of the original.
     """
-    body = entry.body
+    origin = entry.origin.get(name, entry)
+    body = origin.body
     first = int(body.get("__start_line__", 0) or 0)
     last = int(body.get("__end_line__", 0) or 0)
-    if not first or not last or last > len(entry.lines):
+    if not first or not last or last > len(origin.lines):
         return None
-    pattern = re.compile(rf"^\s*{re.escape(name)}\s*=\s*(.*)$")
+    lines = _code_lines(origin.lines[first : last - 1])  # the body, between header and closing brace
+    pattern = re.compile(rf"^\s*{re.escape(name)}\s*=")
     depth = 0
-    lines = entry.lines[first : last - 1]  # the body, between the header line and the closing brace
-    for index, line in enumerate(lines):
-        match = pattern.match(line) if depth == 0 else None
-        if match:
-            text, open_brackets = match.group(1), _depth(match.group(1))
-            for more in lines[index + 1 :]:
+    for index, (code, skeleton) in enumerate(lines):
+        if depth == 0 and pattern.match(skeleton):
+            parts = [code.split("=", 1)[1]]
+            open_brackets = _depth(skeleton.split("=", 1)[1])
+            for more_code, more_skeleton in lines[index + 1 :]:
                 if open_brackets <= 0:
                     break
-                text += "\n" + more
-                open_brackets += _depth(more)
-            code = text.split(" #", 1)[0].split(" //", 1)[0].strip() if open_brackets <= 0 else text.strip()
-            return "${" + code + "}" if code else None
-        depth += _depth(line)
+                parts.append(more_code)
+                open_brackets += _depth(more_skeleton)
+            text = " ".join(part.strip() for part in parts).strip()
+            return "${" + text + "}" if text else None
+        depth += _depth(skeleton)
+    return None
+
+
+def _upper_bound(raw: Any, scope: ModuleBindings) -> int | None:
+    """The most instances an unknown `count` can make, when it is a conditional of known numbers
+    (`var.on ? 1 : 0`): then `x[0]` names every instance there can be."""
+    if not isinstance(raw, str) or not raw.startswith("${") or not raw.endswith("}"):
+        return None
+    text = raw[2:-1]
+    depth, quote, question = 0, False, -1
+    for index, char in enumerate(text):
+        if quote:
+            quote = char != '"' or text[index - 1] == "\\"
+        elif char == '"':
+            quote = True
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and char == "?" and question < 0:
+            question = index
+        elif depth == 0 and char == ":" and question >= 0:
+            branches = [
+                expr.evaluate("${" + part + "}", scope) for part in (text[question + 1 : index], text[index + 1 :])
+            ]
+            if all(isinstance(b, int) and not isinstance(b, bool) for b in branches):
+                return max(branches)
+            return None
     return None
 
 

@@ -61,6 +61,7 @@ class Block:
     scope: Any  # the evaluation scope of this instance (count.index, each.key/value)
     ref_scope: Any  # the same, with resource attributes as reference tokens
     existence: str | None = None  # the count/for_each source text when it is not a plain number
+    most: int | None = None  # for an unexpanded block, the most instances its count can make, if known
     each_source: str | None = None  # base address, when for_each iterates over a whole resource
 
     @property
@@ -98,6 +99,11 @@ class Block:
         flat: list[Any] = []
         for item in items:  # blocks come as a list of objects; the attribute form as a list in that list
             flat.extend(item if isinstance(item, list) else [item])
+        for dynamic in self.body.get("dynamic") or []:  # `dynamic "name" { content { ... } }`
+            generator = dynamic.get(name) if isinstance(dynamic, Mapping) else None
+            if isinstance(generator, Mapping):
+                content = generator.get("content")
+                flat.extend(content if isinstance(content, list) else [content])
         return [item for item in flat if isinstance(item, Mapping)]
 
     def targets(self, raw: Any) -> Iterator[Target]:
@@ -289,7 +295,17 @@ class Module:
         """Blocks a reference can denote: one instance when the index is known, else every instance."""
         if target.index in (None, "*"):
             return self._by_base.get(target.base, [])
-        return self._by_index.get((target.base, target.index)) or self._by_index.get((target.base, None), [])
+        exact = self._by_index.get((target.base, target.index))
+        if exact:
+            return exact
+        # An unexpanded block stands for all its instances: `x[0]` names all of them only when its
+        # count can make at most one; otherwise the reference covers some instance, not every one.
+        position = target.index[1:-1]
+        return [
+            block
+            for block in self._by_index.get((target.base, None), [])
+            if block.most is not None and position.isdigit() and int(position) < block.most <= 1
+        ]
 
     def spans(self) -> dict[str, Spans]:
         """Per file, the lines each block is written on (for suppression comments)."""

@@ -184,9 +184,46 @@ def _policy_documents(block: Block) -> Iterator[tuple[str, Any]]:
         for inline in block.nested("inline_policy"):
             name = block.value(unwrap(inline.get("name")))
             label = f"inline policy {name}" if isinstance(name, str) else "inline policy"
-            yield label, block.value(unwrap(inline.get("policy")))
+            yield label, _document(block, unwrap(inline.get("policy")))
         return
-    yield "policy", block.attr("policy")
+    yield "policy", _document(block, block.raw("policy"))
+
+
+_INTERPOLATION = re.compile(r"\$\{")
+
+
+def _document(block: Block, raw: Any) -> Any:
+    """A policy document as far as it can be known: `jsonencode({...})` and JSON text with some
+    interpolations netguard cannot evaluate (an ARN of another resource) still show every statement,
+    the unknown parts as placeholders; only a wholly unknown value (`var.policy`) stays unknown."""
+    value = block.value(raw)
+    if value is not UNKNOWN or not isinstance(raw, str):
+        return value
+    whole = raw[2:-1].strip() if raw.startswith("${") and raw.endswith("}") else None
+    if whole and whole.startswith("jsonencode(") and whole.endswith(")"):
+        return _known(block.value("${" + whole[len("jsonencode(") : -1] + "}"))
+    if whole is None and "${" in raw:
+        return _render_partially(block, raw)
+    return value
+
+
+def _render_partially(block: Block, text: str) -> str:
+    """A template string with each interpolation replaced by its value, or by a placeholder."""
+    out, position = [], 0
+    for match in _INTERPOLATION.finditer(text):
+        if match.start() < position:
+            continue
+        depth, end = 0, match.end()
+        while end < len(text):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth < 0:
+                break
+            end += 1
+        value = block.value(text[match.start() : end + 1])
+        known = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        out.append(text[position : match.start()] + (str(value) if known else "(unknown)"))
+        position = end + 1
+    return "".join(out) + text[position:]
 
 
 def _document_from_data(block: Block) -> dict:

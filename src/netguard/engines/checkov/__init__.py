@@ -139,6 +139,11 @@ def verdict(check: Any, control: Control, framework: str, resource: str, conf: M
     if finding is None and resource not in evaluated.resources:
         # netguard left this block unexpanded (its count/for_each is unknown): the block's verdict holds.
         finding = evaluated.findings.get((control.id, base))
+    if finding is None and resource == base:
+        # Checkov left the block unexpanded where netguard expanded it: any instance's finding fails it.
+        finding = next(
+            (f for (c, r), f in evaluated.findings.items() if c == control.id and r.startswith(base + "[")), None
+        )
     if finding is None:
         return CheckResult.PASSED
     check.details.append(finding.message)
