@@ -9,6 +9,7 @@ count or for_each is unknown stays one instance that stands for all of them.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -167,7 +168,7 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
         base.origin.update({k: entry for k in overridden})
     folder = Path(files[0]).parent if files else Path(".")
     values = _variables(variables, _tfvars(folder, config, out.errors))
-    module = Module()
+    module = Module(variables=values, locals_raw=locals_raw)
     scope = ModuleBindings(variables=values, local_values=locals_raw, module=module)
     ref_scope = ModuleBindings(variables=values, local_values=locals_raw, module=module, tokens=True)
     for entry in [*declared.values(), *duplicates]:
@@ -221,6 +222,7 @@ def _instances(
     if "count" in body:
         raw = _source(entry, "count") or unwrap(body["count"])
         existence = _existence(raw)
+        make = functools.partial(make, count_raw=raw, count_kind="count")
         count = expr.evaluate(raw, scope)
         if isinstance(count, bool) or not isinstance(count, (int, float)) or count != int(count):
             return [make(existence=existence or "count", most=_upper_bound(raw, scope))]
@@ -235,6 +237,7 @@ def _instances(
     if "for_each" in body:
         raw = _source(entry, "for_each") or unwrap(body["for_each"])
         existence = _existence(raw) or "for_each"
+        make = functools.partial(make, count_raw=raw, count_kind="for_each")
         source = _whole_resource(raw)
         collection = expr.evaluate(raw, scope)
         if isinstance(collection, Mapping):

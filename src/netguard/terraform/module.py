@@ -62,6 +62,8 @@ class Block:
     ref_scope: Any  # the same, with resource attributes as reference tokens
     existence: str | None = None  # the count/for_each source text when it is not a plain number
     most: int | None = None  # for an unexpanded block, the most instances its count can make, if known
+    count_raw: Any = None  # the count or for_each expression (source text), when there is one
+    count_kind: str = ""  # "count" or "for_each"
     each_source: str | None = None  # base address, when for_each iterates over a whole resource
 
     @property
@@ -256,6 +258,8 @@ class Module:
 
     _instances: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
     complete: bool = False  # set once every block is added: only then do references resolve
+    variables: dict[str, Any] = field(default_factory=dict)  # var.* values under the defaults
+    locals_raw: dict[str, Any] = field(default_factory=dict)  # local.* expressions, unevaluated
 
     def add(self, block: Block) -> None:
         self.blocks.append(block)

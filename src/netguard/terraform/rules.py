@@ -12,6 +12,7 @@ from netguard.catalog import load_catalog
 from netguard.config import ScanConfig
 from netguard.iam.statements import parse_document, risky_statements
 from netguard.netaddr import is_default_route
+from netguard.terraform import existence
 from netguard.terraform.expressions import UNKNOWN
 from netguard.terraform.module import DATA_SOURCES, Block, Module, Target, unwrap
 from netguard.violations import RuleSet, Violation
@@ -39,13 +40,23 @@ def _iterates_over(block: Block, target: Block) -> bool:
     return block.each_source is not None and block.each_source == target.base
 
 
-def _coverage(target: Block, control: str, covers: list[Block], what: str, hint: str = "") -> Violation | None:
+def _coverage(
+    module: Module, target: Block, control: str, covers: list[Block], what: str, hint: str = ""
+) -> Violation | None:
     if not covers:
         return _violation(target, control, f"{target.address}: no {what} refers to it{hint}")
     if any(c.existence is None or _same_condition(c, target) or _iterates_over(c, target) for c in covers):
         return None
+    holds, scenario = existence.implies(module, target, covers)
+    if holds:
+        return None
     detail = "; ".join(f"{c.address} exists only when `{c.existence}` is non-zero" for c in covers)
-    return _violation(target, control, f"{target.address}: {what} is conditional: {detail}")
+    why = (
+        f"it is missing when {existence.describe(scenario)}"
+        if holds is False
+        else "netguard cannot prove it exists whenever the target does"
+    )
+    return _violation(target, control, f"{target.address}: {what} is conditional ({detail}); {why}")
 
 
 def _covers(module: Module, users: Iterator[tuple[Block, Any, set[str | None]]]) -> dict[int, list[Block]]:
@@ -64,7 +75,7 @@ def _covers(module: Module, users: Iterator[tuple[Block, Any, set[str | None]]])
 def vpc_without_flow_log(module: Module, config: ScanConfig) -> Iterator[Violation]:
     covers = _covers(module, ((log, log.raw("vpc_id"), {"id"}) for log in module.of_type("aws_flow_log")))
     for vpc in module.of_type(*RULESET.types("NG-VPC-001")):
-        found = _coverage(vpc, "NG-VPC-001", covers.get(id(vpc), []), "flow log")
+        found = _coverage(module, vpc, "NG-VPC-001", covers.get(id(vpc), []), "flow log")
         if found:
             yield found
 
@@ -99,7 +110,7 @@ def vpc_without_dhcp_options(module: Module, config: ScanConfig) -> Iterator[Vio
             if default_users
             else ""
         )
-        found = _coverage(vpc, "NG-VPC-003", covers.get(id(vpc), []), "DHCP options association", hint)
+        found = _coverage(module, vpc, "NG-VPC-003", covers.get(id(vpc), []), "DHCP options association", hint)
         if found:
             yield found
 
@@ -156,6 +167,7 @@ def eip_not_attached(module: Module, config: ScanConfig) -> Iterator[Violation]:
         if eip.has("instance") or eip.has("network_interface"):
             continue
         found = _coverage(
+            module,
             eip,
             "NG-EIP-001",
             covers.get(id(eip), []),
@@ -239,6 +251,8 @@ def _document_from_data(block: Block) -> dict:
         ):
             if hcl in raw:
                 value = block.value(unwrap(raw[hcl]))
+                if value is UNKNOWN or value is None:
+                    continue  # wholly an input (a dynamic statement's `statement.value.x`): judged where it is set
                 statement[iam] = _known(value if isinstance(value, list) else [value])
         if raw.get("condition"):
             statement["Condition"] = {"netguard": "a condition block"}
