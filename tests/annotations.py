@@ -95,7 +95,35 @@ def _from_metadata(path: Path) -> Expectations:
     return expect
 
 
+def _from_tf_json(path: Path) -> Expectations:
+    """Terraform JSON syntax: each block's "//" comment property holds its annotations. The line is
+    found by text: the first line naming the block after the line naming its type."""
+    import json
+
+    expect = Expectations()
+    text = path.read_text(encoding="utf-8").split("\n")
+    data = json.loads("\n".join(text))
+    for kind in ("resource", "data"):
+        for type_name, blocks in data.get(kind, {}).items():
+            type_line = next(i for i, line in enumerate(text) if f'"{type_name}"' in line)
+            for name, body in blocks.items():
+                line = next(i for i in range(type_line, len(text)) if f'"{name}"' in text[i]) + 1
+                notes = body.get("//", [])
+                for note in [notes] if isinstance(notes, str) else notes:
+                    match = _ANNOTATION.match("# " + note)
+                    if not match:
+                        expect.problems.append(f"line {line}: not an annotation: {note!r}")
+                        continue
+                    verdict, control, explicit = match.groups()
+                    address = explicit or f"{'data.' if kind == 'data' else ''}{type_name}.{name}"
+                    getattr(expect, verdict).add((control, address))
+                    expect.lines[address] = line
+    return expect
+
+
 def expectations(path: Path) -> Expectations:
+    if path.name.endswith(".tf.json"):
+        return _from_tf_json(path)
     if path.suffix == ".json":
         return _from_metadata(path)
     if path.suffix == ".tf":
@@ -104,6 +132,6 @@ def expectations(path: Path) -> Expectations:
 
 
 def fixture_kind(path: Path) -> str:
-    if path.suffix == ".tf":
+    if path.suffix == ".tf" or path.name.endswith(".tf.json"):
         return "terraform"
     return "cfn-json" if path.suffix == ".json" else "cfn-yaml"

@@ -13,7 +13,8 @@ os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
 
 def fixture_files() -> list[Path]:
     cfn = sorted((FIXTURES / "cloudformation").glob("*.y*ml")) + sorted((FIXTURES / "cloudformation").glob("*.json"))
-    return cfn + sorted((FIXTURES / "terraform").glob("*/*.tf"))
+    terraform = sorted((FIXTURES / "terraform").glob("*/*.tf")) + sorted((FIXTURES / "terraform").glob("*/*.tf.json"))
+    return cfn + terraform
 
 
 @pytest.fixture(scope="session")

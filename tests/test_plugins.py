@@ -18,6 +18,7 @@ import pytest
 from netguard.catalog import control_for_engine_id, load_catalog
 from netguard.scan.run import scan
 from netguard.terraform.module import DATA_SOURCES
+from tests.annotations import fixture_kind
 from tests.conftest import FIXTURES, ROOT, fixture_config, fixture_files
 
 BIN = Path(sys.executable).parent
@@ -113,6 +114,9 @@ def _diff(plain: set, ours: set) -> str:
 # it cannot evaluate (length() of a variable without a default), so its plug-in cannot report on it;
 # netguard judges both, since some input creates them. The README says so.
 NOT_PRESENTED_BY_CHECKOV = {"aws_vpc.off_by_default", "aws_vpc.unknown_count"}
+# Checkov 3.3.30 misnames the blocks of a .tf.json file (`resource.NAME`), so the plug-in cannot match
+# them with netguard's and fails each as not evaluated (fail closed); they are compared apart below.
+MISNAMED_BY_CHECKOV = ".tf.json"
 
 
 def _as_checkov_addresses(ours: set, presented: set[str]) -> set:
@@ -135,13 +139,17 @@ def test_plain_checkov_reports_exactly_what_netguard_scan_reports():
     ours = _netguard([FIXTURES / "cloudformation", FIXTURES / "terraform"])
     plain, presented = _plain_checkov(FIXTURES)
     ours = _as_checkov_addresses(ours, presented)
+    misnamed = {f for f in plain if f[1].endswith(MISNAMED_BY_CHECKOV)}
+    ours_misnamed = {f for f in ours if f[1].endswith(MISNAMED_BY_CHECKOV)}
+    assert misnamed and {(c, line) for c, _, _, line in ours_misnamed} <= {(c, line) for c, _, _, line in misnamed}
+    plain, ours = plain - misnamed, ours - ours_misnamed
     unseen = {f for f in ours if f[2] not in presented}
     assert {f[2] for f in unseen} == NOT_PRESENTED_BY_CHECKOV
     assert plain == ours - unseen, _diff(plain, ours - unseen)
 
 
 def test_plain_cfnlint_reports_exactly_what_netguard_scan_reports():
-    templates = [p for p in fixture_files() if p.suffix != ".tf"]
+    templates = [p for p in fixture_files() if fixture_kind(p) != "terraform"]
     ours = _netguard(templates)
     plain = _plain_cfnlint(templates)
     assert plain == ours, _diff(plain, ours)

@@ -40,7 +40,7 @@ class Discovered:
 
 
 def _classify(path: Path, found: Discovered, explicit: bool) -> None:
-    if path.suffix == ".tf":
+    if path.suffix == ".tf" or path.name.endswith(".tf.json"):
         found.terraform.append(path)
     elif path.suffix in CFN_SUFFIXES:
         found.cfn.append(path)

@@ -108,8 +108,6 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
 
 
 def _unevaluated_terraform(path: str, data: object) -> str | None:
-    if path.endswith(".tf.json"):
-        return "Terraform JSON syntax (.tf.json) is not evaluated by this version of netguard"
     if (
         isinstance(data, dict)
         and "terraform_version" in data

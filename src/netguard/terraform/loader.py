@@ -32,9 +32,7 @@ class LoadedModule:
 
 
 def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None, list[str]]:
-    import hcl2
-    from lark.exceptions import LarkError
-
+    """A .tf or .tf.json file in the shape python-hcl2 gives, or why not, and its lines."""
     raw, problem = read_vetted(path, config.limits)
     if problem:
         return None, problem, []
@@ -42,11 +40,67 @@ def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str |
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return None, f"not valid UTF-8 (byte {exc.start})", []
+    if path.name.endswith(".tf.json"):
+        return _parse_json_syntax(text)
+    import hcl2
+    from lark.exceptions import LarkError
+
     try:
         return hcl2.loads(text), None, text.split("\n")  # lines as HCL counts them (not str.splitlines)
     except (LarkError, ValueError, RecursionError) as exc:
         detail = " ".join(str(exc).split())[:300]
         return None, f"invalid HCL: {detail}", []
+
+
+_BLOCK_KINDS = ("resource", "data")
+
+
+def _parse_json_syntax(text: str) -> tuple[dict[str, Any] | None, str | None, list[str]]:
+    """Terraform's JSON syntax (`.tf.json`, CDK for Terraform's output) in python-hcl2's shape:
+    attribute values wrapped in one-element lists, blocks in lists, lines from the JSON keys."""
+    from netguard.cfn.marked import DuplicateKeyError, load_json
+
+    try:
+        data = load_json(text)
+    except (ValueError, DuplicateKeyError, RecursionError) as exc:
+        return None, f"invalid JSON: {' '.join(str(exc).split())[:200]}", []
+    if not isinstance(data, dict):
+        return None, "a .tf.json file must hold a JSON object", []
+    shaped: dict[str, Any] = {}
+    for kind in _BLOCK_KINDS:
+        for types in _objects(data.get(kind)):
+            for type_name, named in types.items():
+                for blocks in _objects(named):
+                    for name, bodies in blocks.items():
+                        for body in _objects(bodies):
+                            shaped.setdefault(kind, []).append({type_name: {name: _block_body(blocks, name, body)}})
+    for variables in _objects(data.get("variable")):
+        for name, body in variables.items():
+            if isinstance(body, dict):
+                shaped.setdefault("variable", []).append({name: {k: [v] for k, v in body.items() if k != "//"}})
+    for values in _objects(data.get("locals")):
+        shaped.setdefault("locals", []).append({k: [v] for k, v in values.items() if k != "//"})
+    for modules in _objects(data.get("module")):
+        for name, body in modules.items():
+            if isinstance(body, dict):
+                shaped.setdefault("module", []).append({name: _block_body(modules, name, body)})
+    return shaped, None, text.split("\n")
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """A JSON-syntax block position holds an object or a list of objects."""
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _block_body(parent: Any, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    from netguard.cfn.marked import MarkedDict
+
+    shaped: dict[str, Any] = {k: [v] for k, v in body.items() if k != "//"}  # "//" is a comment
+    start = parent.line_of(name) if isinstance(parent, MarkedDict) else 0
+    shaped["__start_line__"] = start
+    shaped["__end_line__"] = body.end if isinstance(body, MarkedDict) and body.end else start
+    return shaped
 
 
 def _parse_tfvars(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None]:
@@ -66,7 +120,8 @@ def _parse_tfvars(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None
 
 
 def _is_override(path: Path) -> bool:
-    return path.stem == "override" or path.stem.endswith("_override")
+    stem = path.name.removesuffix(".json").removesuffix(".tf")
+    return stem == "override" or stem.endswith("_override")
 
 
 @dataclass

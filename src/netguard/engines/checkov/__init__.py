@@ -105,7 +105,8 @@ def _unit(path: str, framework: str) -> Any:
         if key not in _results:
             _results.remember(key, scan_template(path, config))
         return _results[key]
-    files = tuple(sorted(str(p) for p in Path(path).parent.glob("*.tf")))
+    folder = Path(path).parent
+    files = tuple(sorted(str(p) for p in [*folder.glob("*.tf"), *folder.glob("*.tf.json")]))
     key = (tuple(file_key(f) for f in files), config)
     if key not in _results:
         _results.remember(key, scan_module(files, config))
