@@ -231,15 +231,13 @@ def test_a_scan_imports_neither_engine(tmp_path):
     assert imported(str(tmp_path)) == "['hcl2']"
 
 
-def test_terraform_json_and_plans_are_errors_not_silent_passes(tmp_path, capsys):
+def test_terraform_json_is_scanned_and_other_json_ignored(tmp_path, capsys):
     (tmp_path / "main.tf.json").write_text('{"resource": {"aws_vpc": {"x": {"cidr_block": "10.0.0.0/16"}}}}')
-    (tmp_path / "plan.json").write_text('{"format_version": "1.2", "terraform_version": "1.9.0", "planned_values": {}}')
     (tmp_path / "other.json").write_text('{"name": "not infrastructure"}')
     code, out, _ = run(capsys, "scan", str(tmp_path), "--format", "json")
-    errors = {Path(e["file"]).name: e["message"] for e in json.loads(out)["errors"]}
-    assert code == 2
-    assert set(errors) == {"main.tf.json", "plan.json"}
-    assert "not evaluated" in errors["main.tf.json"] and "plan" in errors["plan.json"]
+    report = json.loads(out)
+    assert code == 1 and report["errors"] == []
+    assert {(Path(f["file"]).name, f["resource"]) for f in report["findings"]} == {("main.tf.json", "aws_vpc.x")}
 
 
 def test_an_option_smuggled_in_by_a_file_name_is_refused(tmp_path, capsys, monkeypatch):
