@@ -115,9 +115,9 @@ def test_simulate_and_replay_read_every_shape_through_one_reader(tmp_path, monke
     calls = []
     reader = cloudtrail.decode_records
 
-    def spy(raw, name):
+    def spy(raw, name, *limits):
         calls.append(name)
-        return reader(raw, name)
+        return reader(raw, name, *limits)
 
     monkeypatch.setattr(cloudtrail, "decode_records", spy)
     levels = [[Policy("FullAWSAccess", FULL_AWS_ACCESS)]]

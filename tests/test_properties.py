@@ -13,7 +13,7 @@ from netguard.cfn.template import Template
 from netguard.config import DEFAULT_CONFIG
 from netguard.iam.conditions import RequestContext
 from netguard.iam.evaluator import Policy, Request, evaluate_scps
-from netguard.policy.cloudtrail import parse_record
+from netguard.policy.cloudtrail import MalformedRecord, parse_record
 
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 actions = st.sampled_from(["ec2:DeleteVpc", "ec2:*", "*", "EC2:delete*", "s3:GetObject", "ec2:Create?pc", ""]) | text
@@ -69,8 +69,14 @@ def test_evaluator_never_crashes_and_is_deterministic(levels, action, context, r
 
 
 identities = st.fixed_dictionaries(
-    {"type": st.sampled_from(["AssumedRole", "IAMUser", "Root", "AWSService", "FederatedUser", "Unknown"])},
-    optional={"arn": text, "accountId": text, "sessionContext": values, "invokedBy": text, "principalId": text},
+    {"type": st.sampled_from(["AssumedRole", "IAMUser", "Root", "AWSService", "FederatedUser", "Unknown"]) | values},
+    optional={
+        "arn": text | values,
+        "accountId": text | values,
+        "sessionContext": values,
+        "invokedBy": text | values,
+        "principalId": text | values,
+    },
 )
 records = st.fixed_dictionaries(
     {
@@ -80,10 +86,11 @@ records = st.fixed_dictionaries(
     },
     optional={
         "requestParameters": values,
-        "awsRegion": text,
-        "sourceIPAddress": text,
-        "recipientAccountId": text,
-        "eventID": text,
+        "awsRegion": text | values,  # any field may hold any JSON type: a list as recipientAccountId...
+        "sourceIPAddress": text | values,
+        "recipientAccountId": text | values,
+        "eventID": text | values,
+        "eventTime": text | values,
     },
 )
 
@@ -93,8 +100,9 @@ records = st.fixed_dictionaries(
 def test_cloudtrail_parser_returns_a_request_or_a_clear_error(record):
     try:
         first = parse_record(record)
-    except (KeyError, TypeError):
-        return  # reported by simulate as a malformed record
+    except MalformedRecord as exc:
+        assert str(exc)  # reported by simulate and replay as an error for that record
+        return
     second = parse_record(json.loads(json.dumps(record)))
     assert first.request == second.request and first.scp_exempt_reason == second.scp_exempt_reason
 

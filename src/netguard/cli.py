@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from netguard import __version__
 from netguard.errors import NetguardError, printable
+from netguard.policy.limits import add_limit_options, limits_from
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-full-aws-access", action="store_true", help="do not assume FullAWSAccess is attached at every level"
     )
     simulate.add_argument("--format", choices=("text", "json"), default="text")
+    add_limit_options(simulate)
     replay = actions.add_parser("replay", help="whom would the guardrails have blocked? replay CloudTrail history")
     replay.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
     replay.add_argument("--source", required=True, metavar="PATH|s3://BUCKET/PREFIX", help="CloudTrail logs")
@@ -76,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
     replay.add_argument("--profile", help="AWS profile for S3")
     replay.add_argument("--region", help="AWS region for S3")
+    add_limit_options(replay)
 
     org = sub.add_parser("org", help="roll the SCP guardrails out through AWS Organizations")
     org_actions = org.add_subparsers(dest="org_command", required=True)
@@ -240,7 +243,7 @@ def _replay(args: argparse.Namespace, org) -> int:
 
     totals = rp.replay(
         rp.compile_policies(levels),
-        rp.Source(args.source, client),
+        rp.Source(args.source, client, limits_from(args)),
         filters,
         management_account=org.management_account_id if org else None,
         jobs=max(args.jobs, 1),
@@ -249,6 +252,9 @@ def _replay(args: argparse.Namespace, org) -> int:
     if tty and time.monotonic() - start > 2:
         sys.stderr.write("\n")
     sys.stdout.write({"text": rp.to_text, "json": rp.to_json, "csv": rp.to_csv}[args.format](totals))
+    if args.format == "csv":  # a CSV report has no place for them
+        for error in totals.errors:
+            print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
     return 2 if totals.errors else 0
 
 
@@ -271,7 +277,9 @@ def _policy(args: argparse.Namespace) -> int:
     from netguard.policy import simulate as sim
 
     levels, errors = sim.load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
-    outcome = sim.simulate(levels, [Path(p) for p in args.events], org.management_account_id if org else None)
+    outcome = sim.simulate(
+        levels, [Path(p) for p in args.events], org.management_account_id if org else None, limits_from(args)
+    )
     outcome.errors[:0] = errors
     sys.stdout.write(sim.to_json(outcome) if args.format == "json" else sim.to_text(outcome))
     return 2 if outcome.errors else 0
@@ -281,7 +289,7 @@ def _validate(args: argparse.Namespace, org) -> int:
     import json
     from pathlib import Path
 
-    from netguard.policy.validate import validate_document
+    from netguard.policy.validate import validate_file
 
     limit = args.size_limit or (org.scp_size_limit if org else 10240)
     files: list[Path] = []
@@ -295,10 +303,7 @@ def _validate(args: argparse.Namespace, org) -> int:
         else:
             report.append({"file": raw, "problems": ["no such file or directory"]})
     for path in files:
-        try:
-            problems = validate_document(path.read_text(encoding="utf-8"), size_limit=limit, org=org)
-        except (OSError, UnicodeDecodeError) as exc:
-            problems = [f"cannot read file: {exc}"]
+        problems = validate_file(path, size_limit=limit, org=org)
         report.append({"file": str(path), "problems": problems})
     if args.format == "json":
         print(json.dumps({"policies": report}, indent=2))

@@ -124,7 +124,7 @@ def evaluate_scps(levels: Sequence[Iterable[Policy]], request: Request) -> Decis
         if any(applies is None for applies, _ in verdicts):
             unknown_allow.extend(key for applies, missing in verdicts if applies is None for key in missing)
             continue
-        return Decision(DENY, None, None, f"no SCP at level {depth} allows {request.action} (implicit deny)")
+        return Decision(DENY, None, None, f"implicit deny: no SCP at level {depth} allows {request.action}")
     if possible_deny:
         policy, statement, missing = possible_deny[0]
         keys = sorted({key for _, _, m in possible_deny for key in m} | set(unknown_allow))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import ipaddress
-import json
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -14,15 +12,8 @@ from typing import Any
 from netguard.errors import InputError
 from netguard.iam.conditions import RequestContext
 from netguard.iam.evaluator import Request
-
-try:
-    import orjson
-
-    _fast_loads = orjson.loads
-    _FastDecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError,)
-except ImportError:  # pragma: no cover - orjson is a dependency; the standard library still reads
-    _fast_loads = json.loads
-    _FastDecodeError = (json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+from netguard.policy.bounded import Refused, deeper_than, loads, read_file
+from netguard.policy.limits import LIMITS, Limits, size_text
 
 # File names a folder of CloudTrail logs holds; a file named explicitly is read whatever its name.
 LOG_SUFFIXES = (".json", ".json.gz", ".gz")
@@ -57,6 +48,10 @@ class RecordError:
         return InputError(self.file, self.message + where)
 
 
+class MalformedRecord(ValueError):
+    """A record the request-context builder cannot use: a field missing, of the wrong type, or too deep."""
+
+
 @dataclass
 class ParsedRecord:
     """What simulate needs from one record: its identity, the request, and whether SCPs apply."""
@@ -68,44 +63,133 @@ class ParsedRecord:
     scp_exempt_reason: str | None = None
 
 
-def decode_records(raw: bytes, name: str) -> list[Any] | RecordError:
+class FileErrors:
+    """The record errors of one file: at most `limit` are kept, the rest counted in one closing error,
+    so a file of two million broken records costs two million counts, not two million messages."""
+
+    def __init__(self, name: str, limit: int = LIMITS.max_record_errors) -> None:
+        self.name = name
+        self.limit = limit
+        self.errors: list[InputError] = []
+        self.unlisted = 0
+
+    def add(self, message: str) -> None:
+        if len(self.errors) < self.limit:
+            self.errors.append(InputError(self.name, message))
+        else:
+            self.unlisted += 1
+
+    def close(self) -> list[InputError]:
+        if self.unlisted:
+            self.errors.append(
+                InputError(
+                    self.name,
+                    f"{self.unlisted} more record errors not listed (at most {self.limit} per file, "
+                    "--max-record-errors)",
+                )
+            )
+            self.unlisted = 0
+        return self.errors
+
+
+def record_label(record: Any) -> str:
+    """How an error names a record: its eventID when that is a short string."""
+    event_id = record.get("eventID") if isinstance(record, Mapping) else None
+    if isinstance(event_id, str):
+        return event_id if len(event_id) <= 80 else event_id[:77] + "..."
+    return "?"
+
+
+_GZIP_CHUNK = 1 << 20
+
+
+def _inflate(raw: bytes, name: str, cap: int) -> bytes | RecordError:
+    """gzip members inflated in chunks, stopping as soon as the output passes cap."""
+    chunks: list[bytes] = []
+    total = 0
+    data = raw
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip header and trailer checked by zlib
+        try:
+            while not inflater.eof:
+                chunk = inflater.decompress(data, _GZIP_CHUNK)
+                progressed = chunk or len(inflater.unconsumed_tail) != len(data)
+                data = inflater.unconsumed_tail
+                total += len(chunk)
+                if total > cap:
+                    return RecordError(
+                        name,
+                        f"inflates past {size_text(cap)}, the limit per file (--max-file-bytes); "
+                        "not decompressed further",
+                    )
+                chunks.append(chunk)
+                if not progressed:
+                    return RecordError(
+                        name,
+                        "corrupt gzip: truncated gzip stream (compressed file ended before the "
+                        "end-of-stream marker was reached)",
+                    )
+        except zlib.error as exc:
+            return RecordError(name, f"corrupt gzip: {exc}")
+        data = inflater.unused_data.lstrip(b"\x00")  # members may follow; zero padding may close
+        if data and data[:2] != b"\x1f\x8b":
+            return RecordError(name, "corrupt gzip: data after the end of the gzip stream")
+    return b"".join(chunks)
+
+
+def decode_records(raw: bytes, name: str, limits: Limits = LIMITS) -> list[Any] | RecordError:
     """The records of one CloudTrail file's bytes: the one place a file becomes records.
 
     Accepts gzip or plain JSON (recognised by content, not by name) holding a CloudTrail log file
     {"Records": [...]} (other top-level keys, such as the fixtures' "netguard-test", are ignored), a
     list of records, or one record object. The items are returned as decoded, unchecked: callers
-    report those that are not objects. A file that cannot be decoded is a RecordError naming it.
+    report those that are not objects. A file that cannot be decoded, or that passes a limit, is a
+    RecordError naming it (and the limit).
 
-    orjson decodes; only when it refuses does the standard library try, so that input it alone
-    accepts (a UTF-8 byte order mark, UTF-16, NaN) still reads, and errors carry its line and column.
+    Memory stays bounded: gzip is inflated in chunks up to limits.max_file_bytes, and a file long
+    enough to hold more than limits.max_json_values values is counted before it is parsed (each
+    value but the first follows a comma or an opening bracket, so that count is an upper bound).
     """
+    if len(raw) > limits.max_file_bytes:
+        return RecordError(name, f"file is {size_text(len(raw))}, over the limit of {_limit_text(limits)}")
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except EOFError as exc:
-            return RecordError(name, f"corrupt gzip: truncated gzip stream ({exc})")
-        except (zlib.error, OSError) as exc:  # gzip.BadGzipFile is an OSError
-            return RecordError(name, f"corrupt gzip: {exc}")
+        inflated = _inflate(raw, name, limits.max_file_bytes)
+        if isinstance(inflated, RecordError):
+            return inflated
+        raw = inflated
+    if (len(raw) + 1) // 2 > limits.max_json_values:  # shorter text cannot hold that many values
+        values = 1 + raw.count(b",") + raw.count(b"[") + raw.count(b"{")
+        if values > limits.max_json_values:
+            return RecordError(
+                name,
+                f"up to {values} JSON values, over the limit of {limits.max_json_values} per file "
+                "(--max-json-values); not parsed",
+            )
     try:
-        payload = _fast_loads(raw)
-    except _FastDecodeError:
-        try:
-            payload = json.loads(raw)
-        except UnicodeDecodeError as exc:
-            return RecordError(name, f"not valid UTF-8 (byte {exc.start})")
-        except json.JSONDecodeError as exc:
-            return RecordError(name, f"invalid JSON: {exc.msg}", f"line {exc.lineno} column {exc.colno}")
-        except RecursionError:
-            return RecordError(name, "JSON nested too deeply to parse")
+        payload = loads(raw)
+    except Refused as exc:
+        return RecordError(name, exc.message, exc.position)
+    records: Any = None
     if isinstance(payload, dict):
-        records = payload.get("Records")
-        if isinstance(records, list):
-            return records
-        if "eventName" in payload:
-            return [payload]
+        found = payload.get("Records")
+        if isinstance(found, list):
+            records = found
+        elif "eventName" in payload:
+            records = [payload]
     elif isinstance(payload, list):
-        return payload
-    return RecordError(name, 'no CloudTrail records: expected {"Records": [...]}, a list, or one record')
+        records = payload
+    if records is None:
+        return RecordError(name, 'no CloudTrail records: expected {"Records": [...]}, a list, or one record')
+    if len(records) > limits.max_records:
+        return RecordError(
+            name,
+            f"{len(records)} records, over the limit of {limits.max_records} per file (--max-records); none evaluated",
+        )
+    return records
+
+
+def _limit_text(limits: Limits) -> str:
+    return f"{size_text(limits.max_file_bytes)} per file (--max-file-bytes)"
 
 
 def not_an_object(name: str, index: int) -> RecordError:
@@ -113,15 +197,22 @@ def not_an_object(name: str, index: int) -> RecordError:
     return RecordError(name, f"record {index} is not a JSON object")
 
 
-def read_records(path: Path) -> Iterator[dict[str, Any] | RecordError]:
+def read_file_bytes(path: Path | str, limits: Limits = LIMITS) -> bytes | RecordError:
+    """A CloudTrail file's bytes from disk, bounded by limits.max_file_bytes."""
+    try:
+        return read_file(path, limits.max_file_bytes, "--max-file-bytes")
+    except Refused as exc:
+        return RecordError(str(path), exc.message)
+
+
+def read_records(path: Path, limits: Limits = LIMITS) -> Iterator[dict[str, Any] | RecordError]:
     """Records of a CloudTrail file on disk, through decode_records; errors are yielded, not raised."""
     name = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        yield RecordError(name, f"cannot read file: {exc.strerror or exc}")
+    raw = read_file_bytes(path, limits)
+    if isinstance(raw, RecordError):
+        yield raw
         return
-    records = decode_records(raw, name)
+    records = decode_records(raw, name, limits)
     if isinstance(records, RecordError):
         yield records
         return
@@ -226,7 +317,13 @@ def _request_tags(params: Any) -> dict[str, list[str]] | None:
     for item in _ids_or_items(spec):
         for tag in _ids_or_items(item.get("tags") if isinstance(item, Mapping) else None):
             if isinstance(tag, Mapping) and "key" in tag:
-                tags.setdefault(str(tag["key"]), []).append(str(tag.get("value", "")))
+                key, value = tag["key"], tag.get("value", "")
+                if not isinstance(key, str) or not isinstance(value, (str, type(None))):
+                    raise MalformedRecord(
+                        "missing or malformed field requestParameters tag: key and value must be strings, "
+                        f"not {_kind(key)} and {_kind(value)}"
+                    )
+                tags.setdefault(key, []).append(value or "")
     return tags
 
 
@@ -236,13 +333,88 @@ def _ids_or_items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def parse_record(record: Mapping[str, Any], management_account: str | None = None) -> ParsedRecord:
-    """The evaluator's request for a record; raises KeyError/TypeError when required fields are missing."""
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+# Fields the request-context builder reads, by the JSON type they must have when present and not null.
+_RECORD_FIELDS = {
+    "eventName": str,
+    "eventSource": str,
+    "userIdentity": Mapping,
+    "recipientAccountId": str,
+    "awsRegion": str,
+    "sourceIPAddress": str,
+    "eventID": str,
+    "eventTime": str,
+    "requestParameters": Mapping,
+}
+_IDENTITY_FIELDS = {
+    "type": str,
+    "arn": str,
+    "accountId": str,
+    "principalId": str,
+    "userName": str,
+    "invokedBy": str,
+    "sessionContext": Mapping,
+}
+_EXPECTED = {str: "a string", Mapping: "an object"}
+
+
+def _check_fields(value: Mapping[str, Any], fields: dict[str, type], path: str) -> None:
+    for key, expected in fields.items():
+        found = value.get(key)
+        if found is not None and not isinstance(found, expected):
+            raise MalformedRecord(
+                f"missing or malformed field {path}{key}: {_kind(found)}, expected {_EXPECTED[expected]}"
+            )
+
+
+def check_record(record: Any, max_depth: int = LIMITS.max_depth) -> None:
+    """Raise MalformedRecord unless record has the fields the builder reads, each of the right type,
+    and nests at most max_depth levels. What a record holds beyond those fields is never read."""
+    if not isinstance(record, Mapping):
+        raise MalformedRecord(f"is {_kind(record)}, not a JSON object")
+    for key in ("eventSource", "eventName", "userIdentity"):
+        if record.get(key) is None:
+            raise MalformedRecord(f"missing or malformed field {key}: missing")
+    _check_fields(record, _RECORD_FIELDS, "")
+    identity = record["userIdentity"]
+    _check_fields(identity, _IDENTITY_FIELDS, "userIdentity.")
+    context = _m(identity.get("sessionContext"))
+    _check_fields(context, {"sessionIssuer": Mapping, "attributes": Mapping}, "userIdentity.sessionContext.")
+    _check_fields(_m(context.get("sessionIssuer")), {"arn": str}, "userIdentity.sessionContext.sessionIssuer.")
+    mfa = _m(context.get("attributes")).get("mfaAuthenticated")
+    if mfa is not None and not isinstance(mfa, (str, bool)):
+        raise MalformedRecord(
+            "missing or malformed field userIdentity.sessionContext.attributes.mfaAuthenticated: "
+            f"{_kind(mfa)}, expected a string"
+        )
+    if deeper_than(record, max_depth):
+        raise MalformedRecord(f"nested more than {max_depth} levels deep (--max-depth)")
+
+
+def parse_record(
+    record: Mapping[str, Any], management_account: str | None = None, max_depth: int = LIMITS.max_depth
+) -> ParsedRecord:
+    """The evaluator's request for a record; raises MalformedRecord (naming the field) when a field it
+    reads is missing or of the wrong type, or the record nests deeper than max_depth."""
+    check_record(record, max_depth)
     event_name = record["eventName"]
     event_source = record["eventSource"]
     identity = record["userIdentity"]
-    if not isinstance(event_name, str) or not isinstance(event_source, str) or not isinstance(identity, Mapping):
-        raise TypeError("eventName, eventSource and userIdentity have the wrong type")
     service = _service(event_source)
     principal_arn, principal_type, exempt = _principal(identity)
     partition = (
@@ -266,9 +438,9 @@ def parse_record(record: Mapping[str, Any], management_account: str | None = Non
         values["aws:username"] = _s(identity.get("userName"))
     else:
         absent.append("aws:username")
-    source_ip = record.get("sourceIPAddress")
+    source_ip = _s(record.get("sourceIPAddress"))
     try:
-        ipaddress.ip_address(str(source_ip))
+        ipaddress.ip_address(source_ip or "")
         values["aws:SourceIp"] = source_ip
     except ValueError:
         absent.append("aws:SourceIp")  # a service name: the call came from AWS, not an address
@@ -287,7 +459,7 @@ def parse_record(record: Mapping[str, Any], management_account: str | None = Non
     context = RequestContext.build(values, absent=absent, absent_prefixes=absent_prefixes)
     request = Request(f"{service}:{event_name}", context, _resources(record, service, partition))
     return ParsedRecord(
-        event_id=str(record.get("eventID", "")),
+        event_id=_s(record.get("eventID")) or "",
         event_name=event_name,
         principal=str(principal_arn),
         request=request,

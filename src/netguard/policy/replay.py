@@ -19,11 +19,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from netguard.errors import InputError
+from netguard.errors import InputError, printable
 from netguard.iam.actions import wildcard_regex
 from netguard.iam.evaluator import ALLOW, DENY, INDETERMINATE, Policy, evaluate_scps
 from netguard.policy import cloudtrail
-from netguard.policy.cloudtrail import LOG_SUFFIXES, RecordError, _service, not_an_object, parse_record
+from netguard.policy.bounded import size_text
+from netguard.policy.cloudtrail import (
+    LIMITS,
+    LOG_SUFFIXES,
+    FileErrors,
+    Limits,
+    MalformedRecord,
+    RecordError,
+    _s,
+    _service,
+    check_record,
+    not_an_object,
+    parse_record,
+    record_label,
+)
 
 SAMPLES = 5
 _LOG_PATH = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/")
@@ -83,9 +97,13 @@ def compile_policies(levels: list[list[Policy]]) -> Compiled:
     return Compiled(levels, patterns, deny_everything, allow_everything)
 
 
-def evaluate_record(compiled: Compiled, record: Mapping[str, Any], management_account: str | None = None) -> dict:
-    """The decision for one record: a pure function of (policies, record), for Spark, Athena or here."""
-    parsed = parse_record(record, management_account)
+def evaluate_record(
+    compiled: Compiled, record: Mapping[str, Any], management_account: str | None = None, max_depth: int = 32
+) -> dict:
+    """The decision for one record: a pure function of (policies, record), for Spark, Athena or here.
+
+    Raises MalformedRecord, naming the field, for a record the request context cannot be built from."""
+    parsed = parse_record(record, management_account, max_depth)
     if parsed.scp_exempt_reason:
         return {
             "decision": ALLOW,
@@ -142,9 +160,10 @@ class Filters:
         return not (self.until and day_start.date() > self.until.date())
 
     def record_matches(self, record: Mapping[str, Any]) -> bool:
-        if self.accounts and record.get("recipientAccountId") not in self.accounts:
+        """Whether the record is in scope; a field of the wrong type matches no filter."""
+        if self.accounts and _s(record.get("recipientAccountId")) not in self.accounts:
             return False
-        if self.regions and record.get("awsRegion") not in self.regions:
+        if self.regions and _s(record.get("awsRegion")) not in self.regions:
             return False
         if self.since or self.until:
             when = _time(record.get("eventTime"))
@@ -175,20 +194,24 @@ class Totals:
     errors: list[InputError] = field(default_factory=list)
 
     def add(self, decision: str, result: dict, record: Mapping[str, Any]) -> None:
-        if decision == DENY:
+        """Count a Deny (explicit: by its first policy and Sid; implicit: by the level that has no
+        Allow, in the reason) or an Indeterminate (by the keys the record could not supply)."""
+        account = _s(record.get("recipientAccountId"))
+        if decision == DENY and result["denied_by"]:
             policy, sid = result["denied_by"][0]
-            key = (DENY, result["principal"], result["action"], record.get("recipientAccountId"), policy, sid, ())
+            key = (DENY, result["principal"], result["action"], account, policy, sid, (), "explicit deny")
         else:
             key = (
-                INDETERMINATE,
+                decision,
                 result["principal"],
                 result["action"],
-                record.get("recipientAccountId"),
+                account,
                 None,
                 None,
                 tuple(result["missing_keys"]),
+                result["reason"],
             )
-        when = str(record.get("eventTime", ""))
+        when = _s(record.get("eventTime")) or ""
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = {"count": 0, "first_seen": when, "last_seen": when, "samples": []}
@@ -196,7 +219,7 @@ class Totals:
         group["first_seen"] = min(group["first_seen"], when)
         group["last_seen"] = max(group["last_seen"], when)
         if len(group["samples"]) < SAMPLES:
-            group["samples"].append(str(record.get("eventID", "")))
+            group["samples"].append(record_label(record))
 
     def merge(self, other: Totals) -> None:
         self.files += other.files
@@ -215,29 +238,33 @@ class Totals:
 
 
 def replay_file(
-    compiled: Compiled, raw: bytes, name: str, filters: Filters, management_account: str | None = None
+    compiled: Compiled,
+    raw: bytes,
+    name: str,
+    filters: Filters,
+    management_account: str | None = None,
+    limits: Limits = LIMITS,
 ) -> Totals:
     totals = Totals(files=1)
-    records = cloudtrail.decode_records(raw, name)  # the reader simulate uses too
+    records = cloudtrail.decode_records(raw, name, limits)  # the reader simulate uses too
     if isinstance(records, RecordError):
         totals.errors.append(records.as_input_error())
         return totals
     filtering = bool(filters.accounts or filters.regions or filters.since or filters.until)
     verdicts = compiled.verdicts  # (eventSource, eventName) -> needs evaluation; the hot path is one lookup
+    errors = FileErrors(name, limits.max_record_errors)
     counted = 0
     for index, record in enumerate(records):
         try:
             key = (record["eventSource"], record["eventName"])
-        except (TypeError, KeyError):
+        except (TypeError, KeyError, IndexError):
             key = None
         if key is None or not isinstance(key[0], str) or not isinstance(key[1], str):
             if not isinstance(record, dict):
-                totals.errors.append(not_an_object(name, index).as_input_error())
+                errors.add(not_an_object(name, index).message)
             else:
                 counted += 1
-                totals.errors.append(
-                    InputError(name, f"record {index} ({record.get('eventID', '?')}): missing eventSource or eventName")
-                )
+                errors.add(f"record {index} ({record_label(record)}): {_why_malformed(record, limits)}")
             continue
         if filtering and not filters.record_matches(record):
             continue
@@ -249,16 +276,23 @@ def replay_file(
             continue
         totals.evaluated += 1
         try:
-            result = evaluate_record(compiled, record, management_account)
-        except (KeyError, TypeError) as exc:
-            totals.errors.append(
-                InputError(name, f"record {index} ({record.get('eventID', '?')}): missing or malformed field {exc}")
-            )
+            result = evaluate_record(compiled, record, management_account, limits.max_depth)
+        except MalformedRecord as exc:
+            errors.add(f"record {index} ({record_label(record)}): {exc}")
             continue
         if result["decision"] != ALLOW:
             totals.add(result["decision"], result, record)
     totals.records += counted
+    totals.errors.extend(errors.close())
     return totals
+
+
+def _why_malformed(record: dict, limits: Limits) -> str:
+    try:
+        check_record(record, limits.max_depth)
+    except MalformedRecord as exc:
+        return str(exc)
+    return "missing eventSource or eventName"  # pragma: no cover - check_record names the field
 
 
 @dataclass
@@ -267,6 +301,7 @@ class Source:
 
     location: str
     client: Any = None
+    limits: Limits = LIMITS
 
     def files(self, filters: Filters) -> Iterator[str]:
         if self.location.startswith("s3://"):
@@ -286,11 +321,27 @@ class Source:
             if file.is_file() and file.name.endswith(LOG_SUFFIXES) and filters.path_may_match(file.as_posix()):
                 yield str(file)
 
-    def read(self, name: str) -> bytes:
-        if name.startswith("s3://"):
-            bucket, _, key = name[5:].partition("/")
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        return Path(name).read_bytes()
+    def read(self, name: str) -> bytes | RecordError:
+        """A file's bytes, at most limits.max_file_bytes of them, or the error that names it."""
+        cap = self.limits.max_file_bytes
+        if not name.startswith("s3://"):
+            return cloudtrail.read_file_bytes(name, self.limits)
+        bucket, _, key = name[5:].partition("/")
+        response = self.client.get_object(Bucket=bucket, Key=key)
+        size = response.get("ContentLength")
+        if isinstance(size, int) and size > cap:
+            response["Body"].close()
+            return RecordError(
+                name, f"object is {size_text(size)}, over the limit of {size_text(cap)} (--max-file-bytes)"
+            )
+        raw = response["Body"].read(cap + 1)
+        if len(raw) > cap:
+            return RecordError(name, f"object is over the limit of {size_text(cap)} (--max-file-bytes)")
+        return raw
+
+
+def _cap_text(cap: int) -> str:
+    return f"{size_text(cap)} per file (--max-file-bytes)"
 
 
 _state: dict[str, Any] = {}
@@ -301,10 +352,12 @@ def _replay_one(name: str) -> Totals:
     try:
         raw = source.read(name)
     except Exception as exc:  # an unreadable object is an error for that file; the replay goes on
+        raw = RecordError(name, f"cannot read: {exc}")
+    if isinstance(raw, RecordError):
         totals = Totals(files=1)
-        totals.errors.append(InputError(name, f"cannot read: {exc}"))
+        totals.errors.append(raw.as_input_error())
         return totals
-    return replay_file(_state["compiled"], raw, name, _state["filters"], _state["management"])
+    return replay_file(_state["compiled"], raw, name, _state["filters"], _state["management"], source.limits)
 
 
 def replay(
@@ -342,7 +395,7 @@ def replay(
 
 def rows(totals: Totals) -> list[dict[str, Any]]:
     out = []
-    for (decision, principal, action, account, policy, sid, missing), group in sorted(
+    for (decision, principal, action, account, policy, sid, missing, reason), group in sorted(
         totals.groups.items(), key=lambda item: (-item[1]["count"], item[0][1] or "", item[0][2])
     ):
         out.append(
@@ -354,6 +407,7 @@ def rows(totals: Totals) -> list[dict[str, Any]]:
                 "policy": policy,
                 "sid": sid,
                 "missing_keys": list(missing),
+                "reason": reason,
                 **group,
             }
         )
@@ -363,14 +417,20 @@ def rows(totals: Totals) -> list[dict[str, Any]]:
 def to_text(totals: Totals) -> str:
     lines = []
     for row in rows(totals):
-        by = f" by {row['policy']} / {row['sid']}" if row["policy"] else f" (missing: {', '.join(row['missing_keys'])})"
-        lines.append(
+        if row["policy"]:
+            by = f" by {row['policy']} / {row['sid']}"
+        elif row["missing_keys"]:
+            by = f" (missing: {', '.join(row['missing_keys'])})"
+        else:
+            by = f" ({row['reason']})"  # an implicit deny: the level with no Allow
+        line = (
             f"{row['decision']:<13} {row['count']:>8}  {row['action']:<32} {row['principal']}  "
             f"account {row['account']}{by}  {row['first_seen']} .. {row['last_seen']}  "
             f"e.g. {', '.join(row['samples'][:2])}"
         )
+        lines.append(printable(line))
     for error in totals.errors:
-        lines.append(f"error: {error.file}: {error.message}")
+        lines.append(printable(f"error: {error.file}: {error.message}"))
     denied = sum(r["count"] for r in rows(totals) if r["decision"] == DENY)
     unknown = sum(r["count"] for r in rows(totals) if r["decision"] == INDETERMINATE)
     lines.append(
@@ -410,15 +470,15 @@ def to_csv(totals: Totals) -> str:
         "first_seen",
         "last_seen",
         "samples",
+        "reason",
     ]
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     for row in rows(totals):
-        writer.writerow(
-            {
-                **{k: row[k] for k in fields},
-                "missing_keys": " ".join(row["missing_keys"]),
-                "samples": " ".join(row["samples"]),
-            }
-        )
+        values = {
+            **{k: row[k] for k in fields},
+            "missing_keys": " ".join(row["missing_keys"]),
+            "samples": " ".join(row["samples"]),
+        }
+        writer.writerow({k: printable(v) if isinstance(v, str) else v for k, v in values.items()})
     return buffer.getvalue()

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netguard.errors import InputError
-from netguard.iam.evaluator import ALLOW, FULL_AWS_ACCESS, Policy, evaluate_scps
-from netguard.policy.cloudtrail import LOG_SUFFIXES, RecordError, parse_record, read_records
+from netguard.errors import InputError, printable
+from netguard.iam.evaluator import ALLOW, DENY, FULL_AWS_ACCESS, Policy, evaluate_scps
+from netguard.policy import cloudtrail
+from netguard.policy.bounded import Refused, loads_document, read_file
+from netguard.policy.cloudtrail import (
+    LIMITS,
+    LOG_SUFFIXES,
+    FileErrors,
+    Limits,
+    MalformedRecord,
+    RecordError,
+    not_an_object,
+    parse_record,
+    record_label,
+)
+
+# A policy file is a few kilobytes (an SCP holds at most 5,120 characters, 10,240 with a raised quota).
+MAX_POLICY_BYTES = 1024 * 1024
+MAX_POLICY_DEPTH = 32  # a policy nests six levels: document, Statement, statement, Condition, operator, key
 
 
 @dataclass
@@ -34,9 +50,10 @@ def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list
         level = [Policy("FullAWSAccess", FULL_AWS_ACCESS)] if full_aws_access else []
         for path in sorted(group.glob("*.json")):
             try:
-                document = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                errors.append(InputError(str(path), f"cannot load policy: {exc}"))
+                document = load_policy(path)
+            except Refused as exc:
+                where = f" ({exc.position})" if exc.position else ""
+                errors.append(InputError(str(path), f"cannot load policy: {exc.message}{where}"))
                 continue
             if not isinstance(document, dict):
                 errors.append(InputError(str(path), "a policy must be a JSON object"))
@@ -45,6 +62,11 @@ def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list
         if group is folder or len(level) > int(full_aws_access):
             levels.append(level)
     return levels, errors
+
+
+def load_policy(path: Path) -> Any:
+    """One policy file's JSON, bounded in size, nesting and number length; Refused otherwise."""
+    return loads_document(read_file(path, MAX_POLICY_BYTES, "policy files are at most 1 MiB"), MAX_POLICY_DEPTH)
 
 
 def event_files(paths: list[Path]) -> Iterator[Path | InputError]:
@@ -57,48 +79,56 @@ def event_files(paths: list[Path]) -> Iterator[Path | InputError]:
             yield InputError(str(path), "no such file or directory")
 
 
-def simulate(levels: list[list[Policy]], events: list[Path], management_account: str | None = None) -> SimulationResult:
+def simulate(
+    levels: list[list[Policy]],
+    events: list[Path],
+    management_account: str | None = None,
+    limits: Limits = LIMITS,
+) -> SimulationResult:
     """One result per record; unreadable files and malformed records are errors, and the rest goes on."""
     outcome = SimulationResult()
     for path in event_files(events):
         if isinstance(path, InputError):
             outcome.errors.append(path)
             continue
-        for index, record in enumerate(read_records(path)):
-            if isinstance(record, RecordError):
-                outcome.errors.append(record.as_input_error())
+        name = str(path)
+        raw = cloudtrail.read_file_bytes(path, limits)
+        records = raw if isinstance(raw, RecordError) else cloudtrail.decode_records(raw, name, limits)
+        if isinstance(records, RecordError):
+            outcome.errors.append(records.as_input_error())
+            continue
+        errors = FileErrors(name, limits.max_record_errors)
+        for index, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                errors.add(not_an_object(name, index).message)
                 continue
             try:
-                parsed = parse_record(record, management_account)
-            except (KeyError, TypeError) as exc:
-                outcome.errors.append(
-                    InputError(
-                        str(path), f"record {index} ({record.get('eventID', '?')}): missing or malformed field {exc}"
-                    )
-                )
+                parsed = parse_record(record, management_account, limits.max_depth)
+            except MalformedRecord as exc:
+                errors.add(f"record {index} ({record_label(record)}): {exc}")
                 continue
-            entry = {"eventID": parsed.event_id, "eventName": parsed.event_name, "principal": parsed.principal}
-            if parsed.scp_exempt_reason:
-                entry.update(
-                    decision=ALLOW,
-                    policy=None,
-                    sid=None,
-                    reason=parsed.scp_exempt_reason,
-                    missing_keys=[],
-                    denied_by=[],
-                )
-            else:
-                decision = evaluate_scps(levels, parsed.request)
-                entry.update(
-                    decision=decision.decision,
-                    policy=decision.policy,
-                    sid=decision.sid,
-                    reason=decision.reason,
-                    missing_keys=decision.missing,
-                    denied_by=[{"policy": name, "sid": sid} for name, sid in decision.denied_by],
-                )
-            outcome.results.append(entry)
+            outcome.results.append(_result(levels, parsed))
+        outcome.errors.extend(errors.close())
     return outcome
+
+
+def _result(levels: list[list[Policy]], parsed: Any) -> dict[str, Any]:
+    entry = {"eventID": parsed.event_id, "eventName": parsed.event_name, "principal": parsed.principal}
+    if parsed.scp_exempt_reason:
+        entry.update(
+            decision=ALLOW, policy=None, sid=None, reason=parsed.scp_exempt_reason, missing_keys=[], denied_by=[]
+        )
+        return entry
+    decision = evaluate_scps(levels, parsed.request)
+    entry.update(
+        decision=decision.decision,
+        policy=decision.policy,
+        sid=decision.sid,
+        reason=decision.reason,
+        missing_keys=decision.missing,
+        denied_by=[{"policy": name, "sid": sid} for name, sid in decision.denied_by],
+    )
+    return entry
 
 
 def to_text(outcome: SimulationResult) -> str:
@@ -106,9 +136,14 @@ def to_text(outcome: SimulationResult) -> str:
     for r in outcome.results:
         by = f" by {r['policy']} / {r['sid']}" if r["policy"] and r["sid"] else ""
         missing = f" (missing: {', '.join(r['missing_keys'])})" if r["missing_keys"] else ""
-        lines.append(f"{r['decision']:<13} {r['eventName']:<28} {r['principal']}  {r['eventID']}{by}{missing}")
+        implicit = f" ({r['reason']})" if r["decision"] == DENY and not r["denied_by"] else ""
+        lines.append(
+            printable(
+                f"{r['decision']:<13} {r['eventName']:<28} {r['principal']}  {r['eventID']}{by}{missing}{implicit}"
+            )
+        )
     for e in outcome.errors:
-        lines.append(f"error: {e.file}: {e.message}")
+        lines.append(printable(f"error: {e.file}: {e.message}"))
     counts = {d: sum(1 for r in outcome.results if r["decision"] == d) for d in ("Allow", "Deny", "Indeterminate")}
     lines.append(
         f"netguard: {len(outcome.results)} records: "

@@ -6,15 +6,20 @@ import json
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from netguard.iam.actions import action_matches
 from netguard.iam.conditions import RequestContext, evaluate_condition
+from netguard.policy.bounded import Refused, loads_document, read_file
 from netguard.policy.orgconfig import DEFAULT_SIZE_LIMIT, OrgConfig
 from netguard.policy.render import minify
 from netguard.resources import load_schema
+
+MAX_DEPTH = 32  # a policy nests six levels: document, Statement, statement, Condition, operator, key
+MAX_FILE_BYTES = 1024 * 1024  # an SCP holds at most 10,240 characters; any policy file is far smaller
 
 _EXEMPTING_OPERATORS = ("ArnNotLike", "ArnNotEquals", "StringNotLike", "StringNotEquals")
 
@@ -86,9 +91,12 @@ def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[str]
 def validate_document(text: str, *, size_limit: int = DEFAULT_SIZE_LIMIT, org: OrgConfig | None = None) -> list[str]:
     """Every problem with one SCP, as messages; an empty list means it is valid."""
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return [f"invalid JSON at line {exc.lineno}: {exc.msg}"]
+        document = loads_document(text, MAX_DEPTH)
+    except Refused as exc:
+        if exc.position and exc.message.startswith("invalid JSON: "):
+            line = exc.position.split(" column ")[0]
+            return [f"invalid JSON at {line}: {exc.message.removeprefix('invalid JSON: ')}"]
+        return [exc.message]
     if not isinstance(document, dict):
         return ["a policy must be a JSON object"]
     problems: list[str] = []
@@ -122,6 +130,19 @@ def validate_document(text: str, *, size_limit: int = DEFAULT_SIZE_LIMIT, org: O
                     problems.append(reason)
     problems.extend(_lockout_problems(statements, org))
     return problems
+
+
+def validate_file(path: Path, *, size_limit: int = DEFAULT_SIZE_LIMIT, org: OrgConfig | None = None) -> list[str]:
+    """validate_document on a file, read only if it is a regular file of at most MAX_FILE_BYTES."""
+    try:
+        raw = read_file(path, MAX_FILE_BYTES, "policy files are at most 1 MiB")
+    except Refused as exc:
+        return [exc.message]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [f"not valid UTF-8 (byte {exc.start})"]
+    return validate_document(text, size_limit=size_limit, org=org)
 
 
 def _leaf_errors(errors: Any) -> list[jsonschema.ValidationError]:
