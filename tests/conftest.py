@@ -14,7 +14,8 @@ os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
 def fixture_files() -> list[Path]:
     cfn = sorted((FIXTURES / "cloudformation").glob("*.y*ml")) + sorted((FIXTURES / "cloudformation").glob("*.json"))
     terraform = sorted((FIXTURES / "terraform").glob("*/*.tf")) + sorted((FIXTURES / "terraform").glob("*/*.tf.json"))
-    return cfn + terraform
+    called = sorted((FIXTURES / "terraform_modules").glob("*/*.tf"))  # scanned only through module calls
+    return cfn + terraform + called
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,7 @@ def to_sarif(result: ScanResult) -> str:
         if e.line:
             location["physicalLocation"]["region"] = {"startLine": e.line}
         notifications.append({"level": "error", "message": {"text": e.message}, "locations": [location]})
+    notifications.extend({"level": "note", "message": {"text": notice}} for notice in result.notices)
     run = {
         "tool": {
             "driver": {"name": "netguard", "version": __version__, "informationUri": DOCS_URL, "rules": sarif_rules()}
@@ -177,6 +178,8 @@ def to_junit(result: ScanResult) -> str:
         element.attrib.update({k: printable(v) for k, v in element.attrib.items()})
         if element.text:
             element.text = "\n".join(printable(line) for line in element.text.split("\n"))
+    if result.notices:
+        ET.SubElement(suite, "system-out").text = "\n".join(printable(n) for n in result.notices)
     suites = ET.Element("testsuites")
     suites.append(suite)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
@@ -206,6 +209,7 @@ def to_github(result: ScanResult) -> str:
         lines.append(
             f"::error file={_escape_property(_uri(e.file))}{line},title=netguard input error::{_escape_data(e.message)}"
         )
+    lines.extend(f"::notice title=netguard::{_escape_data(notice)}" for notice in result.notices)
     counts = _summary(result)
     lines.append(
         f"netguard: {counts['files_scanned']} files scanned, {counts['findings']} findings, {counts['errors']} errors"

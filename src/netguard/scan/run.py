@@ -54,6 +54,7 @@ class UnitResult:
     errors: list[InputError] = field(default_factory=list)
     scanned: list[str] = field(default_factory=list)  # files whose every resource was evaluated
     resources: dict[str, set[str]] = field(default_factory=dict)  # file -> the resources (addresses) evaluated
+    notices: list[str] = field(default_factory=list)
 
 
 def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fallback: str) -> list[Finding]:
@@ -125,6 +126,7 @@ def scan_module(files: tuple[str, ...], config: ScanConfig) -> UnitResult:
     out = UnitResult()
     loaded = load_module([Path(f) for f in files], config)
     out.errors.extend(loaded.errors)
+    out.notices.extend(loaded.notices)
     if loaded.module is None:
         return out
     module = loaded.module
@@ -173,11 +175,14 @@ def scan(paths: list[str], config: ScanConfig, debug: bool = False, jobs: int = 
         if path.name == CONFIG_NAME and path.resolve() != used:
             result.notices.append(f"{path}: ignored as a config (only --config or the repository root's applies)")
     units = units_of(found.cfn, found.terraform)
+    seen_files: set[str] = set()
     for unit_result in _run_all(units, config, debug, jobs):
         for finding in unit_result.findings:
             result.add(finding)
         result.errors.extend(unit_result.errors)
-        result.files.extend(unit_result.scanned)
+        result.notices.extend(n for n in unit_result.notices if n not in result.notices)
+        result.files.extend(f for f in unit_result.scanned if f not in seen_files)
+        seen_files.update(unit_result.scanned)
     result.apply_threshold(config.severity_threshold)
     result.sort()
     return result

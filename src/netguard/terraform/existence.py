@@ -26,17 +26,23 @@ _NUMBER = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
 def implies(module: Any, target: Any, covers: list[Any]) -> tuple[bool | None, dict[str, Any]]:
     """(True, {}) when every scenario that creates target creates a cover; (False, scenario) for a
     counterexample; (None, {}) when netguard cannot decide (too many scenarios, or unreadable)."""
+    if any(cover.module_path != target.module_path for cover in covers):
+        return None, {}  # inputs of different module instances: not enumerated together
+    frame_variables = dict(target.scope.variables)
+    frame_locals = target.scope.local_values
+    inputs = getattr(target.scope, "inputs", None)
+    fixed = set(inputs.raws) if inputs is not None else set()  # set by the call: not free
     expressions = [b.count_raw for b in (target, *covers) if b.count_raw is not None]
     # A local both sides read (`local.nat_gateway_count`) is left uninterpreted: it takes every value
     # of a small domain freely, which can only add scenarios, so a proof stays a proof, and the
     # variables behind it need no enumeration.
     shared = _direct_locals(target.count_raw) & set().union(*(_direct_locals(c.count_raw) for c in covers))
-    names = sorted(_inputs(module, expressions, opaque=shared))
+    names = sorted(_inputs(frame_locals, expressions, opaque=shared) - fixed)
     literals = [text for raw in expressions if isinstance(raw, str) for text in _STRING.findall(raw)]
     numbers = {int(n) for raw in expressions if isinstance(raw, str) for n in _NUMBER.findall(raw)}
-    defaults = expr.Bindings(variables=module.variables, local_values=module.locals_raw)
+    defaults = expr.Bindings(variables=frame_variables, local_values=frame_locals)
     free = sorted(shared)
-    domains = [_domain(module.variables.get(name, expr.UNKNOWN), literals, numbers) for name in names]
+    domains = [_domain(frame_variables.get(name, expr.UNKNOWN), literals, numbers) for name in names]
     domains += [_domain(defaults.lookup("local", [name]), literals, numbers) for name in free]
     size = 1
     for domain in domains:
@@ -45,15 +51,15 @@ def implies(module: Any, target: Any, covers: list[Any]) -> tuple[bool | None, d
         return None, {}
     for values in itertools.product(*domains):
         scenario = dict(zip(names, values[: len(names)], strict=True))
-        fixed = dict(zip(free, values[len(names) :], strict=True))
+        pinned = dict(zip(free, values[len(names) :], strict=True))
         scope = expr.Bindings(
-            variables={**module.variables, **scenario},
-            local_values={**module.locals_raw, **{name: _literal(value) for name, value in fixed.items()}},
+            variables={**frame_variables, **scenario},
+            local_values={**frame_locals, **{name: _literal(value) for name, value in pinned.items()}},
         )
         if _how_many(target, scope) == 0:
             continue  # the target does not exist here
         if not any((_how_many(cover, scope) or 0) > 0 for cover in covers):
-            return False, {**scenario, **{f"local.{name}": value for name, value in fixed.items()}}
+            return False, {**scenario, **{f"local.{name}": value for name, value in pinned.items()}}
     return True, {}
 
 
@@ -107,7 +113,7 @@ def _how_many(block: Any, scope: Any) -> int | None:
     return None
 
 
-def _inputs(module: Any, expressions: Iterable[Any], opaque: set[str]) -> set[str]:
+def _inputs(locals_raw: Any, expressions: Iterable[Any], opaque: set[str]) -> set[str]:
     """The variables the expressions read, directly or through locals other than the opaque ones."""
     found: set[str] = set()
     seen: set[str] = set(opaque)
@@ -119,9 +125,9 @@ def _inputs(module: Any, expressions: Iterable[Any], opaque: set[str]) -> set[st
                 continue
             if ref.root == "var":
                 found.add(name)
-            elif ref.root == "local" and name not in seen and name in module.locals_raw:
+            elif ref.root == "local" and name not in seen and name in locals_raw:
                 seen.add(name)
-                pending.append(module.locals_raw[name])
+                pending.append(locals_raw[name])
     return found
 
 

@@ -21,7 +21,7 @@ from netguard.config import ScanConfig
 from netguard.errors import InputError
 from netguard.safety import read_vetted
 from netguard.terraform import expressions as expr
-from netguard.terraform.module import Block, Module, ModuleBindings, unwrap
+from netguard.terraform.module import Block, Call, Inputs, Module, ModuleBindings, unwrap
 
 
 @dataclass
@@ -29,6 +29,7 @@ class LoadedModule:
     module: Module | None
     errors: list[InputError] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)  # files that could not be read or parsed
+    notices: list[str] = field(default_factory=list)  # modules not followed, and why
 
 
 def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None, list[str]]:
@@ -166,25 +167,59 @@ def _tfvars(folder: Path, config: ScanConfig, errors: list[InputError]) -> dict[
     return values
 
 
+@dataclass
+class _Folder:
+    """What one module folder declares, after override files are merged."""
+
+    blocks: list[_Declared] = field(default_factory=list)
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locals_raw: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, tuple[dict[str, Any], str]] = field(default_factory=dict)  # name -> (body, file)
+
+
+MAX_MODULE_DEPTH = 10  # module calls within module calls; deeper is reported, not followed
+_META = {"source", "version", "count", "for_each", "providers", "depends_on"}
+
+
 def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
-    """Parse and render the .tf files of one folder into block instances."""
+    """Parse and render the .tf files of one folder, and the local modules it calls, into block
+    instances of one Module (a called module's blocks are named `module.NAME.<address>`)."""
     out = LoadedModule(None)
+    folder = Path(files[0]).parent if files else Path(".")
+    declared = _read_folder(files, config, out, record_failures=True)
+    values = _variables(declared.variables, _tfvars(folder, config, out.errors))
+    module = Module(variables=values, locals_raw=declared.locals_raw)
+    _render(declared, folder, module, values, "", None, config, out, depth=0, active={folder.resolve()}, root=folder)
+    module.complete = True
+    out.module = module
+    return out
+
+
+def _read_folder(files: list[Path], config: ScanConfig, out: LoadedModule, record_failures: bool) -> _Folder:
+    found = _Folder()
     declared: dict[tuple[str, str, str], _Declared] = {}
     overrides: list[_Declared] = []
-    duplicates: list[_Declared] = []
-    variables: dict[str, dict[str, Any]] = {}
-    locals_raw: dict[str, Any] = {}
     for path in sorted(files, key=_is_override):  # override files merge last
         data, problem, lines = _parse(path, config)
         if problem:
             out.errors.append(InputError(str(path), problem))
-            out.failed.add(str(path))
+            if record_failures:
+                out.failed.add(str(path))
             continue
         for block in data.get("variable", []):
             for name, body in block.items():
-                variables[name] = body if isinstance(body, dict) else {}
+                found.variables[name] = body if isinstance(body, dict) else {}
         for block in data.get("locals", []):
-            locals_raw.update({k: unwrap(v) for k, v in block.items() if not k.startswith("__")})
+            found.locals_raw.update({k: unwrap(v) for k, v in block.items() if not k.startswith("__")})
+        for block in data.get("output", []):
+            for name, body in block.items():
+                if isinstance(body, dict) and "value" in body:
+                    found.outputs[name] = unwrap(body["value"])
+        for block in data.get("module", []):
+            for name, body in block.items():
+                if isinstance(body, dict):
+                    found.calls[name] = (body, str(path))
         for kind in ("resource", "data"):
             for block in data.get(kind, []):
                 for type_name, named in block.items():
@@ -207,7 +242,7 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
                                     int(body.get("__start_line__", 0) or 0) or None,
                                 )
                             )
-                            duplicates.append(entry)
+                            found.blocks.append(entry)
                         else:
                             declared[key] = entry
     for entry in overrides:
@@ -221,17 +256,120 @@ def load_module(files: list[Path], config: ScanConfig) -> LoadedModule:
         overridden = {k: v for k, v in entry.body.items() if not k.startswith("__")}
         base.body = {**base.body, **overridden}
         base.origin.update({k: entry for k in overridden})
-    folder = Path(files[0]).parent if files else Path(".")
-    values = _variables(variables, _tfvars(folder, config, out.errors))
-    module = Module(variables=values, locals_raw=locals_raw)
-    scope = ModuleBindings(variables=values, local_values=locals_raw, module=module)
-    ref_scope = ModuleBindings(variables=values, local_values=locals_raw, module=module, tokens=True)
-    for entry in [*declared.values(), *duplicates]:
+    found.blocks[:0] = declared.values()
+    return found
+
+
+def _render(
+    declared: _Folder,
+    folder: Path,
+    module: Module,
+    variables: Any,
+    prefix: str,
+    inputs: Inputs | None,
+    config: ScanConfig,
+    out: LoadedModule,
+    depth: int,
+    active: set[Path],
+    existence: str | None = None,
+    root: Path | None = None,
+) -> tuple[ModuleBindings, ModuleBindings]:
+    """Add one module instance's blocks (and, recursively, its local module calls) to the Module."""
+    calls: dict[str, Call] = {}
+    scope = ModuleBindings(
+        variables=variables, local_values=declared.locals_raw, module=module, module_path=prefix, calls=calls
+    )
+    scope.inputs = inputs
+    ref_variables = Inputs(inputs.raws, inputs.ref_caller, inputs.defaults) if inputs else variables
+    ref_scope = ModuleBindings(
+        variables=ref_variables,
+        local_values=declared.locals_raw,
+        module=module,
+        tokens=True,
+        module_path=prefix,
+        calls=calls,
+    )
+    for entry in declared.blocks:
         for block in _instances(entry, scope, ref_scope, config, out.errors):
+            if existence and block.existence is None:
+                block.existence = existence  # the module call itself is conditional
             module.add(block)
-    module.complete = True
-    out.module = module
-    return out
+    for name, (body, file) in declared.calls.items():
+        child_folder = _module_folder(folder, root or folder, name, body, prefix, out, file)
+        if child_folder is None:
+            continue
+        line = int(body.get("__start_line__", 0) or 0) or None
+        if depth + 1 > MAX_MODULE_DEPTH or child_folder.resolve() in active:
+            out.notices.append(
+                f"{file}: module.{name}: not followed (nested more than {MAX_MODULE_DEPTH} deep or a cycle)"
+            )
+            continue
+        child_files = sorted([*child_folder.glob("*.tf"), *child_folder.glob("*.tf.json")])
+        child = _read_folder(child_files, config, out, record_failures=False)
+        defaults = _variables(child.variables, {})
+        raws = {k: unwrap(v) for k, v in body.items() if k not in _META and not k.startswith("__")}
+        unknown = sorted(set(raws) - set(child.variables))
+        if unknown:
+            out.errors.append(
+                InputError(file, f"module.{name}: no variable {', '.join(unknown)} in {child_folder}", line)
+            )
+        child_inputs = Inputs(raws, scope, defaults, ref_caller=ref_scope)
+        condition = existence
+        for meta in ("count", "for_each"):
+            if meta in body:
+                condition = _existence(unwrap(body[meta])) or meta
+        child_scope, child_ref_scope = _render(
+            child,
+            child_folder,
+            module,
+            child_inputs,
+            f"{prefix}module.{name}.",
+            child_inputs,
+            config,
+            out,
+            depth + 1,
+            {*active, child_folder.resolve()},
+            condition,
+            root,
+        )
+        calls[name] = Call(child_scope, child_ref_scope, child.outputs)
+    return scope, ref_scope
+
+
+def _module_folder(
+    folder: Path, root: Path, name: str, body: dict[str, Any], prefix: str, out: LoadedModule, file: str
+) -> Path | None:
+    """Where a called module's files are: a local path, or where `terraform init` installed it."""
+    source = unwrap(body.get("source"))
+    line = int(body.get("__start_line__", 0) or 0) or None
+    if isinstance(source, str) and source.startswith(("./", "../")):
+        path = (folder / source).resolve()
+        if path.is_dir():
+            return path
+        out.errors.append(InputError(file, f"module.{name}: source {source} is not a folder", line))
+        return None
+    installed = _installed_modules(root).get(f"{prefix}module.{name}".replace("module.", "").strip("."))
+    if installed is not None and installed.is_dir():
+        return installed
+    out.notices.append(
+        f"{file}: module.{name} ({source}) is not evaluated: not a local path, and not installed by"
+        " `terraform init` here (.terraform/modules/modules.json)"
+    )
+    return None
+
+
+def _installed_modules(folder: Path) -> dict[str, Path]:
+    """modules.json of `terraform init`: module key (`vpc`, `vpc.flow_log`) -> its folder."""
+    manifest = folder / ".terraform" / "modules" / "modules.json"
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    for entry in data.get("Modules", []) if isinstance(data, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("Key"), str) and isinstance(entry.get("Dir"), str):
+            found[entry["Key"]] = (folder / entry["Dir"]).resolve()
+    return found
 
 
 def _existence(raw: Any) -> str | None:

@@ -67,8 +67,13 @@ class Block:
     each_source: str | None = None  # base address, when for_each iterates over a whole resource
 
     @property
+    def module_path(self) -> str:
+        """`module.vpc.` for a block of a called module, "" in the root."""
+        return getattr(self.scope, "module_path", "")
+
+    @property
     def base(self) -> str:
-        return f"{'data.' if self.kind == 'data' else ''}{self.type}.{self.name}"
+        return f"{self.module_path}{'data.' if self.kind == 'data' else ''}{self.type}.{self.name}"
 
     @property
     def index(self) -> str | None:
@@ -117,31 +122,48 @@ class Block:
         if not expr.is_known(value):
             yield from self._written_targets(raw, set())
 
-    def _written_targets(self, raw: Any, seen: set[str]) -> Iterator[Target]:
-        """References as written, following locals; the fallback when evaluation cannot decide."""
+    def _written_targets(self, raw: Any, seen: set[str], scope: Any = None) -> Iterator[Target]:
+        """References as written, following locals, module inputs and module outputs; the fallback
+        when evaluation cannot decide."""
+        scope = scope or self.scope
         for ref in expr.references(raw):
-            if ref.root == "local" and ref.parts and isinstance(ref.parts[0], str):
-                name = ref.parts[0]
-                if name not in seen and name in self.scope.local_values:
-                    seen.add(name)
-                    yield from self._written_targets(self.scope.local_values[name], seen)
+            name = ref.parts[0] if ref.parts and isinstance(ref.parts[0], str) else None
+            if name is None:
+                continue
+            key = f"{getattr(scope, 'module_path', '')}{ref.root}.{name}"
+            if key in seen:
+                continue
+            if ref.root == "local" and name in scope.local_values:
+                seen.add(key)
+                yield from self._written_targets(scope.local_values[name], seen, scope)
+                continue
+            if ref.root == "var" and getattr(scope, "inputs", None) and name in scope.inputs.raws:
+                seen.add(key)  # a module input: the caller's expression, in the caller's scope
+                yield from self._written_targets(scope.inputs.raws[name], seen, scope.inputs.caller)
+                continue
+            if ref.root == "module" and getattr(scope, "calls", None) and name in scope.calls:
+                child = scope.calls[name]
+                output = next((p for p in ref.parts[1:] if isinstance(p, str) and not _is_index(p)), None)
+                if output in child.outputs:
+                    seen.add(key)
+                    yield from self._written_targets(child.outputs[output], seen, child.scope)
                 continue
             if ref.root == "each" and self.each_source and ref.parts[:1] == ("value",):
                 attribute = ref.parts[1] if len(ref.parts) > 1 and isinstance(ref.parts[1], str) else None
                 yield Target(self.each_source, self.index or "*", attribute)
                 continue
-            target = self._target(ref)
+            target = self._target(ref, getattr(scope, "module_path", ""))
             if target:
                 yield target
 
-    def _target(self, ref: Any) -> Target | None:
+    def _target(self, ref: Any, module_path: str = "") -> Target | None:
         parts = list(ref.parts)
-        prefix = ""
+        prefix = module_path
         root = ref.root
         if root == "data":
             if len(parts) < 2 or not isinstance(parts[0], str):
                 return None
-            prefix, root = "data.", parts.pop(0)
+            prefix, root = f"{module_path}data.", parts.pop(0)
         if root in _NOT_RESOURCES or not parts or not isinstance(parts[0], str):
             return None
         base = f"{prefix}{root}.{parts.pop(0)}"
@@ -163,7 +185,7 @@ class Block:
 
 _NOT_RESOURCES = {"var", "local", "count", "each", "path", "terraform", "self", "module"}
 _TOKEN = re.compile("\x1e([^\x1e\x1f]+)\x1f([^\x1e]*)\x1e")
-_ADDRESS = re.compile(r"^((?:data\.)?[^.\[]+\.[^.\[]+)(\[.*\])?$")
+_ADDRESS = re.compile(r"^((?:module\.[^.\[]+\.)*(?:data\.)?[^.\[]+\.[^.\[]+)(\[.*\])?$")
 
 
 class Symbol(dict):
@@ -222,16 +244,30 @@ class ModuleBindings(expr.Bindings):
 
     module: Any = None
     tokens: bool = False
+    module_path: str = ""  # "module.vpc." in a called module
+    calls: dict[str, Any] = field(default_factory=dict)  # module calls of this module, by name
+    inputs: Any = None  # the Inputs a caller passed, for a called module
 
     def lookup(self, root: str, path: list[str | int]) -> Any:
+        if root == "module" and path and isinstance(path[0], str) and path[0] in self.calls:
+            if self.module is None or not self.module.complete:
+                return expr.UNKNOWN
+            child = self.calls[path[0]]
+            rest = [p for p in path[1:] if isinstance(p, str)]  # an instance key of a counted call is skipped
+            if not rest or rest[0] not in child.outputs:
+                return expr.UNKNOWN
+            value = expr.evaluate(child.outputs[rest[0]], child.ref_scope if self.tokens else child.scope)
+            for key in rest[1:]:
+                value = value[key]
+            return value
         if root in _NOT_RESOURCES or self.module is None or not self.module.complete:
             return super().lookup(root, path)
         if root == "data":
             if len(path) < 2 or not all(isinstance(p, str) for p in path[:2]):
                 return expr.UNKNOWN
-            base, rest = f"data.{path[0]}.{path[1]}", path[2:]
+            base, rest = f"{self.module_path}data.{path[0]}.{path[1]}", path[2:]
         elif path and isinstance(path[0], str):
-            base, rest = f"{root}.{path[0]}", path[1:]
+            base, rest = f"{self.module_path}{root}.{path[0]}", path[1:]
         else:
             return expr.UNKNOWN
         value = self.module.instances_of(base, self.tokens)
@@ -240,6 +276,43 @@ class ModuleBindings(expr.Bindings):
                 break
             value = value[key]  # a missing instance raises, which evaluate() turns into UNKNOWN
         return value
+
+
+class Inputs(Mapping):
+    """A called module's variables: what the call passes, evaluated in the caller's scope when read
+    (so resources of the caller resolve once the module is complete), else the variable's default."""
+
+    def __init__(self, raws: dict[str, Any], caller: Any, defaults: Mapping[str, Any], ref_caller: Any = None) -> None:
+        self.raws = raws
+        self.caller = caller
+        self.ref_caller = ref_caller  # the caller's reference scope, for the child's reference scope
+        self.defaults = defaults
+        self._memo: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._memo:
+            return self._memo[name]
+        if name not in self.raws:
+            return self.defaults[name]
+        value = expr.evaluate(self.raws[name], self.caller)
+        if self.caller.module is not None and self.caller.module.complete:
+            self._memo[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({*self.defaults, *self.raws})
+
+    def __len__(self) -> int:
+        return len({*self.defaults, *self.raws})
+
+
+@dataclass
+class Call:
+    """One module call as the caller sees it: the child's scopes and its output expressions."""
+
+    scope: Any
+    ref_scope: Any
+    outputs: dict[str, Any]
 
 
 def _is_index(part: Any) -> bool:

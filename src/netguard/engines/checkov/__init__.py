@@ -35,7 +35,7 @@ from netguard.scan.findings import Finding
 
 _CATEGORY = {"VPC": CheckCategories.LOGGING, "IAM": CheckCategories.IAM}
 _results: Cache = Cache(64)
-_MODULE_PREFIX = re.compile(r"^(?:module\.[^.\[]+(?:\[[^\]]*\])?\.)+")
+_callers: dict[str, list[Path]] = {}  # module call name -> folders that call it
 
 
 def keep_conditional_resources() -> None:
@@ -113,6 +113,40 @@ def _unit(path: str, framework: str) -> Any:
     return _results[key]
 
 
+def _caller_folders(call: str) -> list[Path]:
+    """Folders below the scan roots whose .tf files call a module of that name (`module "vpc"`):
+    where the chain of calls that gave Checkov `module.vpc.<address>` can start."""
+    if call not in _callers:
+        pattern = re.compile(rf'^\s*module\s+"{re.escape(call)}"', re.M)
+        found: list[Path] = []
+        for root in _scan_roots():
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
+                for name in files:
+                    if name.endswith(".tf"):
+                        try:
+                            text = Path(folder, name).read_text(encoding="utf-8", errors="replace")
+                        except OSError:
+                            continue
+                        if pattern.search(text):
+                            found.append(Path(folder))
+                            break
+        _callers[call] = sorted(set(found))
+    return _callers[call]
+
+
+def _evaluate_called(path: str, address: str) -> Evaluated | None:
+    """netguard's evaluation of a called module's file, as part of the root module that calls it."""
+    real = os.path.realpath(path)
+    for folder in _caller_folders(address.split(".", 2)[1].split("[", 1)[0]):
+        unit = _unit(str(next(iter(sorted(folder.glob("*.tf"))))), "terraform")
+        resources = next((r for f, r in unit.resources.items() if os.path.realpath(f) == real), set())
+        if address in resources or address.split("[", 1)[0] in resources:
+            mine = [f for f in unit.findings if os.path.realpath(f.file) == real]
+            return Evaluated(mine, [e.message for e in unit.errors], resources)
+    return None
+
+
 def _evaluate(path: str, framework: str) -> Evaluated:
     unit = _unit(path, framework)
     real = os.path.realpath(path)
@@ -127,11 +161,17 @@ def verdict(check: Any, control: Control, framework: str, resource: str, conf: M
     if path is None:
         check.details.append(f"{control.id}: netguard could not locate the file of {resource}")
         return CheckResult.FAILED
-    evaluated = _evaluate(path, framework)
+    if resource.startswith("module."):
+        found = _evaluate_called(path, resource)  # judged with the inputs of the call, as netguard scan does
+        if found is None:
+            check.details.append(f"{control.id}: netguard could not find the root module calling {resource}")
+            return CheckResult.FAILED
+        evaluated = found
+    else:
+        evaluated = _evaluate(path, framework)
     if evaluated.errors:
         check.details.append(f"{control.id}: netguard could not evaluate this file: {evaluated.errors[0]}")
         return CheckResult.FAILED
-    resource = _MODULE_PREFIX.sub("", resource)  # a child module's resource, as netguard names it in its folder
     base = resource.split("[", 1)[0]
     if resource not in evaluated.resources and base not in evaluated.resources:
         check.details.append(f"{control.id}: netguard did not evaluate {resource}; it cannot vouch for it")
