@@ -78,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
     replay.add_argument("--profile", help="AWS profile for S3")
     replay.add_argument("--region", help="AWS region for S3")
+    _retry_option(replay)
     add_limit_options(replay)
 
     org = sub.add_parser("org", help="roll the SCP guardrails out through AWS Organizations")
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--endpoint-url", help="Organizations endpoint (e.g. a moto server)")
         action.add_argument("--profile", help="AWS profile")
         action.add_argument("--region", help="AWS region for the clients (default us-east-1)")
+        _retry_option(action)
         if name != "drift":
             action.add_argument(
                 "--stage",
@@ -110,18 +112,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _retry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--aws-retry-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how long one AWS call may be retried (throttling, server errors, dropped connections) before it"
+        " is an error naming the call; each attempt times out after 5 s to connect, 30 s to read (default 60)",
+    )
+
+
 def _org(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from netguard.org import rollout
+    from netguard.org import aws, rollout
     from netguard.policy.orgconfig import load_org_config
 
     org = load_org_config(Path(args.config))
     connection = {"endpoint_url": args.endpoint_url, "profile": args.profile, "region": args.region}
-    organization = rollout.Organization(rollout.make_client("organizations", **connection))
+    budget = aws.Budget(call_seconds=args.aws_retry_seconds)
+    organization = rollout.Organization(rollout.make_client("organizations", **connection), budget=budget)
     if getattr(args, "validate_online", False):
-        findings = rollout.validate_online(rollout.make_client("accessanalyzer", **connection), org)
+        findings = rollout.validate_online(rollout.make_client("accessanalyzer", **connection), org, budget)
         for finding in findings:
             print(f"access-analyzer: {finding['policy']}: {finding['type']} {finding['code']}: {finding['detail']}")
         if any(f["type"] == "ERROR" for f in findings):
@@ -215,6 +229,7 @@ def _replay(args: argparse.Namespace, org) -> int:
     import time
     from pathlib import Path
 
+    from netguard.org import aws
     from netguard.policy import replay as rp
     from netguard.policy.simulate import load_policy_levels
 
@@ -243,7 +258,7 @@ def _replay(args: argparse.Namespace, org) -> int:
 
     totals = rp.replay(
         rp.compile_policies(levels),
-        rp.Source(args.source, client, limits_from(args)),
+        rp.Source(args.source, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
         filters,
         management_account=org.management_account_id if org else None,
         jobs=max(args.jobs, 1),

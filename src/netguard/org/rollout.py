@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from netguard.errors import NetguardError
+from netguard.org import aws
+from netguard.org.aws import make_client  # noqa: F401 - the command line's client factory
 from netguard.policy.orgconfig import OrgConfig
 from netguard.policy.render import minify, render
 from netguard.policy.validate import validate_document
@@ -25,7 +27,6 @@ SCP = "SERVICE_CONTROL_POLICY"
 MANAGED_BY = ("managed-by", "netguard")
 HASH_TAG = "netguard-hash"
 PREFIX = "netguard-"
-RETRIED_CODES = {"ConcurrentModificationException", "TooManyRequestsException", "ThrottlingException"}
 WRITE_OPERATIONS = ("CreatePolicy", "UpdatePolicy", "TagResource", "AttachPolicy", "DetachPolicy")
 
 
@@ -81,37 +82,22 @@ def desired_policies(org: OrgConfig) -> dict[str, Desired]:
     return policies
 
 
-def make_client(
-    service: str, *, endpoint_url: str | None = None, profile: str | None = None, region: str | None = None
-) -> Any:
-    """A boto3 client with botocore's standard retry mode (Organizations writes are throttled to ~2/s)."""
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.session.Session(profile_name=profile, region_name=region or "us-east-1")
-    config = Config(retries={"mode": "standard", "max_attempts": 10})
-    return session.client(service, endpoint_url=endpoint_url, config=config)
-
-
 class Organization:
-    """Reads and writes against the Organizations API, retrying concurrent modifications."""
+    """Reads and writes against the Organizations API; each call's retries are bounded in time."""
 
-    def __init__(self, client: Any, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, client: Any, sleep: Callable[[float], None] = time.sleep, budget: aws.Budget | None = None
+    ) -> None:
         self.client = client
-        self.sleep = sleep
+        self.budget = budget or aws.Budget(sleep=sleep)
 
     def call(self, operation: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import ClientError
-
-        for attempt in range(8):
-            try:
-                return getattr(self.client, operation)(**kwargs)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
-                if code not in RETRIED_CODES or attempt == 7:
-                    raise
-                self.sleep(min(0.5 * 2**attempt, 20))
-        raise AssertionError("unreachable")
+        """One API call, retried on throttling, server errors and dropped connections until its retry
+        budget runs out; then an AwsCallFailed naming the call and what it was for."""
+        detail = " ".join(str(kwargs[k]) for k in ("Name", "PolicyId", "ResourceId", "TargetId") if k in kwargs)
+        label = f"{aws.api_name(operation)} {detail}".strip()
+        method = getattr(self.client, operation)
+        return aws.call(lambda: method(**kwargs), label, self.budget, where="organization")
 
     def pages(self, operation: str, key: str, **kwargs: Any) -> list[Any]:
         items, token = [], None
@@ -310,11 +296,16 @@ def drift(org: OrgConfig, organization: Organization) -> Plan:
     return Plan(kept, full.notes, {k: v for k, v in full.diffs.items() if any(c.policy == k for c in kept)})
 
 
-def validate_online(client: Any, org: OrgConfig) -> list[dict[str, Any]]:
+def validate_online(client: Any, org: OrgConfig, budget: aws.Budget | None = None) -> list[dict[str, Any]]:
     """IAM Access Analyzer's ValidatePolicy findings for every rendered guardrail."""
     findings = []
     for name, want in desired_policies(org).items():
-        response = client.validate_policy(policyDocument=want.content, policyType=SCP)
+        response = aws.call(
+            lambda want=want: client.validate_policy(policyDocument=want.content, policyType=SCP),
+            f"ValidatePolicy {name}",
+            budget or aws.Budget(),
+            where="access-analyzer",
+        )
         for finding in response.get("findings", []):
             findings.append(
                 {

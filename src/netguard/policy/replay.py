@@ -22,6 +22,7 @@ from typing import Any
 from netguard.errors import InputError, printable
 from netguard.iam.actions import wildcard_regex
 from netguard.iam.evaluator import ALLOW, DENY, INDETERMINATE, Policy, evaluate_scps
+from netguard.org import aws
 from netguard.policy import cloudtrail
 from netguard.policy.bounded import size_text
 from netguard.policy.cloudtrail import (
@@ -302,17 +303,26 @@ class Source:
     location: str
     client: Any = None
     limits: Limits = LIMITS
+    budget: aws.Budget = field(default_factory=aws.Budget)  # retry time per S3 call and per worker
 
     def files(self, filters: Filters) -> Iterator[str]:
         if self.location.startswith("s3://"):
             bucket, _, prefix = self.location[5:].partition("/")
-            paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            token: dict[str, str] = {}
+            while True:
+                page = aws.call(
+                    lambda token=token: self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, **token),
+                    f"ListObjectsV2 {self.location}",
+                    self.budget,
+                    where=self.location,
+                )
                 for item in page.get("Contents", []):
                     key = item["Key"]
                     if key.endswith(LOG_SUFFIXES) and filters.path_may_match(key):
                         yield f"s3://{bucket}/{key}"
-            return
+                if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                    return
+                token = {"ContinuationToken": page["NextContinuationToken"]}
         path = Path(self.location)
         if path.is_file():
             yield str(path)
@@ -327,17 +337,22 @@ class Source:
         if not name.startswith("s3://"):
             return cloudtrail.read_file_bytes(name, self.limits)
         bucket, _, key = name[5:].partition("/")
-        response = self.client.get_object(Bucket=bucket, Key=key)
-        size = response.get("ContentLength")
-        if isinstance(size, int) and size > cap:
-            response["Body"].close()
-            return RecordError(
-                name, f"object is {size_text(size)}, over the limit of {size_text(cap)} (--max-file-bytes)"
-            )
-        raw = response["Body"].read(cap + 1)
-        if len(raw) > cap:
-            return RecordError(name, f"object is over the limit of {size_text(cap)} (--max-file-bytes)")
-        return raw
+
+        def get() -> bytes | RecordError:  # the request and the reading of its body, retried together
+            response = self.client.get_object(Bucket=bucket, Key=key)
+            size = response.get("ContentLength")
+            if isinstance(size, int) and size > cap:
+                response["Body"].close()
+                return RecordError(name, f"object is {size_text(size)}, over the limit of {_cap_text(cap)}")
+            raw = response["Body"].read(cap + 1)
+            if len(raw) > cap:
+                return RecordError(name, f"object is over the limit of {_cap_text(cap)}")
+            return raw
+
+        try:
+            return aws.call(get, f"GetObject {name}", self.budget, where=name)
+        except aws.AwsCallFailed as exc:
+            return RecordError(name, f"cannot read: {exc.message}")
 
 
 def _cap_text(cap: int) -> str:
