@@ -224,17 +224,17 @@ def test_a_folder_mixing_every_bad_case_with_good_templates(tmp_path, capsys):
     os.mkfifo(tmp_path / "bad" / "fifo.yaml")
     os.symlink("/dev/zero", tmp_path / "bad" / "zero.yaml")
     _write(tmp_path, "bad/over-1mb.yaml", GOOD_VPC + "# " + "x" * 1_100_000 + "\n")
-    _write(tmp_path, "bad/main.tf.json", '{"resource": {"aws_vpc": {"x": {}}}}')
+    _write(tmp_path, "good/tfjson/main.tf.json", '{"resource": {"aws_vpc": {"x": {}}}}')
     _write(tmp_path, f"good/{FORGING}/vpc.yaml", GOOD_VPC)
     _write(tmp_path, "good/ids/t.yaml", "Resources:\n  On:\n    Type: AWS::EC2::EIP\n")
     _write(tmp_path, "good/venv/vpc.yaml", GOOD_VPC)
-    round_two = {"fifo.yaml", "zero.yaml", "over-1mb.yaml", "main.tf.json"}
+    round_two = {"fifo.yaml", "zero.yaml", "over-1mb.yaml"}
     code, report, err = _scan(capsys, str(tmp_path))
     assert code == 2 and "Traceback" not in err
     errored = {Path(e["file"]).relative_to(tmp_path / "bad").as_posix() for e in report["errors"]}
     assert errored == set(BAD_FILES) | round_two
     resources = {f["resource"] for f in report["findings"]}
-    assert {"On"} <= resources and sum(1 for f in report["findings"] if f["file"].endswith("vpc.yaml")) >= 6
+    assert {"On", "aws_vpc.x"} <= resources and sum(1 for f in report["findings"] if f["file"].endswith("vpc.yaml")) >= 6
     found = {(Path(f["file"]).parent.name, f["control"], f["resource"]) for f in report["findings"]}
     assert {("a", "NG-VPC-001", "Vpc"), ("b", "NG-EIP-001", "Eip"), ("tf", "NG-EIP-001", "aws_eip.x")} <= found
 

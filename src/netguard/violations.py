@@ -13,6 +13,7 @@ class Violation:
     resource: str
     message: str
     where: tuple[str, int] | None = None  # (file, line) when the rule knows it better than the resource name
+    via: str | None = None  # for a called module's resource: the root's module block (file:line)
 
 
 class RuleSet:

@@ -19,10 +19,11 @@ class Finding:
     engines: list[str] = field(default_factory=list)
     suppressed: str | None = None  # the reason, when a suppression comment covers it
     baselined: bool = False  # present in the --baseline file: reported, but does not fail the run
+    via: str | None = None  # a called module's resource: the root module block it was called from
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.file, self.resource, self.control)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.file, self.resource, self.control, self.via or "")
 
     def to_dict(self) -> dict:
         data = {
@@ -40,13 +41,15 @@ class Finding:
             data["suppression_reason"] = self.suppressed
         if self.baselined:
             data["baselined"] = True
+        if self.via:
+            data["via"] = self.via
         return data
 
 
 @dataclass
 class ScanResult:
     findings: list[Finding] = field(default_factory=list)
-    _by_key: dict[tuple[str, str, str], Finding] = field(default_factory=dict, repr=False)
+    _by_key: dict[tuple[str, str, str, str], Finding] = field(default_factory=dict, repr=False)
     errors: list[InputError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # what a reader should know but does not fail the run

@@ -120,7 +120,9 @@ def to_sarif(result: ScanResult) -> str:
                     "logicalLocations": [{"name": f.resource, "kind": "resource"}],
                 }
             ],
-            "partialFingerprints": {"netguard/v1": f"{f.control}|{_uri(f.file)}|{f.resource}"},
+            "partialFingerprints": {
+                "netguard/v1": f"{f.control}|{_uri(f.file)}|{f.resource}" + (f"|{f.via}" if f.via else "")
+            },
             "properties": {"engines": f.engines},
         }
         if f.suppressed is not None:

@@ -70,8 +70,9 @@ def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fa
                 resource=violation.resource,
                 line=line,
                 severity=control.severity,
-                message=violation.message,
+                message=violation.message + (f" (module called at {violation.via})" if violation.via else ""),
                 engines=[ENGINE],
+                via=violation.via,
             )
         )
     return found

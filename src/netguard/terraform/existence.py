@@ -25,42 +25,96 @@ _NUMBER = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
 
 def implies(module: Any, target: Any, covers: list[Any]) -> tuple[bool | None, dict[str, Any]]:
     """(True, {}) when every scenario that creates target creates a cover; (False, scenario) for a
-    counterexample; (None, {}) when netguard cannot decide (too many scenarios, or unreadable)."""
-    if any(cover.module_path != target.module_path for cover in covers):
-        return None, {}  # inputs of different module instances: not enumerated together
-    frame_variables = dict(target.scope.variables)
-    frame_locals = target.scope.local_values
-    inputs = getattr(target.scope, "inputs", None)
-    fixed = set(inputs.raws) if inputs is not None else set()  # set by the call: not free
-    expressions = [b.count_raw for b in (target, *covers) if b.count_raw is not None]
-    # A local both sides read (`local.nat_gateway_count`) is left uninterpreted: it takes every value
-    # of a small domain freely, which can only add scenarios, so a proof stays a proof, and the
-    # variables behind it need no enumeration.
-    shared = _direct_locals(target.count_raw) & set().union(*(_direct_locals(c.count_raw) for c in covers))
-    names = sorted(_inputs(frame_locals, expressions, opaque=shared) - fixed)
+    counterexample; (None, {}) when netguard cannot decide (too many scenarios, or unreadable).
+
+    Only the root module's variables are free: a called module's variables are what the call passes
+    (evaluated from the root's, scenario by scenario) or their defaults.
+    """
+    blocks = [target, *covers]
+    expressions = [b.count_raw for b in blocks if b.count_raw is not None]
+    # A local both sides read in one module (`local.nat_gateway_count`) is left uninterpreted: it takes
+    # every value of a small domain freely, which can only add scenarios, so a proof stays a proof,
+    # and the variables behind it need no enumeration.
+    one_frame = all(b.module_path == target.module_path for b in covers)
+    shared = (
+        _direct_locals(target.count_raw) & set().union(*(_direct_locals(c.count_raw) for c in covers))
+        if one_frame
+        else set()
+    )
+    names: set[str] = set()
+    for block in blocks:
+        if block.count_raw is not None:
+            names |= _root_variables(block.scope, [block.count_raw], shared if one_frame else set())
+    names_sorted = sorted(names)
+    root = _root_scope(target.scope)
     literals = [text for raw in expressions if isinstance(raw, str) for text in _STRING.findall(raw)]
     numbers = {int(n) for raw in expressions if isinstance(raw, str) for n in _NUMBER.findall(raw)}
-    defaults = expr.Bindings(variables=frame_variables, local_values=frame_locals)
+    defaults = expr.Bindings(variables=dict(target.scope.variables), local_values=target.scope.local_values)
     free = sorted(shared)
-    domains = [_domain(frame_variables.get(name, expr.UNKNOWN), literals, numbers) for name in names]
+    domains = [_domain(root.variables.get(name, expr.UNKNOWN), literals, numbers) for name in names_sorted]
     domains += [_domain(defaults.lookup("local", [name]), literals, numbers) for name in free]
     size = 1
     for domain in domains:
         size *= len(domain)
     if size > MAX_SCENARIOS:
         return None, {}
+    decided = 0
     for values in itertools.product(*domains):
-        scenario = dict(zip(names, values[: len(names)], strict=True))
-        pinned = dict(zip(free, values[len(names) :], strict=True))
-        scope = expr.Bindings(
-            variables={**frame_variables, **scenario},
-            local_values={**frame_locals, **{name: _literal(value) for name, value in pinned.items()}},
-        )
-        if _how_many(target, scope) == 0:
+        scenario = dict(zip(names_sorted, values[: len(names_sorted)], strict=True))
+        pinned = {name: _literal(value) for name, value in zip(free, values[len(names_sorted) :], strict=True)}
+        frames: dict[int, Any] = {}  # one scenario's bindings per module instance
+
+        def count_of(
+            block: Any, scenario: dict[str, Any] = scenario, pinned: dict[str, Any] = pinned, frames: dict = frames
+        ) -> int | None:
+            same_frame = block.module_path == target.module_path
+            return _how_many(block, _scenario_scope(block.scope, scenario, pinned if same_frame else {}, frames))
+
+        count = count_of(target)
+        if count is None:
+            continue  # not a scenario Terraform accepts (a free value of the wrong type), or unknowable
+        decided += 1
+        if count == 0:
             continue  # the target does not exist here
-        if not any((_how_many(cover, scope) or 0) > 0 for cover in covers):
-            return False, {**scenario, **{f"local.{name}": value for name, value in pinned.items()}}
-    return True, {}
+        if not any((count_of(cover) or 0) > 0 for cover in covers):
+            return False, {
+                **scenario,
+                **{f"local.{name}": value for name, value in zip(free, values[len(names_sorted) :], strict=True)},
+            }
+    return (True, {}) if decided else (None, {})
+
+
+def _root_scope(scope: Any) -> Any:
+    while getattr(scope, "inputs", None) is not None:
+        scope = scope.inputs.caller
+    return scope
+
+
+def _root_variables(scope: Any, expressions: list[Any], opaque: set[str]) -> set[str]:
+    """The root module's variables that expressions of this module read, through locals and the
+    inputs of every call on the way down."""
+    names = _inputs(scope.local_values, expressions, opaque)
+    inputs = getattr(scope, "inputs", None)
+    if inputs is None:
+        return names
+    passed = [inputs.raws[name] for name in names if name in inputs.raws]
+    return _root_variables(inputs.caller, passed, set()) if passed else set()
+
+
+def _scenario_scope(scope: Any, scenario: dict[str, Any], pinned: dict[str, Any], frames: dict[int, Any]) -> Any:
+    """The bindings of one module in one scenario: the root's variables from the scenario, a called
+    module's from its call, evaluated in the caller's scenario bindings."""
+    key = id(scope)
+    if key not in frames:
+        inputs = getattr(scope, "inputs", None)
+        if inputs is None:
+            variables = {**scope.variables, **scenario}
+        else:
+            caller = _scenario_scope(inputs.caller, scenario, {}, frames)
+            variables = dict(inputs.defaults)
+            variables.update({name: expr.evaluate(raw, caller) for name, raw in inputs.raws.items()})
+        frames[key] = expr.Bindings(variables=variables, local_values={**scope.local_values, **pinned})
+    return frames[key]
 
 
 def _direct_locals(raw: Any) -> set[str]:
@@ -83,8 +137,8 @@ def _literal(value: Any) -> Any:
 def describe(scenario: dict[str, Any]) -> str:
     """Human wording for a counterexample."""
     if not scenario:
-        return "with the defaults"
-    return " and ".join(
+        return "with the inputs as given"
+    return "when " + " and ".join(
         f"{name if name.startswith('local.') else 'var.' + name} = {_shown(value)}" for name, value in scenario.items()
     )
 

@@ -273,6 +273,7 @@ def _render(
     active: set[Path],
     existence: str | None = None,
     root: Path | None = None,
+    call_site: str | None = None,
 ) -> tuple[ModuleBindings, ModuleBindings]:
     """Add one module instance's blocks (and, recursively, its local module calls) to the Module."""
     calls: dict[str, Call] = {}
@@ -280,6 +281,7 @@ def _render(
         variables=variables, local_values=declared.locals_raw, module=module, module_path=prefix, calls=calls
     )
     scope.inputs = inputs
+    scope.call_site = call_site
     ref_variables = Inputs(inputs.raws, inputs.ref_caller, inputs.defaults) if inputs else variables
     ref_scope = ModuleBindings(
         variables=ref_variables,
@@ -331,6 +333,7 @@ def _render(
             {*active, child_folder.resolve()},
             condition,
             root,
+            call_site or f"{file}:{line or 0}",
         )
         calls[name] = Call(child_scope, child_ref_scope, child.outputs)
     return scope, ref_scope

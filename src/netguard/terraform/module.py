@@ -247,6 +247,7 @@ class ModuleBindings(expr.Bindings):
     module_path: str = ""  # "module.vpc." in a called module
     calls: dict[str, Any] = field(default_factory=dict)  # module calls of this module, by name
     inputs: Any = None  # the Inputs a caller passed, for a called module
+    call_site: str | None = None  # the root module's `module` block (file:line) this instance comes from
 
     def lookup(self, root: str, path: list[str | int]) -> Any:
         if root == "module" and path and isinstance(path[0], str) and path[0] in self.calls:

@@ -28,7 +28,8 @@ _SPACES = re.compile(r"\s+")
 
 def _violation(block: Block, control: str, message: str) -> Violation:
     """A violation placed on its block's file and line (two blocks may share an address in a broken module)."""
-    return Violation(control, block.address, message, where=(block.file, block.line))
+    via = getattr(block.scope, "call_site", None)
+    return Violation(control, block.address, message, where=(block.file, block.line), via=via)
 
 
 def _same_condition(a: Block, b: Block) -> bool:
@@ -52,7 +53,7 @@ def _coverage(
         return None
     detail = "; ".join(f"{c.address} exists only when `{c.existence}` is non-zero" for c in covers)
     why = (
-        f"it is missing when {existence.describe(scenario)}"
+        f"it is missing {existence.describe(scenario)}"
         if holds is False
         else "netguard cannot prove it exists whenever the target does"
     )
