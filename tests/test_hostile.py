@@ -234,7 +234,9 @@ def test_a_folder_mixing_every_bad_case_with_good_templates(tmp_path, capsys):
     errored = {Path(e["file"]).relative_to(tmp_path / "bad").as_posix() for e in report["errors"]}
     assert errored == set(BAD_FILES) | round_two
     resources = {f["resource"] for f in report["findings"]}
-    assert {"On", "aws_vpc.x"} <= resources and sum(1 for f in report["findings"] if f["file"].endswith("vpc.yaml")) >= 6
+    assert {"On", "aws_vpc.x"} <= resources and sum(
+        1 for f in report["findings"] if f["file"].endswith("vpc.yaml")
+    ) >= 6
     found = {(Path(f["file"]).parent.name, f["control"], f["resource"]) for f in report["findings"]}
     assert {("a", "NG-VPC-001", "Vpc"), ("b", "NG-EIP-001", "Eip"), ("tf", "NG-EIP-001", "aws_eip.x")} <= found
 
@@ -481,3 +483,12 @@ def test_a_comment_inside_the_resource_above_does_not_suppress_the_next(tmp_path
     _, report, _ = _scan(capsys, str(tmp_path))
     suppressed = {f["resource"] for f in report["findings"] if f.get("suppressed")}
     assert "VpcB" not in suppressed
+
+
+def test_a_missing_policy_file_is_an_error_naming_it(tmp_path, capsys):
+    _write(tmp_path, "main.tf", 'resource "aws_iam_policy" "p" {\n  policy = file("policies/nope.json")\n}\n')
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert code == 2
+    assert [e["message"] for e in report["errors"]] == [
+        "aws_iam_policy.p: policy file policies/nope.json: cannot read file: No such file or directory"
+    ]

@@ -132,6 +132,7 @@ def scan_module(files: tuple[str, ...], config: ScanConfig) -> UnitResult:
         return out
     module = loaded.module
     violations = tf_rules.evaluate(module, config)
+    out.errors.extend(dict.fromkeys(module.problems))  # each rule may meet the same problem
     where = {block.address: (block.file, block.line) for block in module.blocks}
     out.findings = _findings(violations, where, files[0])
     apply_suppressions(out.findings, module.spans())

@@ -277,8 +277,14 @@ def _render(
 ) -> tuple[ModuleBindings, ModuleBindings]:
     """Add one module instance's blocks (and, recursively, its local module calls) to the Module."""
     calls: dict[str, Call] = {}
+    where = {"path_module": str(folder), "path_root": str(root or folder)}
     scope = ModuleBindings(
-        variables=variables, local_values=declared.locals_raw, module=module, module_path=prefix, calls=calls
+        variables=variables,
+        local_values=declared.locals_raw,
+        module=module,
+        module_path=prefix,
+        calls=calls,
+        **where,
     )
     scope.inputs = inputs
     scope.call_site = call_site
@@ -290,6 +296,7 @@ def _render(
         tokens=True,
         module_path=prefix,
         calls=calls,
+        **where,
     )
     for entry in declared.blocks:
         for block in _instances(entry, scope, ref_scope, config, out.errors):

@@ -332,6 +332,7 @@ class Module:
 
     _instances: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
     complete: bool = False  # set once every block is added: only then do references resolve
+    problems: list[Any] = field(default_factory=list)  # InputErrors the rules met (a policy file missing)
     variables: dict[str, Any] = field(default_factory=dict)  # var.* values under the defaults
     locals_raw: dict[str, Any] = field(default_factory=dict)  # local.* expressions, unevaluated
 

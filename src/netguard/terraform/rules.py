@@ -159,6 +159,9 @@ def _eip_users(module: Module) -> Iterator[tuple[Block, Any, set[str | None]]]:
     for lb in module.of_type("aws_lb", "aws_alb"):
         for mapping in lb.nested("subnet_mapping"):
             yield lb, unwrap(mapping.get("allocation_id")), allocation
+    for server in module.of_type("aws_transfer_server"):
+        for endpoint in server.nested("endpoint_details"):
+            yield server, unwrap(endpoint.get("address_allocation_ids")), allocation
 
 
 @rule("NG-EIP-001")
@@ -172,7 +175,7 @@ def eip_not_attached(module: Module, config: ScanConfig) -> Iterator[Violation]:
             eip,
             "NG-EIP-001",
             covers.get(id(eip), []),
-            "attachment (instance, network interface, association, NAT gateway or NLB)",
+            "attachment (instance, network interface, association, NAT gateway, NLB or Transfer server)",
         )
         if found:
             yield found
@@ -215,13 +218,89 @@ def _document(block: Block, raw: Any) -> Any:
     whole = raw[2:-1].strip() if raw.startswith("${") and raw.endswith("}") else None
     if whole and whole.startswith("jsonencode(") and whole.endswith(")"):
         return _known(block.value("${" + whole[len("jsonencode(") : -1] + "}"))
+    if whole and whole.startswith(("file(", "templatefile(")) and whole.endswith(")"):
+        return _policy_file(block, whole)
     if whole is None and "${" in raw:
         return _render_partially(block, raw)
     return value
 
 
+def _arguments(call: str) -> list[str]:
+    """The argument texts of `f(a, b)`, split at top-level commas."""
+    inner = call[call.index("(") + 1 : -1]
+    parts, depth, quote, start = [], 0, False, 0
+    for index, char in enumerate(inner):
+        if quote:
+            quote = not (char == '"' and inner[index - 1] != "\\")
+        elif char == '"':
+            quote = True
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(inner[start:index])
+            start = index + 1
+    parts.append(inner[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _policy_file(block: Block, call: str) -> Any:
+    """`file("x.json")` or `templatefile("x.tpl", {vars})`, read relative to the module like Terraform;
+    a file that cannot be read is an error naming it (its policy cannot be judged)."""
+    from pathlib import Path
+
+    from netguard.config import DEFAULT_LIMITS
+    from netguard.errors import InputError
+    from netguard.safety import read_vetted
+
+    arguments = _arguments(call)
+    name = block.value("${" + arguments[0] + "}") if arguments else UNKNOWN
+    if not isinstance(name, str):
+        return UNKNOWN
+    folder = Path(getattr(block.scope, "path_module", None) or Path(block.file).parent)
+    path = Path(name) if Path(name).is_absolute() else folder / name
+    raw, problem = read_vetted(path, DEFAULT_LIMITS)
+    if problem or raw is None:
+        block.scope.module.problems.append(
+            InputError(block.file, f"{block.address}: policy file {name}: {problem}", block.line or None)
+        )
+        return UNKNOWN
+    text = raw.decode("utf-8", errors="replace")
+    if call.startswith("file("):
+        return text
+    variables = block.value("${" + arguments[1] + "}") if len(arguments) > 1 else {}
+    return _render_template(text, variables if isinstance(variables, dict) else {})
+
+
+class _TemplateScope:
+    """templatefile()'s scope: the names of its variables map, nothing else."""
+
+    def __init__(self, variables: dict[str, Any]) -> None:
+        self.variables = variables
+
+    def lookup(self, root: str, path: list[Any]) -> Any:
+        value = self.variables.get(root, UNKNOWN)
+        for key in path:
+            value = value[key]
+        return value
+
+
+def _render_template(text: str, variables: dict[str, Any]) -> str:
+    """A template file rendered, each interpolation netguard cannot know left as a placeholder."""
+    from netguard.terraform import expressions
+
+    scope = _TemplateScope(variables)
+    return _substitute(text, lambda interpolation: expressions.evaluate(interpolation, scope))
+
+
 def _render_partially(block: Block, text: str) -> str:
     """A template string with each interpolation replaced by its value, or by a placeholder."""
+    return _substitute(text, block.value)
+
+
+def _substitute(text: str, value_of: Callable[[str], Any]) -> str:
+    """Each `${...}` of a template replaced by its value, or by a placeholder that matches nothing."""
     out, position = [], 0
     for match in _INTERPOLATION.finditer(text):
         if match.start() < position:
@@ -232,7 +311,7 @@ def _render_partially(block: Block, text: str) -> str:
             if depth < 0:
                 break
             end += 1
-        value = block.value(text[match.start() : end + 1])
+        value = value_of(text[match.start() : end + 1])
         known = isinstance(value, (str, int, float)) and not isinstance(value, bool)
         out.append(text[position : match.start()] + (str(value) if known else "(unknown)"))
         position = end + 1
