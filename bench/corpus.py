@@ -208,3 +208,38 @@ def scaling_module(folder: Path, shape: str, size: int) -> None:
         'resource "aws_nat_gateway" "nat" {\n  count         = var.nat_count\n'
         '  allocation_id = aws_eip.nat[count.index].id\n  subnet_id     = "subnet-1"\n}\n'
     )
+
+
+def called_modules(folder: Path, calls: int = 20) -> tuple[Path, Path]:
+    """A root calling one local child module `calls` times, and the same resources flattened into one
+    module: the cost of following module calls is the difference."""
+    child, root, flat = folder / "modules" / "network", folder / "root", folder / "flat"
+    for path in (child, root, flat):
+        path.mkdir(parents=True, exist_ok=True)
+    body = (
+        'resource "aws_vpc" "this" {\n  cidr_block = var.cidr\n}\n\n'
+        'resource "aws_flow_log" "this" {\n  vpc_id       = aws_vpc.this.id\n  traffic_type = "ALL"\n}\n\n'
+        'resource "aws_eip" "nat" {\n  count  = var.nat ? 2 : 0\n  domain = "vpc"\n}\n\n'
+        'resource "aws_nat_gateway" "this" {\n  count         = var.nat ? 2 : 0\n'
+        '  allocation_id = aws_eip.nat[count.index].id\n  subnet_id     = "subnet-1"\n}\n'
+    )
+    (child / "main.tf").write_text('variable "cidr" {}\n\nvariable "nat" {\n  default = true\n}\n\n' + body)
+    (child / "outputs.tf").write_text('output "vpc_id" {\n  value = aws_vpc.this.id\n}\n')
+    (root / "main.tf").write_text(
+        "\n".join(
+            f'module "net{i}" {{\n  source = "../modules/network"\n  cidr   = "10.{i}.0.0/16"\n}}\n'
+            for i in range(calls)
+        )
+    )
+    (flat / "main.tf").write_text(
+        'variable "nat" {\n  default = true\n}\n\n'
+        + "\n".join(
+            body.replace('"this"', f'"this{i}"')
+            .replace('"nat"', f'"nat{i}"')
+            .replace("aws_vpc.this.", f"aws_vpc.this{i}.")
+            .replace("aws_eip.nat[", f"aws_eip.nat{i}[")
+            .replace("var.cidr", f'"10.{i}.0.0/16"')
+            for i in range(calls)
+        )
+    )
+    return root, flat

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import generate, scaling_module
+from corpus import called_modules, generate, scaling_module
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -158,6 +158,16 @@ def scaling(work: Path) -> None:
         goal(f"{shape}: scan {sizes[1]} / scan {sizes[0]}", big["scan"] / small["scan"], 2.5)
 
 
+def module_calls(work: Path) -> None:
+    root, flat = called_modules(work / "calls", 20)
+    ours = best_of(5, [str(BIN / "netguard"), "scan", str(root)], ROOT)
+    flattened = best_of(5, [str(BIN / "netguard"), "scan", str(flat)], ROOT)
+    print("\na root module calling 20 local child modules, against the same resources in one module:")
+    row("netguard scan, 20 module calls", ours[0], ours[1], 2)
+    row("netguard scan, flattened", flattened[0], flattened[1], 1)
+    goal("module calls / flattened", ours[0] / flattened[0], 1.5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=1000, help="corpus size, half CloudFormation, half Terraform")
@@ -177,6 +187,7 @@ def main() -> None:
         one_module(corpus)
         many_files(corpus, total)
         scaling(work)
+        module_calls(work)
         missed = [label for label, _, _, met in results if not met]
         print(f"\n{len(results) - len(missed)} of {len(results)} goals met" + (f"; missed: {missed}" if missed else ""))
         if args.keep:

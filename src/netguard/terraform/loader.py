@@ -274,8 +274,10 @@ def _render(
     existence: str | None = None,
     root: Path | None = None,
     call_site: str | None = None,
+    read: dict[Path, _Folder] | None = None,
 ) -> tuple[ModuleBindings, ModuleBindings]:
     """Add one module instance's blocks (and, recursively, its local module calls) to the Module."""
+    read = {} if read is None else read
     calls: dict[str, Call] = {}
     where = {"path_module": str(folder), "path_root": str(root or folder)}
     scope = ModuleBindings(
@@ -313,8 +315,10 @@ def _render(
                 f"{file}: module.{name}: not followed (nested more than {MAX_MODULE_DEPTH} deep or a cycle)"
             )
             continue
-        child_files = sorted([*child_folder.glob("*.tf"), *child_folder.glob("*.tf.json")])
-        child = _read_folder(child_files, config, out, record_failures=False)
+        child = read.get(child_folder)
+        if child is None:  # a module called many times is read and parsed once
+            child_files = sorted([*child_folder.glob("*.tf"), *child_folder.glob("*.tf.json")])
+            child = read[child_folder] = _read_folder(child_files, config, out, record_failures=False)
         defaults = _variables(child.variables, {})
         raws = {k: unwrap(v) for k, v in body.items() if k not in _META and not k.startswith("__")}
         unknown = sorted(set(raws) - set(child.variables))
@@ -341,6 +345,7 @@ def _render(
             condition,
             root,
             call_site or f"{file}:{line or 0}",
+            read,
         )
         calls[name] = Call(child_scope, child_ref_scope, child.outputs)
     return scope, ref_scope
