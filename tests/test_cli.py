@@ -254,3 +254,14 @@ def test_no_baseline_is_created_inside_a_pre_commit_hook(tmp_path, capsys, monke
     (tmp_path / "vpc.yaml").write_text(BAD_VPC)
     assert main(["scan", str(tmp_path), "--create-baseline", str(tmp_path / "b.json")]) == 2
     assert not (tmp_path / "b.json").exists()
+
+
+def test_an_unresolved_module_is_a_notice_or_an_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "main.tf").write_text('module "vpc" {\n  source = "terraform-aws-modules/vpc/aws"\n}\n')
+    code, out, _ = run(capsys, "scan", ".", "--format", "json")
+    report = json.loads(out)
+    assert code == 0 and report["errors"] == [] and "module.vpc" in report["notices"][0]
+    (tmp_path / ".netguard.yaml").write_text("unresolved_modules: error\n")
+    code, out, _ = run(capsys, "scan", ".", "--format", "json")
+    assert code == 2 and "module.vpc" in json.loads(out)["errors"][0]["message"]

@@ -31,6 +31,7 @@ class ScanConfig:
     approved_dns_servers: tuple[str, ...] = ("AmazonProvidedDNS",)
     approved_peer_accounts: tuple[str, ...] = ()
     severity_threshold: str = "low"
+    unresolved_modules: str = "notice"  # a Terraform module netguard cannot follow: "notice" or "error"
     limits: Limits = Limits()
     source: str | None = None
 
@@ -97,6 +98,7 @@ def load_config(path: Path) -> ScanConfig:
         approved_dns_servers=tuple(data.get("approved_dns_servers", DEFAULT_CONFIG.approved_dns_servers)),
         approved_peer_accounts=tuple(data.get("approved_peer_accounts", ())),
         severity_threshold=data.get("severity_threshold", "low"),
+        unresolved_modules=data.get("unresolved_modules", "notice"),
         limits=Limits(**data.get("limits", {})),
         source=str(path),
     )

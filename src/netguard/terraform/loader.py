@@ -306,7 +306,7 @@ def _render(
                 block.existence = existence  # the module call itself is conditional
             module.add(block)
     for name, (body, file) in declared.calls.items():
-        child_folder = _module_folder(folder, root or folder, name, body, prefix, out, file)
+        child_folder = _module_folder(folder, root or folder, name, body, prefix, out, file, config)
         if child_folder is None:
             continue
         line = int(body.get("__start_line__", 0) or 0) or None
@@ -352,7 +352,14 @@ def _render(
 
 
 def _module_folder(
-    folder: Path, root: Path, name: str, body: dict[str, Any], prefix: str, out: LoadedModule, file: str
+    folder: Path,
+    root: Path,
+    name: str,
+    body: dict[str, Any],
+    prefix: str,
+    out: LoadedModule,
+    file: str,
+    config: ScanConfig,
 ) -> Path | None:
     """Where a called module's files are: a local path, or where `terraform init` installed it."""
     source = unwrap(body.get("source"))
@@ -366,10 +373,14 @@ def _module_folder(
     installed = _installed_modules(root).get(f"{prefix}module.{name}".replace("module.", "").strip("."))
     if installed is not None and installed.is_dir():
         return installed
-    out.notices.append(
-        f"{file}: module.{name} ({source}) is not evaluated: not a local path, and not installed by"
+    message = (
+        f"module.{name} ({source}) is not evaluated: not a local path, and not installed by"
         " `terraform init` here (.terraform/modules/modules.json)"
     )
+    if config.unresolved_modules == "error":
+        out.errors.append(InputError(file, message + " (unresolved_modules: error)", line))
+    else:
+        out.notices.append(f"{file}: {message}")
     return None
 
 
