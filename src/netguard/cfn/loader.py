@@ -128,6 +128,8 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
         return []
     template = Template(data)
     parameters = data.get("Parameters") if isinstance(data.get("Parameters"), dict) else {}
+    # A CloudFormation module (Type ...::MODULE) adds resources named after it: `Vpc` + `Subnet`.
+    modules = [name for name, r in resources.items() if str(r.get("Type", "")).endswith("::MODULE")]
     problems: list[str] = []
     edges: dict[str, set[str]] = {}
     for name, resource in resources.items():
@@ -135,6 +137,8 @@ def reference_problems(data: dict[str, Any]) -> list[str]:
         for ref in template.references(resource.get("Properties", {})):
             if ref.attribute is None and (ref.target in parameters or ref.target in PSEUDO_PARAMETERS):
                 continue
+            if ref.target not in resources and any(ref.target.startswith(m) for m in modules):
+                continue  # a resource the module defines
             if ref.target not in resources:
                 kind = "Ref" if ref.attribute is None else "GetAtt"
                 problems.append(f"resource {name}: {kind} to {ref.target}, which is not defined")

@@ -67,6 +67,13 @@ SHORT_FORMS = (
     "Length",
     "ToJsonString",
     "ForEach",
+    # Rules-section functions
+    "Contains",
+    "EachMemberEquals",
+    "EachMemberIn",
+    "RefAll",
+    "ValueOf",
+    "ValueOfAll",
 )
 
 

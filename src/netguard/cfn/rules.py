@@ -150,8 +150,8 @@ def dhcp_unapproved_dns(template: Template, config: ScanConfig) -> Iterator[Viol
     for options in template.of_type(*RULESET.types("NG-DHCP-001")):
         bad = []
         for item, guard in template.list_items(options.properties.get("DomainNameServers"), options.guard):
-            if not template.conditions.satisfiable(guard):
-                continue
+            if item is None or not template.conditions.satisfiable(guard):
+                continue  # not set: AWS uses AmazonProvidedDNS
             if isinstance(item, str):
                 if not config.dns_approved(item):
                     bad.append(item)
@@ -293,6 +293,8 @@ def _iam_violation(control_id: str, actions: tuple[str, ...]) -> Rule:
         for resource in template.of_type(*RULESET.types(control_id)):
             messages = []
             for label, raw_doc, guard in _documents(template, resource):
+                if intrinsic(raw_doc) and intrinsic(raw_doc)[0] in ("Fn::Sub", "Fn::Join"):
+                    raw_doc = template.render_string(raw_doc)  # a JSON string built with !Sub / !Join
                 doc = parse_document(raw_doc) if isinstance(raw_doc, str) else raw_doc
                 if not hasattr(doc, "get"):
                     continue

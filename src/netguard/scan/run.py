@@ -103,6 +103,15 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
     violations = cfn_rules.evaluate(template, config)
     spans = {name: template.span_of(name) for name in template.resources}
     out.findings = _findings(violations, {name: (path, first) for name, (first, _) in spans.items()}, path)
+    for finding in out.findings:  # CDK output: people know their constructs by path, not by logical id
+        metadata = (
+            template.resources[finding.resource].node.get("Metadata")
+            if finding.resource in template.resources
+            else None
+        )
+        construct = metadata.get("aws:cdk:path") if isinstance(metadata, dict) else None
+        if isinstance(construct, str):
+            finding.message += f" (CDK construct {construct.removesuffix('/Resource')})"
     apply_suppressions(out.findings, {path: Spans(spans, loaded.data)})
     out.scanned.append(path)
     out.resources[path] = set(template.resources)
