@@ -366,3 +366,168 @@ def test_end_to_end_against_a_moto_server(moto_server):
     report = json.loads(drifted.stdout)
     assert [(c["action"], c["policy"]) for c in report["changes"]] == [("update", "netguard-ng-protect-flow-logs")]
     assert "DenyFlowLogDeletion" in report["diffs"]["netguard-ng-protect-flow-logs"]
+
+
+# --- a write whose connection drops (issue #13) ----------------------------------------------------
+
+
+def _drop_answer_of_write(client, number: int, then_down: bool = False) -> dict:
+    """Drop the connection of the number-th write after AWS (moto) carried it out, so its answer is
+    lost; with then_down, every later attempt fails before it reaches AWS."""
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+
+    state = {"writes": 0, "down": False}
+
+    def before(request, **_kwargs):  # runs before moto: the request never arrives
+        if state["down"]:
+            raise EndpointConnectionError(endpoint_url=request.url)
+
+    def after(request, **_kwargs):  # runs after moto: the write is made, its answer lost
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        if target.rsplit(".", 1)[-1] not in rollout.WRITE_OPERATIONS:
+            return
+        state["writes"] += 1
+        if state["writes"] == number:
+            state["down"] = then_down
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    for operation in rollout.WRITE_OPERATIONS:
+        client.meta.events.register_first(f"before-send.organizations.{operation}", before)
+    client.meta.events.register_last("before-send", after)  # moto answers on before-send too, earlier
+    return state
+
+
+@pytest.mark.parametrize("number", [3, 6])  # a CreatePolicy, an AttachPolicy
+def test_a_write_whose_answer_was_lost_is_recognised_and_apply_converges(moto_org, number):
+    client, ids = moto_org
+    org = load_org_config(CONFIG)
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    changes = rollout.plan(org, organization).changes
+    _drop_answer_of_write(client, number)
+    notes: list[str] = []
+    assert rollout.apply(org, organization, changes, notes) == len(changes)
+    if number == 3:  # sent again, CreatePolicy meets the policy its first attempt made
+        (note,) = notes
+        assert note.startswith("CreatePolicy netguard-ng-deny-topology-creation: AWS answers DuplicatePolicyException")
+        assert "already made, by an earlier attempt whose answer a dropped connection lost" in note
+    else:  # moto takes a second AttachPolicy silently (AWS answers DuplicatePolicyAttachmentException)
+        assert notes == []
+    assert rollout.plan(org, organization).changes == []
+    names = [p["Name"] for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]]
+    assert len(names) == len(set(names)) == 5  # FullAWSAccess and the four guardrails, none twice
+    assert len(_names(client, ids["prod"])) == 5
+
+
+def test_a_dropped_connection_stops_apply_naming_the_writes_and_the_rerun_finishes(moto_org, monkeypatch, capsys):
+    from netguard.cli import main
+
+    client, ids = moto_org
+    real = rollout.make_client
+    dropped: dict = {}
+
+    def client_that_drops(service, **kwargs):
+        made = real(service, **kwargs)
+        if not dropped:
+            dropped.update(_drop_answer_of_write(made, 3, then_down=True))
+        return made
+
+    monkeypatch.setattr(rollout, "make_client", client_that_drops)
+    start = time.monotonic()
+    code = main(["org", "apply", "--yes", "--config", str(CONFIG), "--aws-retry-seconds", "1"])
+    out, err = capsys.readouterr()
+    assert code == 2 and time.monotonic() - start < 10 and "Traceback" not in err
+    assert err.startswith("netguard: error: organization: CreatePolicy netguard-ng-deny-topology-creation failed")
+    assert "its connection dropped, so AWS may or may not have carried it out" in err
+    assert (
+        "writes made before the failure (2): CreatePolicy netguard-ng-deny-eip-management,"
+        " CreatePolicy netguard-ng-deny-network-deletes; not made (8): CreatePolicy netguard-ng-protect-flow-logs,"
+        " AttachPolicy netguard-ng-deny-eip-management to /Sandbox," in err
+    )
+    assert "DuplicatePolicyException" not in err
+
+    monkeypatch.setattr(rollout, "make_client", real)
+    code = main(["org", "apply", "--yes", "--config", str(CONFIG)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for name in ("ng-deny-eip-management", "ng-deny-network-deletes", "ng-deny-topology-creation"):
+        assert (
+            f"note: netguard-{name} exists (netguard's) but is attached nowhere (an apply that stopped before"
+            " attaching it, or detached by hand); this plan attaches it"
+        ) in out
+    assert "create  netguard-ng-protect-flow-logs" in out and out.count("create ") == 1
+    assert "netguard: 8 changes applied" in out
+    assert main(["org", "plan", "--config", str(CONFIG)]) == 0
+    assert "netguard: 0 changes planned" in capsys.readouterr().out
+    assert len(_names(client, ids["prod"])) == 5
+
+
+def test_a_policy_of_the_same_name_that_is_not_netguards_is_not_adopted(moto_org):
+    from botocore.exceptions import ConnectionClosedError
+
+    client, _ = moto_org
+    org = load_org_config(CONFIG)
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    changes = rollout.plan(org, organization).changes
+
+    def someone_else_first(request, **_kwargs):
+        if b"netguard-ng-deny-eip-management" in (request.body or b""):
+            client.meta.events.unregister("before-send.organizations.CreatePolicy", someone_else_first)
+            other = boto3.client("organizations", region_name="us-east-1")
+            other.create_policy(
+                Content='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}',
+                Description="not netguard's",
+                Name="netguard-ng-deny-eip-management",
+                Type="SERVICE_CONTROL_POLICY",
+            )
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    client.meta.events.register_first("before-send.organizations.CreatePolicy", someone_else_first)
+    with pytest.raises(NetguardError, match=r"is not the one netguard sends .* nothing more written"):
+        rollout.apply(org, organization, changes)
+
+
+def test_a_policy_made_without_tags_is_named_and_tagged_on_the_rerun(moto_org):
+    client, _ = moto_org
+    org = load_org_config(CONFIG)
+    want = rollout.desired_policies(org)["netguard-ng-deny-eip-management"]
+    client.create_policy(
+        Content=want.content, Description="x", Name=want.name, Type="SERVICE_CONTROL_POLICY"
+    )  # as an apply that stopped between creating and tagging would leave it
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    found = rollout.plan(org, organization)
+    assert ("tag", want.name) in {(c.action, c.policy) for c in found.changes}
+    assert any(
+        n.startswith(f"{want.name} is not tagged managed-by=netguard") and "this plan tags it" in n for n in found.notes
+    )
+    rollout.apply(org, organization, found.changes)
+    assert rollout.plan(org, organization).changes == []
+
+
+@pytest.mark.parametrize(
+    ("action", "code"),
+    [("attach", "DuplicatePolicyAttachmentException"), ("detach", "PolicyNotAttachedException")],
+)
+def test_an_attachment_already_made_when_sent_again_counts_as_done(moto_org, action, code):
+    from netguard.org import aws
+
+    client, ids = moto_org
+    org = load_org_config(CONFIG)
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    rollout.apply(org, organization, rollout.plan(org, organization).changes)
+    real = organization.call
+
+    def answer_already_done(operation, **kwargs):
+        if operation == f"{action}_policy":
+            raise aws.AwsCallFailed("organization", f"{operation} failed: {code}", code=code, uncertain=True)
+        return real(operation, **kwargs)
+
+    organization.call = answer_already_done
+    change = rollout.Change(action, "netguard-ng-deny-eip-management", ids["sandbox"], "/Sandbox")
+    notes: list[str] = []
+    assert rollout.apply(org, organization, [change], notes) == 1
+    assert notes == [
+        f"{aws.api_name(action + '_policy')} netguard-ng-deny-eip-management {'to' if action == 'attach' else 'from'}"
+        f" /Sandbox: AWS answers {code}: already made, by an earlier attempt whose answer a dropped connection lost"
+        " (or by another run); found it made as netguard sends it"
+    ]

@@ -147,7 +147,7 @@ def _org(args: argparse.Namespace) -> int:
         result = rollout.plan(org, organization, stage=args.stage)
     written = None
     if args.org_command == "apply" and args.yes and result.changes:
-        written = rollout.apply(org, organization, result.changes)
+        written = rollout.apply(org, organization, result.changes, result.notes)
     if args.format == "json":
         payload = result.to_dict()
         if written is not None:

@@ -230,6 +230,7 @@ def plan(org: OrgConfig, organization: Organization, stage: str = "all") -> Plan
                     result.changes.append(Change("detach", name, target_id, target_id, "target not in the config"))
                     after.setdefault(target_id, [p["Name"] for p in organization.attached(target_id)]).remove(name)
 
+    result.notes.extend(_half_done(current, desired, result.changes))
     for target_id, names in after.items():
         label = wanted_by_target.get(target_id, (target_id, set()))[0]
         if len(names) > org.max_scps_per_target:
@@ -246,26 +247,103 @@ def plan(org: OrgConfig, organization: Organization, stage: str = "all") -> Plan
     return result
 
 
+def _half_done(current: dict[str, dict[str, Any]], desired: dict[str, Desired], changes: list[Change]) -> list[str]:
+    """What an apply that stopped part way leaves behind, named, so a rerun says what it finishes."""
+    notes = []
+    for name, have in sorted(current.items()):
+        want = desired.get(name)
+        planned = {c.action for c in changes if c.policy == name}
+        if have["tags"].get(MANAGED_BY[0]) != MANAGED_BY[1]:
+            notes.append(
+                f"{name} is not tagged {MANAGED_BY[0]}={MANAGED_BY[1]}: taken as netguard's by its name (an"
+                " apply that stopped before tagging it, or made by hand)"
+                + ("; this plan tags it" if planned & {"tag", "update"} else "")
+            )
+        elif want and have["tags"].get(HASH_TAG) != want.digest and _same_content(have["content"], want.content):
+            notes.append(
+                f"{name} has the wanted content but a stale {HASH_TAG} tag (an apply that stopped between"
+                " UpdatePolicy and TagResource, or a hand edit); this plan tags it"
+            )
+        if not have["targets"] and want:
+            notes.append(
+                f"{name} exists (netguard's) but is attached nowhere (an apply that stopped before attaching"
+                " it, or detached by hand)" + ("; this plan attaches it" if "attach" in planned else "")
+            )
+    return notes
+
+
 def _tags(digest: str) -> list[dict[str, str]]:
     return [{"Key": MANAGED_BY[0], "Value": MANAGED_BY[1]}, {"Key": HASH_TAG, "Value": digest}]
 
 
 ORDER = ("create", "update", "tag", "attach", "detach")
 
+# The answer a write gets when it is sent again after AWS carried out the first attempt, whose answer
+# the dropped connection lost (whether netguard or botocore sent it again), or when another run made
+# it meanwhile. UpdatePolicy and TagResource can be sent twice without harm.
+ALREADY_DONE = {
+    "create_policy": "DuplicatePolicyException",
+    "attach_policy": "DuplicatePolicyAttachmentException",
+    "detach_policy": "PolicyNotAttachedException",
+}
 
-def apply(org: OrgConfig, organization: Organization, changes: Iterable[Change]) -> int:
+
+_OPERATIONS = {
+    "create": "create_policy",
+    "update": "update_policy",
+    "tag": "tag_resource",
+    "attach": "attach_policy",
+    "detach": "detach_policy",
+}
+
+
+def _what(change: Change, operation: str) -> str:
+    """A write as the error and notes name it: CreatePolicy netguard-x, AttachPolicy netguard-x to /Prod."""
+    where = ""
+    if change.target:
+        where = f" {'to' if change.action == 'attach' else 'from'} {change.target_label or change.target}"
+    return f"{aws.api_name(operation)} {change.policy}{where}"
+
+
+class ApplyError(NetguardError):
+    """An apply that stopped at a write: says which writes were made, which one may have been, and
+    which were not; a rerun plans afresh from what the organization holds and finishes the rest."""
+
+
+def apply(org: OrgConfig, organization: Organization, changes: Iterable[Change], notes: list[str] | None = None) -> int:
     """Make exactly the planned changes, in dependency order; returns the number of write calls.
 
     An update writes the content first and the hash tag second: a run stopped in between leaves a
-    stale tag, which the next plan turns into a tag change.
+    stale tag, which the next plan turns into a tag change. A write whose connection dropped is sent
+    again; when AWS answers that it is already done (the policy exists, is attached, is detached), an
+    earlier attempt was carried out: a created policy is checked to be the one netguard sends, and the
+    recovery is added to notes. When a write fails for good, ApplyError lists the writes made.
     """
+    notes = notes if notes is not None else []
     desired = desired_policies(org)
     ids = {name: info["id"] for name, info in organization.managed_policies().items()}
+    ordered = sorted(changes, key=lambda c: ORDER.index(c.action))
+    made: list[str] = []
     writes = 0
-    for change in sorted(changes, key=lambda c: ORDER.index(c.action)):
+
+    def write(change: Change, operation: str, **kwargs: Any) -> Any:
+        nonlocal writes
+        try:
+            response = organization.call(operation, **kwargs)
+        except aws.AwsCallFailed as exc:
+            if exc.code == ALREADY_DONE.get(operation):
+                response = _recover(change, operation, organization, desired, notes, exc)
+            else:
+                raise _stopped(exc, made, ordered, change, operation) from None
+        writes += 1
+        made.append(_what(change, operation))
+        return response
+
+    for change in ordered:
         want = desired.get(change.policy)
         if change.action == "create":
-            response = organization.call(
+            response = write(
+                change,
                 "create_policy",
                 Name=change.policy,
                 Type=SCP,
@@ -274,19 +352,63 @@ def apply(org: OrgConfig, organization: Organization, changes: Iterable[Change])
                 Tags=_tags(want.digest),
             )
             ids[change.policy] = response["Policy"]["PolicySummary"]["Id"]
-            writes += 1
             continue
         if change.action == "update":
-            organization.call("update_policy", PolicyId=ids[change.policy], Content=want.content)
-            writes += 1
+            write(change, "update_policy", PolicyId=ids[change.policy], Content=want.content)
         if change.action in ("update", "tag"):
-            organization.call("tag_resource", ResourceId=ids[change.policy], Tags=_tags(want.digest))
+            write(change, "tag_resource", ResourceId=ids[change.policy], Tags=_tags(want.digest))
         elif change.action == "attach":
-            organization.call("attach_policy", PolicyId=ids[change.policy], TargetId=change.target)
+            write(change, "attach_policy", PolicyId=ids[change.policy], TargetId=change.target)
         elif change.action == "detach":
-            organization.call("detach_policy", PolicyId=ids[change.policy], TargetId=change.target)
-        writes += 1
+            write(change, "detach_policy", PolicyId=ids[change.policy], TargetId=change.target)
     return writes
+
+
+def _recover(
+    change: Change,
+    operation: str,
+    organization: Organization,
+    desired: dict[str, Desired],
+    notes: list[str],
+    exc: aws.AwsCallFailed,
+) -> Any:
+    """The answer of a write whose first attempt AWS carried out while its answer was lost."""
+    what = _what(change, operation)
+    if operation == "create_policy":
+        want = desired[change.policy]
+        have = organization.managed_policies().get(change.policy)
+        if (
+            have is None
+            or not _same_content(have["content"], want.content)
+            or have["tags"].get(MANAGED_BY[0]) != MANAGED_BY[1]
+        ):
+            raise NetguardError(
+                "organization",
+                f"{what}: AWS answers {exc.code}, but the policy named {change.policy} is not the one netguard"
+                " sends (content or tags differ); nothing more written",
+            )
+    notes.append(
+        f"{what}: AWS answers {exc.code}: already made, by an earlier attempt whose answer a dropped connection"
+        " lost (or by another run); found it made as netguard sends it"
+    )
+    if operation == "create_policy":
+        return {"Policy": {"PolicySummary": {"Id": have["id"]}}}
+    return {}
+
+
+def _stopped(
+    exc: aws.AwsCallFailed, made: list[str], ordered: list[Change], failed: Change, operation: str
+) -> ApplyError:
+    rest = [_what(c, _OPERATIONS[c.action]) for c in ordered[ordered.index(failed) + 1 :]]
+    if failed.action == "update" and operation == "update_policy":
+        rest.insert(0, _what(failed, "tag_resource"))
+    parts = [exc.message]
+    if exc.uncertain:
+        parts.append("its connection dropped, so AWS may or may not have carried it out")
+    parts.append(f"writes made before the failure ({len(made)}): {', '.join(made) or 'none'}")
+    parts.append(f"not made ({len(rest)}): {', '.join(rest) or 'none'}")
+    parts.append("run apply again: it plans from what the organization holds and finishes the half-done writes")
+    return ApplyError("organization", "; ".join(parts))
 
 
 def drift(org: OrgConfig, organization: Organization) -> Plan:
