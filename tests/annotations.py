@@ -41,7 +41,11 @@ def _cfn_resource_lines(path: Path) -> dict[str, int]:
     template, problems = decode(str(path))
     assert not problems, f"{path}: cfn-lint cannot decode this fixture: {problems}"
     resources = template.get("Resources", {})
-    return {str(key): key.start_mark.line + 1 for key in resources}
+    lines = {str(key): key.start_mark.line + 1 for key in resources}
+    for key, loop in resources.items():  # Fn::ForEach: the output keys inside the loop, by their template
+        if str(key).startswith("Fn::ForEach::") and isinstance(loop, list) and len(loop) == 3:
+            lines.update({str(output): output.start_mark.line + 1 for output in loop[2]})
+    return lines
 
 
 def _tf_resource_lines(path: Path) -> dict[int, str]:

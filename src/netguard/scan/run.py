@@ -81,6 +81,7 @@ def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fa
 def scan_template(path: str, config: ScanConfig) -> UnitResult:
     """One CloudFormation file: one read, one parse, the rules, suppressions."""
     from netguard.cfn import rules as cfn_rules
+    from netguard.cfn.foreach import expand_resources, has_foreach
     from netguard.cfn.loader import is_template, load_template, reference_problems, structure_problems
     from netguard.cfn.template import Template
 
@@ -89,6 +90,9 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
     if loaded.error:
         out.errors.append(InputError(path, loaded.error, loaded.line))
         return out
+    if is_template(loaded.data) and has_foreach(loaded.data):
+        problems = expand_resources(loaded.data)
+        out.errors.extend(InputError(path, problem) for problem in problems)
     if not is_template(loaded.data):
         unread = _unevaluated_terraform(path, loaded.data)
         if unread:  # Terraform netguard does not read yet: an error, never a silent pass
