@@ -279,7 +279,7 @@ def _render(
     """Add one module instance's blocks (and, recursively, its local module calls) to the Module."""
     read = {} if read is None else read
     calls: dict[str, Call] = {}
-    where = {"path_module": str(folder), "path_root": str(root or folder)}
+    where = {"path_module": str(folder.resolve()), "path_root": str((root or folder).resolve())}
     scope = ModuleBindings(
         variables=variables,
         local_values=declared.locals_raw,

@@ -258,7 +258,8 @@ def _policy_file(block: Block, call: str) -> Any:
     name = block.value("${" + arguments[0] + "}") if arguments else UNKNOWN
     if not isinstance(name, str):
         return UNKNOWN
-    folder = Path(getattr(block.scope, "path_module", None) or Path(block.file).parent)
+    # Terraform resolves a relative path from where it runs, the root module (hence path.module).
+    folder = Path(getattr(block.scope, "path_root", None) or Path(block.file).parent)
     path = Path(name) if Path(name).is_absolute() else folder / name
     raw, problem = read_vetted(path, DEFAULT_LIMITS)
     if problem or raw is None:
