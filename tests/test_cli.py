@@ -265,3 +265,24 @@ def test_an_unresolved_module_is_a_notice_or_an_error(tmp_path, capsys, monkeypa
     (tmp_path / ".netguard.yaml").write_text("unresolved_modules: error\n")
     code, out, _ = run(capsys, "scan", ".", "--format", "json")
     assert code == 2 and "module.vpc" in json.loads(out)["errors"][0]["message"]
+
+
+def test_policy_files_in_the_scan(tmp_path, capsys):
+    """An identity policy file granting deletes on everything is a finding; an SCP under scp/ that AWS
+    would refuse (a Principal) is an error; a resource policy is not judged."""
+    (tmp_path / "scp").mkdir()
+    (tmp_path / "iam").mkdir()
+    deny = '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", %s"Action": "ec2:DeleteVpc", "Resource": "*"}]}'
+    (tmp_path / "scp" / "bad.json").write_text(deny % '"Principal": "*", ')
+    (tmp_path / "scp" / "good.json").write_text(deny % "")
+    (tmp_path / "iam" / "admin.json").write_text(
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:Delete*", "Resource": "*"}]}'
+    )
+    (tmp_path / "iam" / "bucket.json").write_text(
+        '{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "ec2:*", "Resource": "*"}]}'
+    )
+    code, out, _ = run(capsys, "scan", str(tmp_path), "--format", "json")
+    report = json.loads(out)
+    assert code == 2
+    assert [(Path(e["file"]).name, "Principal" in e["message"]) for e in report["errors"]] == [("bad.json", True)]
+    assert {(Path(f["file"]).name, f["control"]) for f in report["findings"]} == {("admin.json", "NG-IAM-001")}

@@ -88,8 +88,13 @@ def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[str]
     return problems
 
 
-def validate_document(text: str, *, size_limit: int = DEFAULT_SIZE_LIMIT, org: OrgConfig | None = None) -> list[str]:
-    """Every problem with one SCP, as messages; an empty list means it is valid."""
+def validate_document(
+    text: str, *, size_limit: int = DEFAULT_SIZE_LIMIT, org: OrgConfig | None = None, lockout: bool = True
+) -> list[str]:
+    """Every problem with one SCP, as messages; an empty list means it is valid.
+
+    lockout=False leaves out netguard's own lockout guard, keeping what AWS itself refuses.
+    """
     try:
         document = loads_document(text, MAX_DEPTH)
     except Refused as exc:
@@ -128,7 +133,8 @@ def validate_document(text: str, *, size_limit: int = DEFAULT_SIZE_LIMIT, org: O
                 reason = unknown_action(action) if isinstance(action, str) else None
                 if reason:
                     problems.append(reason)
-    problems.extend(_lockout_problems(statements, org))
+    if lockout:
+        problems.extend(_lockout_problems(statements, org))
     return problems
 
 

@@ -93,7 +93,13 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
     if is_template(loaded.data) and has_foreach(loaded.data):
         problems = expand_resources(loaded.data)
         out.errors.extend(InputError(path, problem) for problem in problems)
+    if _is_policy_document(loaded.data):
+        return scan_policy_file(path, loaded.data)
     if not is_template(loaded.data):
+        from netguard.terraform.plan import is_plan  # Terraform plan JSON: see _scan_plan
+
+        if is_plan(loaded.data):
+            return _scan_plan(path, loaded.data, config, out)
         unread = _unevaluated_terraform(path, loaded.data)
         if unread:  # Terraform netguard does not read yet: an error, never a silent pass
             out.errors.append(InputError(path, unread))
@@ -122,14 +128,72 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
     return out
 
 
+SCP_FOLDERS = {"scp", "scps", "service-control-policies"}
+
+
+def _is_policy_document(data: object) -> bool:
+    return isinstance(data, dict) and "Statement" in data and "Resources" not in data
+
+
+def scan_policy_file(path: str, document: dict) -> UnitResult:
+    """A policy document committed as a file: under scp/ it must be a valid SCP (what AWS refuses is an
+    error); elsewhere an identity policy, judged by the IAM controls. Resource policies are not read."""
+    import json
+
+    from netguard.iam.statements import risky_statements, statements_of
+    from netguard.policy.validate import validate_document
+
+    out = UnitResult(scanned=[path])
+    line = document.line_of("Statement") if hasattr(document, "line_of") else 1
+    if SCP_FOLDERS & {part.lower() for part in Path(path).parts[:-1]}:
+        for problem in validate_document(json.dumps(document), lockout=False):
+            out.errors.append(InputError(path, f"not a valid service control policy: {problem}", line or None))
+        return out
+    if any(isinstance(s, dict) and ("Principal" in s or "NotPrincipal" in s) for s in statements_of(document)):
+        return out  # a resource policy (bucket, endpoint): not an identity grant
+    name = Path(path).name
+    for control in load_catalog().values():
+        if not control.actions:
+            continue
+        hits = risky_statements(document, control.actions)
+        if hits:
+            message = f"{name}: " + "; ".join(hit.describe() for hit in hits)
+            out.findings.append(Finding(control.id, path, name, line or 1, control.severity, message, [ENGINE]))
+    out.resources[path] = {name}
+    return out
+
+
 def _unevaluated_terraform(path: str, data: object) -> str | None:
     if (
         isinstance(data, dict)
         and "terraform_version" in data
         and ("planned_values" in data or "format_version" in data)
-    ):
-        return "a Terraform plan (terraform show -json) is not evaluated by this version of netguard"
+    ):  # Terraform plan JSON: what reaches here lacks format_version or planned_values/resource_changes/values
+        return (
+            "looks like `terraform show -json` output but is not a plan or state netguard can read"
+            " (it needs format_version and planned_values, resource_changes or values)"
+        )
     return None
+
+
+def _scan_plan(path: str, data: dict, config: ScanConfig, out: UnitResult) -> UnitResult:
+    """Terraform plan JSON: a plan or state (`terraform show -json`) rendered as a Module
+    (terraform/plan.py) and judged by the Terraform rules; findings name plan addresses, in the plan file."""
+    from netguard.terraform import rules as tf_rules
+    from netguard.terraform.plan import load_plan
+
+    loaded = load_plan(path, data, config)
+    out.errors.extend(loaded.errors)
+    if loaded.module is None:
+        return out
+    module = loaded.module
+    violations = tf_rules.evaluate(module, config)
+    out.errors.extend(dict.fromkeys(module.problems))
+    out.findings = _findings(violations, {b.address: (b.file, b.line) for b in module.blocks}, path)
+    apply_suppressions(out.findings, module.spans())
+    out.scanned.append(path)
+    out.resources[path] = {name for block in module.blocks for name in (block.address, block.base)}
+    return out
 
 
 def scan_module(files: tuple[str, ...], config: ScanConfig) -> UnitResult:
