@@ -221,7 +221,19 @@ def eip_not_attached(template: Template, config: ScanConfig) -> Iterator[Violati
 _INLINE_HOLDERS = {"AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"}  # Policies: [...]; others: one document
 
 
+_SAM_HOLDERS = {"AWS::Serverless::Function", "AWS::Serverless::StateMachine"}
+
+
 def _documents(template: Template, resource: Resource) -> Iterator[tuple[str, Any, Expr]]:
+    if resource.type in _SAM_HOLDERS:
+        # SAM: Policies is a managed policy name, a policy document, a SAM policy template ({S3ReadPolicy:
+        # {...}}, scoped by SAM), or a list of those; only documents grant actions netguard can read.
+        for index, (policy, guard) in enumerate(
+            template.list_items(resource.properties.get("Policies"), resource.guard)
+        ):
+            if hasattr(policy, "get") and "Statement" in policy:
+                yield f"Policies item {index}", policy, guard
+        return
     if resource.type not in _INLINE_HOLDERS:
         for doc, guard in template.leaves(resource.properties.get("PolicyDocument"), resource.guard):
             yield "PolicyDocument", doc, guard
