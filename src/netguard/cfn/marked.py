@@ -74,6 +74,7 @@ SHORT_FORMS = (
     "RefAll",
     "ValueOf",
     "ValueOfAll",
+    "Implies",
 )
 
 
