@@ -243,3 +243,77 @@ def called_modules(folder: Path, calls: int = 20) -> tuple[Path, Path]:
         )
     )
     return root, flat
+
+
+def terraform_plan(path: Path, resources: int) -> None:
+    """`terraform show -json` of a plan with `resources` resources: VPCs with realistic planned values
+    and one flow log each but the first, whose vpc_id is known only after apply."""
+    pairs = resources // 2
+    planned, changes = [], []
+    for i in range(pairs):
+        key = f"k{i:05d}"
+        values = {
+            "cidr_block": f"10.{i % 250}.0.0/16",
+            "enable_dns_support": True,
+            "enable_dns_hostnames": True,
+            "instance_tenancy": "default",
+            "tags": {"Name": f"vpc-{key}", "team": "network", "env": "prod"},
+            "tags_all": {"Name": f"vpc-{key}", "team": "network", "env": "prod"},
+        }
+        planned.append(
+            {
+                "address": f'aws_vpc.main["{key}"]',
+                "mode": "managed",
+                "type": "aws_vpc",
+                "name": "main",
+                "index": key,
+                "values": values,
+            }
+        )
+        changes.append(
+            {
+                "address": f'aws_vpc.main["{key}"]',
+                "change": {"actions": ["create"], "after": values, "after_unknown": {"id": True, "arn": True}},
+            }
+        )
+        if i:
+            log = {"traffic_type": "ALL", "log_destination_type": "s3", "log_destination": "arn:aws:s3:::flow-logs"}
+            planned.append(
+                {
+                    "address": f'aws_flow_log.main["{key}"]',
+                    "mode": "managed",
+                    "type": "aws_flow_log",
+                    "name": "main",
+                    "index": key,
+                    "values": log,
+                }
+            )
+            changes.append(
+                {
+                    "address": f'aws_flow_log.main["{key}"]',
+                    "change": {"actions": ["create"], "after": log, "after_unknown": {"id": True, "vpc_id": True}},
+                }
+            )
+    configuration = {
+        "root_module": {
+            "resources": [
+                {"address": "aws_vpc.main", "mode": "managed", "type": "aws_vpc", "name": "main", "expressions": {}},
+                {
+                    "address": "aws_flow_log.main",
+                    "mode": "managed",
+                    "type": "aws_flow_log",
+                    "name": "main",
+                    "for_each_expression": {"references": ["aws_vpc.main"]},
+                    "expressions": {"vpc_id": {"references": ["each.value.id", "each.value"]}},
+                },
+            ]
+        }
+    }
+    plan = {
+        "format_version": "1.2",
+        "terraform_version": "1.9.8",
+        "planned_values": {"root_module": {"resources": planned}},
+        "resource_changes": changes,
+        "configuration": configuration,
+    }
+    path.write_text(json.dumps(plan, indent=2))

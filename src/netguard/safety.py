@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+from array import array
+from itertools import accumulate, islice
+from operator import sub
 from pathlib import Path
 
 import yaml
@@ -18,6 +21,8 @@ from netguard.config import Limits
 
 _OPENERS = b"[{("
 _CLOSERS = b"]})"
+_SIGNS = bytes.maketrans(_OPENERS + _CLOSERS, b"\x01\x01\x01\xff\xff\xff")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _OPENERS + _CLOSERS)
 _INDENT = re.compile(rb"^[ \t]*", re.M)
 
 
@@ -85,19 +90,19 @@ def check_bytes(raw: bytes, limits: Limits) -> str | None:
 
 def check_depth(raw: bytes, max_depth: int) -> str | None:
     """Bracket nesting and indentation depth, counted without parsing (strings are not excluded)."""
-    brackets = raw.translate(None, bytes(b for b in range(256) if b not in _OPENERS + _CLOSERS))
-    depth = deepest = 0
+    brackets = raw.translate(_SIGNS, _NOT_BRACKETS)  # 1 per opener, -1 (0xff) per closer
     if len(brackets) > 2 * max_depth:
-        for char in brackets:
-            if char in _OPENERS:
-                depth += 1
-                deepest = max(deepest, depth)
-                if deepest > max_depth:
-                    return f"nested more than {max_depth} levels deep (limits.max_depth)"
-            else:
-                depth = max(depth - 1, 0)
-    widest = max((len(m) for m in _INDENT.findall(raw)), default=0)
-    if widest > max_depth * 8:
+        # Depth after each bracket, a stray closer never going below zero: the prefix sum minus its
+        # running minimum. Computed in C (accumulate, map) so a 30 MB file costs milliseconds.
+        sums = list(accumulate(array("b", brackets)))
+        floors = islice(accumulate(sums, min, initial=0), 1, None)
+        if max(map(sub, sums, floors), default=0) > max_depth:
+            return f"nested more than {max_depth} levels deep (limits.max_depth)"
+    if raw.lstrip()[:1] in (b"{", b"["):
+        return None  # JSON or flow-style YAML: indentation does not nest, the brackets above do
+    deep_line = re.search(rb"^[ \t]{%d}" % (max_depth * 8 + 1), raw, re.M)
+    if deep_line:
+        widest = len(_INDENT.match(raw, deep_line.start()).group())
         return f"indented {widest} columns deep, over {max_depth * 8} (limits.max_depth)"
     return None
 

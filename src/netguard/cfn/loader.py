@@ -15,6 +15,7 @@ from netguard.config import DEFAULT_LIMITS, Limits
 from netguard.safety import check_aliases, check_shape, read_vetted
 
 CFN_SUFFIXES = {".yaml", ".yml", ".json", ".template"}
+PLAN_MARK_LIMIT = 1024 * 1024  # bytes; larger plans report line 1 (a plan has no source lines)
 _TEMPLATE_MARK = re.compile(
     r'^(?:Resources|AWSTemplateFormatVersion)\s*:|"(?:Resources|AWSTemplateFormatVersion)"\s*:', re.M
 )
@@ -50,7 +51,8 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
         return Loaded(name, error=f"not valid UTF-8 (byte {exc.start})")
     if not text.strip():
         return Loaded(name)
-    if len(raw) > limits.max_template_mb * 1024 * 1024 and _TEMPLATE_MARK.search(text):
+    plan = len(text) > PLAN_MARK_LIMIT and '"terraform_version"' in text[:4096]
+    if not plan and len(raw) > limits.max_template_mb * 1024 * 1024 and _TEMPLATE_MARK.search(text):
         # CloudFormation refuses such a template, and parsing it is what an attacker would want us to do.
         return Loaded(
             name,
@@ -60,8 +62,9 @@ def load_template(path: Path, limits: Limits = DEFAULT_LIMITS) -> Loaded:
     if path.suffix == ".json" or text.lstrip().startswith("{"):
         if "\r" in text and "\n" not in text:
             text = text.replace("\r", "\n")  # old Mac line ends: lines are counted by "\n"
+        # A large Terraform plan is output, not source: its lines are not worth a second pass.
         try:
-            return _shaped(name, load_json(text), limits)
+            return _shaped(name, load_json(text, mark=not plan), limits)
         except DuplicateKeyError as exc:
             return Loaded(name, error=f"invalid JSON: {exc}", line=exc.line or None)
         except json.JSONDecodeError as exc:

@@ -178,18 +178,22 @@ def _pairs(pairs: list[tuple[str, Any]]) -> MarkedDict:
     return mapping
 
 
-def load_json(text: str) -> Any:
+def load_json(text: str, mark: bool = True) -> Any:
     """JSON through the C decoder, then one pass over the tokens to record each key's line.
 
     The second pass walks the text in step with the decoded tree, so it only needs the structural
-    tokens (strings, brackets, commas, colons); it costs about as much as the decode itself.
+    tokens (strings, brackets, commas, colons); it costs several times the decode itself, so a large
+    file that has no source lines to speak of (a Terraform plan) can skip it (mark=False).
     """
+    if not mark:
+        return json.loads(text, parse_int=_integer)  # plain objects: no lines to keep, so no hook to pay
     try:
         data = json.loads(text, object_pairs_hook=_pairs, parse_int=_integer)
     except DuplicateKeyError as exc:
         _raise_with_line(text, exc)
         raise
-    _mark_json(text, data)
+    if mark:
+        _mark_json(text, data)
     return data
 
 

@@ -12,6 +12,7 @@ public IP, account id) it equals, which is how a plan against existing infrastru
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -134,7 +135,19 @@ class PlanBlock(Block):
                 stack.extend(item.values())
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _cached_steps(text: str) -> tuple[str, ...] | None:
+    steps = _parse_steps(text)
+    return None if steps is None else tuple(steps)
+
+
 def _steps(text: str) -> list[str] | None:
+    """_parse_steps, remembered: each address is split several times while a plan is read."""
+    steps = _cached_steps(text)
+    return None if steps is None else list(steps)
+
+
+def _parse_steps(text: str) -> list[str] | None:
     """A reference or address as steps: names, and indexes with their brackets (`[0]`, `["a"]`)."""
     steps: list[str] = []
     position = 0
@@ -630,7 +643,11 @@ class _Build:
             if alias:
                 body = {**body, "provider": alias}
             each_refs = _references(resource_config.get("for_each_expression")) or ()
-        line = getattr(resource, "start", 0) or 1
+        # Where Checkov's plan runner places a resource: the line before its "values", or the object's line
+        # when it is written on one line. Findings agree with the plain Checkov plug-in line for line.
+        start = getattr(resource, "start", 0) or 1
+        values_line = getattr(resource, "key_lines", {}).get("values") or start
+        line = max(start, values_line - 1)
         return PlanBlock(
             "data" if mode == "data" else "resource",
             type_name,

@@ -95,12 +95,17 @@ class Evaluated:
         self.resources = resources
 
 
+def _is_plan_file(path: str) -> bool:
+    """Checkov's terraform_plan framework hands over a plan's .json file (a .tf.json file is source)."""
+    return path.endswith(".json") and not path.endswith(".tf.json")
+
+
 def _unit(path: str, framework: str) -> Any:
     """netguard's evaluation of the template, or of the whole module folder, the file belongs to."""
     from netguard.scan.run import scan_module, scan_template
 
     config = plugin_config()
-    if framework == "cloudformation":
+    if framework == "cloudformation" or _is_plan_file(path):
         key: Any = (file_key(path), config)
         if key not in _results:
             _results.remember(key, scan_template(path, config))
@@ -161,7 +166,7 @@ def verdict(check: Any, control: Control, framework: str, resource: str, conf: M
     if path is None:
         check.details.append(f"{control.id}: netguard could not locate the file of {resource}")
         return CheckResult.FAILED
-    if resource.startswith("module."):
+    if resource.startswith("module.") and not _is_plan_file(path):
         found = _evaluate_called(path, resource)  # judged with the inputs of the call, as netguard scan does
         if found is None:
             check.details.append(f"{control.id}: netguard could not find the root module calling {resource}")
