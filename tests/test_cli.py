@@ -286,3 +286,40 @@ def test_policy_files_in_the_scan(tmp_path, capsys):
     assert code == 2
     assert [(Path(e["file"]).name, "Principal" in e["message"]) for e in report["errors"]] == [("bad.json", True)]
     assert {(Path(f["file"]).name, f["control"]) for f in report["findings"]} == {("admin.json", "NG-IAM-001")}
+
+
+NESTED_CHILD = """\
+Parameters:
+  EnableFlowLog:
+    Type: String
+    AllowedValues: ["true", "false"]
+    Default: "true"
+Conditions:
+  Logged: !Equals [!Ref EnableFlowLog, "true"]
+Resources:
+  Vpc:
+    Type: AWS::EC2::VPC
+    Properties:
+      CidrBlock: 10.0.0.0/16
+  Log:
+    Type: AWS::EC2::FlowLog
+    Condition: Logged
+    Properties: {ResourceType: VPC, ResourceId: !Ref Vpc, TrafficType: ALL}
+"""
+
+
+def test_a_nested_stack_is_judged_with_the_parameters_its_parent_passes(tmp_path, capsys):
+    (tmp_path / "children").mkdir()
+    (tmp_path / "children" / "network.yaml").write_text(NESTED_CHILD)
+    (tmp_path / "parent.yaml").write_text(
+        "Resources:\n"
+        "  Unlogged:\n    Type: AWS::CloudFormation::Stack\n"
+        "    Properties:\n      TemplateURL: children/network.yaml\n      Parameters: {EnableFlowLog: 'false'}\n"
+        "  Logged:\n    Type: AWS::CloudFormation::Stack\n"
+        "    Properties:\n      TemplateURL: children/network.yaml\n      Parameters: {EnableFlowLog: 'true'}\n"
+    )
+    code, out, _ = run(capsys, "scan", str(tmp_path / "parent.yaml"), "--format", "json")
+    report = json.loads(out)
+    vpc = [f for f in report["findings"] if f["control"] == "NG-VPC-001"]
+    assert code == 1 and len(vpc) == 1
+    assert vpc[0]["file"].endswith("network.yaml") and vpc[0]["via"].endswith("parent.yaml:2")

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from netguard.catalog import load_catalog
 from netguard.config import CONFIG_ENV, CONFIG_NAME, DEFAULT_CONFIG, ScanConfig, find_config, load_config
@@ -80,10 +81,8 @@ def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fa
 
 def scan_template(path: str, config: ScanConfig) -> UnitResult:
     """One CloudFormation file: one read, one parse, the rules, suppressions."""
-    from netguard.cfn import rules as cfn_rules
     from netguard.cfn.foreach import expand_resources, has_foreach
-    from netguard.cfn.loader import is_template, load_template, reference_problems, structure_problems
-    from netguard.cfn.template import Template
+    from netguard.cfn.loader import is_template, load_template
 
     out = UnitResult()
     loaded = load_template(Path(path), config.limits)
@@ -104,16 +103,31 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
         if unread:  # Terraform netguard does not read yet: an error, never a silent pass
             out.errors.append(InputError(path, unread))
         return out  # any other YAML/JSON file is not ours to judge
-    broken = structure_problems(loaded.data)
+    _evaluate_template(path, loaded.data, config, out)
+    return out
+
+
+MAX_STACK_DEPTH = 5  # nested stacks within nested stacks
+
+
+def _evaluate_template(
+    path: str, data: dict, config: ScanConfig, out: UnitResult, via: str | None = None, depth: int = 0
+) -> None:
+    """The rules on one parsed template, then on the nested stacks it names by a local TemplateURL."""
+    from netguard.cfn import rules as cfn_rules
+    from netguard.cfn.loader import reference_problems, structure_problems
+    from netguard.cfn.template import Template
+
+    broken = structure_problems(data)
     if broken:
         out.errors.extend(InputError(path, problem) for problem in broken)
-        return out
-    out.errors.extend(InputError(path, problem) for problem in reference_problems(loaded.data))
-    template = Template(loaded.data)
+        return
+    out.errors.extend(InputError(path, problem) for problem in reference_problems(data))
+    template = Template(data)
     violations = cfn_rules.evaluate(template, config)
     spans = {name: template.span_of(name) for name in template.resources}
-    out.findings = _findings(violations, {name: (path, first) for name, (first, _) in spans.items()}, path)
-    for finding in out.findings:  # CDK output: people know their constructs by path, not by logical id
+    found = _findings(violations, {name: (path, first) for name, (first, _) in spans.items()}, path)
+    for finding in found:  # CDK output: people know their constructs by path, not by logical id
         metadata = (
             template.resources[finding.resource].node.get("Metadata")
             if finding.resource in template.resources
@@ -122,10 +136,50 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
         construct = metadata.get("aws:cdk:path") if isinstance(metadata, dict) else None
         if isinstance(construct, str):
             finding.message += f" (CDK construct {construct.removesuffix('/Resource')})"
-    apply_suppressions(out.findings, {path: Spans(spans, loaded.data)})
-    out.scanned.append(path)
-    out.resources[path] = set(template.resources)
-    return out
+        if via:
+            finding.via = via
+            finding.message += f" (nested stack of {via}, with the parameters it passes)"
+    apply_suppressions(found, {path: Spans(spans, data)})
+    out.findings.extend(found)
+    if path not in out.scanned:
+        out.scanned.append(path)
+    out.resources.setdefault(path, set()).update(template.resources)
+    for stack in template.of_type("AWS::CloudFormation::Stack"):
+        _nested_stack(path, stack, template, config, out, depth)
+
+
+def _nested_stack(path: str, stack: Any, template: Any, config: ScanConfig, out: UnitResult, depth: int) -> None:
+    """A child stack whose TemplateURL is a local file (as `aws cloudformation package` takes it),
+    evaluated with the parameters the parent passes: a literal pins the child's parameter."""
+    from netguard.cfn.foreach import expand_resources, has_foreach
+    from netguard.cfn.loader import is_template, load_template
+
+    name = stack.logical_id
+    url = stack.properties.get("TemplateURL")
+    if not isinstance(url, str) or "://" in url or url.startswith("https:") or depth >= MAX_STACK_DEPTH:
+        return
+    child_path = (Path(path).parent / url).resolve()
+    line = template.span_of(name)[0]
+    if not child_path.is_file():
+        out.errors.append(InputError(path, f"nested stack {name}: TemplateURL {url} is not a file", line or None))
+        return
+    loaded = load_template(child_path, config.limits)
+    if loaded.error or not is_template(loaded.data):
+        out.errors.append(InputError(str(child_path), loaded.error or "not a template", loaded.line))
+        return
+    if has_foreach(loaded.data):
+        out.errors.extend(InputError(str(child_path), p) for p in expand_resources(loaded.data))
+    passed = stack.properties.get("Parameters")
+    parameters = loaded.data.get("Parameters")
+    if isinstance(passed, dict) and isinstance(parameters, dict):
+        for key, value in passed.items():
+            spec = parameters.get(key)
+            if isinstance(spec, dict) and isinstance(value, (str, int, float, bool)):
+                spec["Default"] = value
+                spec["AllowedValues"] = [value]  # the value this parent passes, and no other
+            elif isinstance(spec, dict):
+                spec.pop("Default", None)  # an intrinsic: any of the parameter's values
+    _evaluate_template(str(child_path), loaded.data, config, out, via=f"{path}:{line}", depth=depth + 1)
 
 
 SCP_FOLDERS = {"scp", "scps", "service-control-policies"}

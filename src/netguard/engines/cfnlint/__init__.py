@@ -10,6 +10,7 @@ cfn-lint APIs used, all public: CloudFormationLintRule and its class attributes,
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
@@ -43,7 +44,8 @@ def _evaluate(cfn: Any) -> tuple[list[Finding], list[str]]:
     cache_key = (key, config)
     if cache_key not in _results:
         unit = scan_template(path, config)
-        findings = [f for f in unit.findings if f.suppressed is None]
+        real = os.path.realpath(path)  # a nested stack's findings belong to its own file
+        findings = [f for f in unit.findings if f.suppressed is None and os.path.realpath(f.file) == real]
         _results.remember(cache_key, (findings, [e.message for e in unit.errors]))
     return _results[cache_key]
 
