@@ -492,3 +492,18 @@ def test_a_missing_policy_file_is_an_error_naming_it(tmp_path, capsys):
     assert [e["message"] for e in report["errors"]] == [
         "aws_iam_policy.p: policy file policies/nope.json: cannot read file: No such file or directory"
     ]
+
+
+def test_foreach_over_a_mapping_keyed_by_a_parameter_without_default(tmp_path, capsys):
+    """cfn-lint accepts it, so netguard must too: every key the parameter can select is expanded."""
+    _write(
+        tmp_path,
+        "t.yaml",
+        "Transform: AWS::LanguageExtensions\nParameters:\n  Env:\n    Type: String\n"
+        "Mappings:\n  Zones:\n    prod: {Names: [A, B]}\n    dev: {Names: [A, C]}\n"
+        "Resources:\n  Fn::ForEach::Eips:\n    - Id\n    - !FindInMap [Zones, !Ref Env, Names]\n"
+        "    - Eip${Id}:\n        Type: AWS::EC2::EIP\n",
+    )
+    code, report, _ = _scan(capsys, str(tmp_path))
+    assert report["errors"] == []
+    assert {f["resource"] for f in report["findings"]} == {"EipA", "EipB", "EipC"}

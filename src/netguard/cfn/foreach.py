@@ -96,12 +96,43 @@ def _collection(data: dict[str, Any], node: Any) -> list[str] | None:
                 return [part.strip() for part in default.split(",")] if default else []
             return None
         if name == "Fn::FindInMap" and isinstance(arg, list) and len(arg) >= 3:
-            keys = [_literal_key(data, k) for k in arg[:3]]
-            if None in keys:
-                return None
-            found = ((data.get("Mappings") or {}).get(keys[0]) or {}).get(keys[1], {})
-            value = found.get(keys[2]) if isinstance(found, Mapping) else None
-            return _collection(data, value) if value is not None else None
+            return _find_in_map(data, arg[:3])
+    return None
+
+
+def _find_in_map(data: dict[str, Any], keys: list[Any]) -> list[str] | None:
+    """A FindInMap collection. A key that is a parameter with no single value (no Default) takes each
+    value it can have (its AllowedValues, else every key the mapping has there): the loop then makes
+    the union of what every deployment could make, so nothing is left unchecked and nothing guessed."""
+    level: list[Any] = [data.get("Mappings") or {}]
+    for key in keys:
+        options = _key_options(data, key)
+        level = [
+            node.get(option)
+            for node in level
+            if isinstance(node, Mapping)
+            for option in (options if options is not None else list(node))
+            if option in node
+        ]
+    values: list[str] = []
+    for found in level:
+        items = _collection(data, found)
+        if items is None:
+            return None
+        values.extend(v for v in items if v not in values)
+    return values if level else None
+
+
+def _key_options(data: dict[str, Any], node: Any) -> list[str] | None:
+    """The keys a FindInMap argument can be; None for "any key the mapping has"."""
+    literal = _literal_key(data, node)
+    if literal is not None:
+        return [literal]
+    if isinstance(node, Mapping) and set(node) == {"Ref"}:
+        spec = (data.get("Parameters") or {}).get(node["Ref"])
+        allowed = spec.get("AllowedValues") if isinstance(spec, Mapping) else None
+        if isinstance(allowed, list) and allowed:
+            return [str(v) for v in allowed]
     return None
 
 
