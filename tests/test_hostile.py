@@ -504,6 +504,6 @@ def test_foreach_over_a_mapping_keyed_by_a_parameter_without_default(tmp_path, c
         "Resources:\n  Fn::ForEach::Eips:\n    - Id\n    - !FindInMap [Zones, !Ref Env, Names]\n"
         "    - Eip${Id}:\n        Type: AWS::EC2::EIP\n",
     )
-    code, report, _ = _scan(capsys, str(tmp_path))
+    _, report, _ = _scan(capsys, str(tmp_path))
     assert report["errors"] == []
     assert {f["resource"] for f in report["findings"]} == {"EipA", "EipB", "EipC"}
