@@ -507,3 +507,40 @@ def test_foreach_over_a_mapping_keyed_by_a_parameter_without_default(tmp_path, c
     _, report, _ = _scan(capsys, str(tmp_path))
     assert report["errors"] == []
     assert {f["resource"] for f in report["findings"]} == {"EipA", "EipB", "EipC"}
+
+
+def test_second_review_false_passes(tmp_path, capsys):
+    """Same count text in two modules is not the same condition; a nested stack's loops use the
+    parent's parameters; a loop over an empty default is judged; .tf.json outputs link."""
+    _write(
+        tmp_path,
+        "tf/mod/main.tf",
+        'variable "enable" {\n  default = true\n}\n'
+        'resource "aws_vpc" "this" {\n  count = var.enable ? 1 : 0\n  cidr_block = "10.0.0.0/16"\n}\n'
+        'output "vpc_id" {\n  value = aws_vpc.this[0].id\n}\n',
+    )
+    _write(
+        tmp_path,
+        "tf/root/main.tf",
+        'variable "enable" {\n  default = false\n}\n'
+        'module "net" {\n  source = "../mod"\n  enable = true\n}\n'
+        'resource "aws_flow_log" "x" {\n  count = var.enable ? 1 : 0\n  vpc_id = module.net.vpc_id\n'
+        '  traffic_type = "ALL"\n}\n',
+    )
+    _write(
+        tmp_path,
+        "cfn/child.yaml",
+        "Parameters:\n  Names:\n    Type: CommaDelimitedList\n    Default: A\n"
+        "Transform: AWS::LanguageExtensions\nResources:\n  Fn::ForEach::Vpcs:\n    - Name\n    - !Ref Names\n"
+        "    - Vpc${Name}:\n        Type: AWS::EC2::VPC\n",
+    )
+    _write(
+        tmp_path,
+        "cfn/parent.yaml",
+        "Resources:\n  Net:\n    Type: AWS::CloudFormation::Stack\n"
+        "    Properties:\n      TemplateURL: child.yaml\n      Parameters: {Names: 'A,B'}\n",
+    )
+    _, report, _ = _scan(capsys, str(tmp_path / "tf" / "root"), str(tmp_path / "cfn" / "parent.yaml"))
+    found = {(f["control"], f["resource"]) for f in report["findings"]}
+    assert ("NG-VPC-001", "module.net.aws_vpc.this[0]") in found
+    assert ("NG-VPC-001", "VpcB") in found

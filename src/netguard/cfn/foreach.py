@@ -90,10 +90,14 @@ def _collection(data: dict[str, Any], node: Any) -> list[str] | None:
         if name == "Ref" and isinstance(arg, str):
             spec = (data.get("Parameters") or {}).get(arg)
             default = spec.get("Default") if isinstance(spec, Mapping) else None
-            if isinstance(default, list):
+            if isinstance(default, list) and default:
                 return [str(v) for v in default]
-            if isinstance(default, str):
-                return [part.strip() for part in default.split(",")] if default else []
+            if isinstance(default, str) and default:
+                return [part.strip() for part in default.split(",")]
+            if isinstance(spec, Mapping):
+                # Empty by default, or no default: whatever is passed, each item makes the loop body once,
+                # so the body is judged once under a placeholder name rather than never.
+                return [f"{arg}Item"]
             return None
         if name == "Fn::FindInMap" and isinstance(arg, list) and len(arg) >= 3:
             return _find_in_map(data, arg[:3])
@@ -124,16 +128,17 @@ def _find_in_map(data: dict[str, Any], keys: list[Any]) -> list[str] | None:
 
 
 def _key_options(data: dict[str, Any], node: Any) -> list[str] | None:
-    """The keys a FindInMap argument can be; None for "any key the mapping has"."""
-    literal = _literal_key(data, node)
-    if literal is not None:
-        return [literal]
+    """The keys a FindInMap argument can be (a parameter: every allowed value, not only its Default);
+    None for "any key the mapping has"."""
     if isinstance(node, Mapping) and set(node) == {"Ref"}:
         spec = (data.get("Parameters") or {}).get(node["Ref"])
         allowed = spec.get("AllowedValues") if isinstance(spec, Mapping) else None
         if isinstance(allowed, list) and allowed:
             return [str(v) for v in allowed]
-    return None
+        if isinstance(spec, Mapping) and "Default" in spec:
+            return None  # a default, but any value can be passed: every key the mapping has
+    literal = _literal_key(data, node)
+    return [literal] if literal is not None else None
 
 
 def _literal_key(data: dict[str, Any], node: Any) -> str | None:

@@ -111,7 +111,13 @@ MAX_STACK_DEPTH = 5  # nested stacks within nested stacks
 
 
 def _evaluate_template(
-    path: str, data: dict, config: ScanConfig, out: UnitResult, via: str | None = None, depth: int = 0
+    path: str,
+    data: dict,
+    config: ScanConfig,
+    out: UnitResult,
+    via: str | None = None,
+    depth: int = 0,
+    active: set[Path] | None = None,
 ) -> None:
     """The rules on one parsed template, then on the nested stacks it names by a local TemplateURL."""
     from netguard.cfn import rules as cfn_rules
@@ -141,14 +147,17 @@ def _evaluate_template(
             finding.message += f" (nested stack of {via}, with the parameters it passes)"
     apply_suppressions(found, {path: Spans(spans, data)})
     out.findings.extend(found)
-    if path not in out.scanned:
+    if via is None:  # a nested child counts as scanned where it is scanned on its own
         out.scanned.append(path)
-    out.resources.setdefault(path, set()).update(template.resources)
+        out.resources.setdefault(path, set()).update(template.resources)
+    active = {Path(path).resolve()} if active is None else active
     for stack in template.of_type("AWS::CloudFormation::Stack"):
-        _nested_stack(path, stack, template, config, out, depth)
+        _nested_stack(path, stack, template, config, out, depth, active)
 
 
-def _nested_stack(path: str, stack: Any, template: Any, config: ScanConfig, out: UnitResult, depth: int) -> None:
+def _nested_stack(
+    path: str, stack: Any, template: Any, config: ScanConfig, out: UnitResult, depth: int, active: set[Path]
+) -> None:
     """A child stack whose TemplateURL is a local file (as `aws cloudformation package` takes it),
     evaluated with the parameters the parent passes: a literal pins the child's parameter."""
     from netguard.cfn.foreach import expand_resources, has_foreach
@@ -159,16 +168,19 @@ def _nested_stack(path: str, stack: Any, template: Any, config: ScanConfig, out:
     if not isinstance(url, str) or "://" in url or url.startswith("https:") or depth >= MAX_STACK_DEPTH:
         return
     child_path = (Path(path).parent / url).resolve()
+    shown = os.path.normpath(Path(path).parent / url)  # the same form as the paths the scan was given
     line = template.span_of(name)[0]
+    if child_path in active:
+        out.errors.append(InputError(path, f"nested stack {name}: {url} is already being evaluated (a cycle)", line))
+        return
+    active = {*active, child_path}
     if not child_path.is_file():
         out.errors.append(InputError(path, f"nested stack {name}: TemplateURL {url} is not a file", line or None))
         return
     loaded = load_template(child_path, config.limits)
     if loaded.error or not is_template(loaded.data):
-        out.errors.append(InputError(str(child_path), loaded.error or "not a template", loaded.line))
+        out.errors.append(InputError(shown, loaded.error or "not a template", loaded.line))
         return
-    if has_foreach(loaded.data):
-        out.errors.extend(InputError(str(child_path), p) for p in expand_resources(loaded.data))
     passed = stack.properties.get("Parameters")
     parameters = loaded.data.get("Parameters")
     if isinstance(passed, dict) and isinstance(parameters, dict):
@@ -179,7 +191,9 @@ def _nested_stack(path: str, stack: Any, template: Any, config: ScanConfig, out:
                 spec["AllowedValues"] = [value]  # the value this parent passes, and no other
             elif isinstance(spec, dict):
                 spec.pop("Default", None)  # an intrinsic: any of the parameter's values
-    _evaluate_template(str(child_path), loaded.data, config, out, via=f"{path}:{line}", depth=depth + 1)
+    if has_foreach(loaded.data):  # after the parent's parameters: they decide the loops
+        out.errors.extend(InputError(shown, p) for p in expand_resources(loaded.data))
+    _evaluate_template(shown, loaded.data, config, out, via=f"{path}:{line}", depth=depth + 1, active=active)
 
 
 SCP_FOLDERS = {"scp", "scps", "service-control-policies"}

@@ -81,6 +81,10 @@ def _parse_json_syntax(text: str) -> tuple[dict[str, Any] | None, str | None, li
                 shaped.setdefault("variable", []).append({name: {k: [v] for k, v in body.items() if k != "//"}})
     for values in _objects(data.get("locals")):
         shaped.setdefault("locals", []).append({k: [v] for k, v in values.items() if k != "//"})
+    for outputs in _objects(data.get("output")):
+        for name, body in outputs.items():
+            if isinstance(body, dict) and "value" in body:
+                shaped.setdefault("output", []).append({name: {"value": [body["value"]]}})
     for modules in _objects(data.get("module")):
         for name, body in modules.items():
             if isinstance(body, dict):
@@ -303,7 +307,7 @@ def _render(
     for entry in declared.blocks:
         for block in _instances(entry, scope, ref_scope, config, out.errors):
             if existence and block.existence is None:
-                block.existence = existence  # the module call itself is conditional
+                block.existence = f"module call: {existence}"  # the call is conditional, in the caller's terms
             module.add(block)
     for name, (body, file) in declared.calls.items():
         child_folder = _module_folder(folder, root or folder, name, body, prefix, out, file, config)

@@ -33,7 +33,14 @@ def _violation(block: Block, control: str, message: str) -> Violation:
 
 
 def _same_condition(a: Block, b: Block) -> bool:
-    return bool(a.existence and b.existence and _SPACES.sub("", a.existence) == _SPACES.sub("", b.existence))
+    """The same count/for_each text in the same module instance (in another, the same words read
+    other variables)."""
+    return bool(
+        a.existence
+        and b.existence
+        and a.module_path == b.module_path
+        and _SPACES.sub("", a.existence) == _SPACES.sub("", b.existence)
+    )
 
 
 def _iterates_over(block: Block, target: Block) -> bool:
