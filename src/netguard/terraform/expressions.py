@@ -1198,3 +1198,20 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Any], bool]] = {
     "values": (lambda ev, mapping: [mapping[key] for key in sorted(_map(mapping))], False),
     "zipmap": (_zipmap, True),
 }
+
+
+def top_level(text: str) -> Iterator[tuple[int, str]]:
+    """(index, character) of an expression's text outside brackets and string literals: where its
+    top-level commas, `?` and `:` are."""
+    depth, quote = 0, False
+    for index, char in enumerate(text):
+        if quote:
+            quote = char != '"' or text[index - 1] == "\\"
+        elif char == '"':
+            quote = True
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0:
+            yield index, char

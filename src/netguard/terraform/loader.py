@@ -571,19 +571,11 @@ def _upper_bound(raw: Any, scope: ModuleBindings) -> int | None:
     if not isinstance(raw, str) or not raw.startswith("${") or not raw.endswith("}"):
         return None
     text = raw[2:-1]
-    depth, quote, question = 0, False, -1
-    for index, char in enumerate(text):
-        if quote:
-            quote = char != '"' or text[index - 1] == "\\"
-        elif char == '"':
-            quote = True
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif depth == 0 and char == "?" and question < 0:
+    question = -1
+    for index, char in expr.top_level(text):
+        if char == "?" and question < 0:
             question = index
-        elif depth == 0 and char == ":" and question >= 0:
+        elif char == ":" and question >= 0:
             branches = [
                 expr.evaluate("${" + part + "}", scope) for part in (text[question + 1 : index], text[index + 1 :])
             ]

@@ -12,7 +12,7 @@ from netguard.catalog import load_catalog
 from netguard.config import ScanConfig
 from netguard.iam.statements import parse_document, risky_statements
 from netguard.netaddr import is_default_route
-from netguard.terraform import existence
+from netguard.terraform import existence, expressions
 from netguard.terraform.expressions import UNKNOWN
 from netguard.terraform.module import DATA_SOURCES, Block, Module, Target, unwrap
 from netguard.violations import RuleSet, Violation
@@ -235,17 +235,9 @@ def _document(block: Block, raw: Any) -> Any:
 def _arguments(call: str) -> list[str]:
     """The argument texts of `f(a, b)`, split at top-level commas."""
     inner = call[call.index("(") + 1 : -1]
-    parts, depth, quote, start = [], 0, False, 0
-    for index, char in enumerate(inner):
-        if quote:
-            quote = not (char == '"' and inner[index - 1] != "\\")
-        elif char == '"':
-            quote = True
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "," and depth == 0:
+    parts, start = [], 0
+    for index, char in expressions.top_level(inner):
+        if char == ",":
             parts.append(inner[start:index])
             start = index + 1
     parts.append(inner[start:])
@@ -296,8 +288,6 @@ class _TemplateScope:
 
 def _render_template(text: str, variables: dict[str, Any]) -> str:
     """A template file rendered, each interpolation netguard cannot know left as a placeholder."""
-    from netguard.terraform import expressions
-
     scope = _TemplateScope(variables)
     return _substitute(text, lambda interpolation: expressions.evaluate(interpolation, scope))
 
