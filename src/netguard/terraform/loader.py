@@ -283,27 +283,18 @@ def _render(
     """Add one module instance's blocks (and, recursively, its local module calls) to the Module."""
     read = {} if read is None else read
     calls: dict[str, Call] = {}
-    where = {"path_module": str(folder.resolve()), "path_root": str((root or folder).resolve())}
-    scope = ModuleBindings(
-        variables=variables,
-        local_values=declared.locals_raw,
-        module=module,
-        module_path=prefix,
-        calls=calls,
-        **where,
-    )
-    scope.inputs = inputs
-    scope.call_site = call_site
+    # One module instance, seen twice: with values, and with resources as reference tokens.
+    frame = {
+        "local_values": declared.locals_raw,
+        "module": module,
+        "module_path": prefix,
+        "calls": calls,
+        "path_module": str(folder.resolve()),
+        "path_root": str((root or folder).resolve()),
+    }
+    scope = ModuleBindings(variables=variables, inputs=inputs, call_site=call_site, **frame)
     ref_variables = Inputs(inputs.raws, inputs.ref_caller, inputs.defaults) if inputs else variables
-    ref_scope = ModuleBindings(
-        variables=ref_variables,
-        local_values=declared.locals_raw,
-        module=module,
-        tokens=True,
-        module_path=prefix,
-        calls=calls,
-        **where,
-    )
+    ref_scope = ModuleBindings(variables=ref_variables, tokens=True, **frame)
     for entry in declared.blocks:
         for block in _instances(entry, scope, ref_scope, config, out.errors):
             if existence and block.existence is None:
