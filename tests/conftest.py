@@ -32,3 +32,17 @@ def fixture_config():
     from netguard.config import load_config
 
     return load_config(FIXTURES / ".netguard.yaml")
+
+
+@pytest.fixture
+def fake_aws_credentials(monkeypatch):
+    """Credentials moto accepts, and none of the machine's profile or retry settings."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
+        monkeypatch.delenv(key, raising=False)

@@ -28,17 +28,7 @@ CONFIG = FIXTURES / "org" / "org-targets.yaml"
 SEED = json.loads((FIXTURES / "cloudtrail" / "seed-events.json").read_text())["Records"]
 
 
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_SESSION_TOKEN": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
-        monkeypatch.delenv(key, raising=False)
+pytestmark = pytest.mark.usefixtures("fake_aws_credentials")
 
 
 class FakeTime:

@@ -28,15 +28,7 @@ CONFIG = FIXTURES / "org" / "org-targets.yaml"
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_SESSION_TOKEN": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
+pytestmark = pytest.mark.usefixtures("fake_aws_credentials")
 
 
 def build_org(client) -> dict[str, str]:

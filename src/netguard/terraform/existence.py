@@ -23,7 +23,7 @@ _STRING = re.compile(r'"((?:[^"\\$]|\\.)*)"')
 _NUMBER = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
 
 
-def implies(module: Any, target: Any, covers: list[Any]) -> tuple[bool | None, dict[str, Any]]:
+def implies(target: Any, covers: list[Any]) -> tuple[bool | None, dict[str, Any]]:
     """(True, {}) when every scenario that creates target creates a cover; (False, scenario) for a
     counterexample; (None, {}) when netguard cannot decide (too many scenarios, or unreadable).
 

@@ -48,14 +48,12 @@ def _iterates_over(block: Block, target: Block) -> bool:
     return block.each_source is not None and block.each_source == target.base
 
 
-def _coverage(
-    module: Module, target: Block, control: str, covers: list[Block], what: str, hint: str = ""
-) -> Violation | None:
+def _coverage(target: Block, control: str, covers: list[Block], what: str, hint: str = "") -> Violation | None:
     if not covers:
         return _violation(target, control, f"{target.address}: no {what} refers to it{hint}")
     if any(c.existence is None or _same_condition(c, target) or _iterates_over(c, target) for c in covers):
         return None
-    holds, scenario = existence.implies(module, target, covers)
+    holds, scenario = existence.implies(target, covers)
     if holds:
         return None
     detail = "; ".join(f"{c.address} exists only when `{c.existence}` is non-zero" for c in covers)
@@ -83,7 +81,7 @@ def _covers(module: Module, users: Iterator[tuple[Block, Any, set[str | None]]])
 def vpc_without_flow_log(module: Module, config: ScanConfig) -> Iterator[Violation]:
     covers = _covers(module, ((log, log.raw("vpc_id"), {"id"}) for log in module.of_type("aws_flow_log")))
     for vpc in module.of_type(*RULESET.types("NG-VPC-001")):
-        found = _coverage(module, vpc, "NG-VPC-001", covers.get(id(vpc), []), "flow log")
+        found = _coverage(vpc, "NG-VPC-001", covers.get(id(vpc), []), "flow log")
         if found:
             yield found
 
@@ -118,7 +116,7 @@ def vpc_without_dhcp_options(module: Module, config: ScanConfig) -> Iterator[Vio
             if default_users
             else ""
         )
-        found = _coverage(module, vpc, "NG-VPC-003", covers.get(id(vpc), []), "DHCP options association", hint)
+        found = _coverage(vpc, "NG-VPC-003", covers.get(id(vpc), []), "DHCP options association", hint)
         if found:
             yield found
 
@@ -178,7 +176,6 @@ def eip_not_attached(module: Module, config: ScanConfig) -> Iterator[Violation]:
         if eip.has("instance") or eip.has("network_interface"):
             continue
         found = _coverage(
-            module,
             eip,
             "NG-EIP-001",
             covers.get(id(eip), []),
@@ -228,7 +225,7 @@ def _document(block: Block, raw: Any) -> Any:
     if whole and whole.startswith(("file(", "templatefile(")) and whole.endswith(")"):
         return _policy_file(block, whole)
     if whole is None and "${" in raw:
-        return _render_partially(block, raw)
+        return _substitute(raw, block.value)
     return value
 
 
@@ -290,11 +287,6 @@ def _render_template(text: str, variables: dict[str, Any]) -> str:
     """A template file rendered, each interpolation netguard cannot know left as a placeholder."""
     scope = _TemplateScope(variables)
     return _substitute(text, lambda interpolation: expressions.evaluate(interpolation, scope))
-
-
-def _render_partially(block: Block, text: str) -> str:
-    """A template string with each interpolation replaced by its value, or by a placeholder."""
-    return _substitute(text, block.value)
 
 
 def _substitute(text: str, value_of: Callable[[str], Any]) -> str:
