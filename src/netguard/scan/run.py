@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,10 @@ from netguard.config import CONFIG_ENV, CONFIG_NAME, DEFAULT_CONFIG, ScanConfig,
 from netguard.errors import InputError
 from netguard.scan.discover import discover
 from netguard.scan.findings import Finding, ScanResult
+from netguard.scan.policy_files import is_policy_document, scan_policy_file
 from netguard.scan.suppress import Spans, apply_suppressions
+from netguard.scan.unit import ENGINE, Unit, UnitResult
 from netguard.violations import Violation
-
-ENGINE = "netguard"
 
 
 def resolve_config(explicit: str | None) -> ScanConfig:
@@ -39,23 +38,6 @@ def resolve_config(explicit: str | None) -> ScanConfig:
         return load_config(Path(chosen))
     found = find_config(Path.cwd())
     return load_config(found) if found else DEFAULT_CONFIG
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What is evaluated in one go: a template, or the .tf files of one module folder."""
-
-    kind: str  # "cloudformation" or "terraform"
-    files: tuple[str, ...]
-
-
-@dataclass
-class UnitResult:
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[InputError] = field(default_factory=list)
-    scanned: list[str] = field(default_factory=list)  # files whose every resource was evaluated
-    resources: dict[str, set[str]] = field(default_factory=dict)  # file -> the resources (addresses) evaluated
-    notices: list[str] = field(default_factory=list)
 
 
 def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fallback: str) -> list[Finding]:
@@ -92,7 +74,7 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
     if is_template(loaded.data) and has_foreach(loaded.data):
         problems = expand_resources(loaded.data)
         out.errors.extend(InputError(path, problem) for problem in problems)
-    if _is_policy_document(loaded.data):
+    if is_policy_document(loaded.data):
         return scan_policy_file(path, loaded.data)
     if not is_template(loaded.data):
         from netguard.terraform.plan import is_plan  # Terraform plan JSON: see _scan_plan
@@ -121,6 +103,7 @@ def _evaluate_template(
 ) -> None:
     """The rules on one parsed template, then on the nested stacks it names by a local TemplateURL."""
     from netguard.cfn import rules as cfn_rules
+    from netguard.cfn.cdk import name_constructs
     from netguard.cfn.loader import reference_problems, structure_problems
     from netguard.cfn.template import Template
 
@@ -133,16 +116,9 @@ def _evaluate_template(
     violations = cfn_rules.evaluate(template, config)
     spans = {name: template.span_of(name) for name in template.resources}
     found = _findings(violations, {name: (path, first) for name, (first, _) in spans.items()}, path)
-    for finding in found:  # CDK output: people know their constructs by path, not by logical id
-        metadata = (
-            template.resources[finding.resource].node.get("Metadata")
-            if finding.resource in template.resources
-            else None
-        )
-        construct = metadata.get("aws:cdk:path") if isinstance(metadata, dict) else None
-        if isinstance(construct, str):
-            finding.message += f" (CDK construct {construct.removesuffix('/Resource')})"
-        if via:
+    name_constructs(found, template)
+    if via:
+        for finding in found:
             finding.via = via
             finding.message += f" (nested stack of {via}, with the parameters it passes)"
     apply_suppressions(found, {path: Spans(spans, data)})
@@ -194,41 +170,6 @@ def _nested_stack(
     if has_foreach(loaded.data):  # after the parent's parameters: they decide the loops
         out.errors.extend(InputError(shown, p) for p in expand_resources(loaded.data))
     _evaluate_template(shown, loaded.data, config, out, via=f"{path}:{line}", depth=depth + 1, active=active)
-
-
-SCP_FOLDERS = {"scp", "scps", "service-control-policies"}
-
-
-def _is_policy_document(data: object) -> bool:
-    return isinstance(data, dict) and "Statement" in data and "Resources" not in data
-
-
-def scan_policy_file(path: str, document: dict) -> UnitResult:
-    """A policy document committed as a file: under scp/ it must be a valid SCP (what AWS refuses is an
-    error); elsewhere an identity policy, judged by the IAM controls. Resource policies are not read."""
-    import json
-
-    from netguard.iam.statements import risky_statements, statements_of
-    from netguard.policy.validate import validate_document
-
-    out = UnitResult(scanned=[path])
-    line = document.line_of("Statement") if hasattr(document, "line_of") else 1
-    if SCP_FOLDERS & {part.lower() for part in Path(path).parts[:-1]}:
-        for problem in validate_document(json.dumps(document), lockout=False):
-            out.errors.append(InputError(path, f"not a valid service control policy: {problem}", line or None))
-        return out
-    if any(isinstance(s, dict) and ("Principal" in s or "NotPrincipal" in s) for s in statements_of(document)):
-        return out  # a resource policy (bucket, endpoint): not an identity grant
-    name = Path(path).name
-    for control in load_catalog().values():
-        if not control.actions:
-            continue
-        hits = risky_statements(document, control.actions)
-        if hits:
-            message = f"{name}: " + "; ".join(hit.describe() for hit in hits)
-            out.findings.append(Finding(control.id, path, name, line or 1, control.severity, message, [ENGINE]))
-    out.resources[path] = {name}
-    return out
 
 
 def _unevaluated_terraform(path: str, data: object) -> str | None:
