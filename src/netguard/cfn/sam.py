@@ -4,7 +4,7 @@ The translator is what CloudFormation runs for `Transform: AWS::Serverless-2016-
 policy templates and connectors it generates are judged as deployed. Three things keep it offline and
 faithful to what a developer commits before `sam package`:
 - local artifact paths (CodeUri, DefinitionUri, ContentUri) stand for the S3 objects `sam package`
-  would upload; a Serverless Application Repository location stands for a template netguard cannot read;
+  would upload; a Serverless Application Repository location becomes a remote TemplateURL (a notice);
 - the managed-policy names come from the map bundled with the translator, never from IAM;
 - a SAM resource the translator refuses stays in the template as written, so the controls still read
   its inline policies, and the reason is reported as a notice, never as an input error (cfn-lint, which
@@ -79,7 +79,8 @@ def _prepare(data: dict[str, Any]) -> None:
         if kind == "AWS::Serverless::Function" and properties.get("PackageType") == "Image":
             properties.setdefault("ImageUri", "netguard-local-image")  # `sam build` fills it from Metadata
         if kind == "AWS::Serverless::Application" and isinstance(properties.get("Location"), dict):
-            properties["Location"] = "serverlessrepo://application"  # never fetched: a notice says so
+            application = properties["Location"].get("ApplicationId")  # never fetched: a notice says so
+            properties["Location"] = f"serverlessrepo://{application if isinstance(application, str) else 'app'}"
         metadata = resource.get("Metadata")
         resource["Metadata"] = {**(metadata if isinstance(metadata, dict) else {}), _ORIGIN: name}
 
@@ -108,6 +109,8 @@ def expand_sam(data: dict[str, Any]) -> Expansion:
     """The template after the SAM transform; refused SAM resources are kept as written."""
     from samtranslator.model.exceptions import InvalidDocumentException
 
+    if not isinstance(data.get("Resources"), dict) or not data["Resources"]:
+        return Expansion(data)
     source = _plain(data)
     _prepare(source)
     refused: dict[str, str] = {}
@@ -116,6 +119,9 @@ def expand_sam(data: dict[str, Any]) -> Expansion:
         attempt = copy.deepcopy(source)
         for name in refused:
             attempt["Resources"].pop(name, None)
+        if not attempt["Resources"]:  # every resource refused: nothing is left to transform
+            translated = {key: value for key, value in attempt.items() if key not in ("Transform", "Globals")}
+            break
         try:
             translated = _translate(attempt)
             break
@@ -148,16 +154,6 @@ def expand_sam(data: dict[str, Any]) -> Expansion:
     for name, reason in refused.items():
         resources[name] = data["Resources"][name]  # as written: its inline policies are still read
         notices.append(f"SAM resource {name} was not expanded ({reason}); its inline policies are judged as written")
-    for name, resource in data["Resources"].items():
-        if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Application":
-            location = (
-                resource.get("Properties", {}).get("Location") if isinstance(resource.get("Properties"), dict) else None
-            )
-            if isinstance(location, dict):
-                notices.append(
-                    f"SAM application {name} comes from the Serverless Application Repository;"
-                    " its resources are not evaluated"
-                )
     return Expansion(translated, origin, notices)
 
 

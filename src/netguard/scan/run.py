@@ -76,7 +76,7 @@ def scan_template(path: str, config: ScanConfig) -> UnitResult:
         problems = expand_resources(loaded.data)
         out.errors.extend(InputError(path, problem) for problem in problems)
     if is_policy_document(loaded.data):
-        return scan_policy_file(path, loaded.data)
+        return scan_policy_file(path, loaded.data, config)
     if not is_template(loaded.data):
         from netguard.terraform.plan import is_plan  # Terraform plan JSON: see _scan_plan
 
@@ -128,12 +128,12 @@ def _evaluate_template(
     ]
     spans = {name: template.span_of(name) for name in template.resources}
     found = _findings(violations, {name: (path, first) for name, (first, _) in spans.items()}, path)
-    name_constructs(found, template)
+    name_constructs(found, template, path)
     if via:
         for finding in found:
             finding.via = via
             finding.message += f" (nested stack of {via}, with the parameters it passes)"
-    apply_suppressions(found, {path: Spans(spans, data)})
+    apply_suppressions(found, {path: Spans(spans, data)}, config)
     out.findings.extend(found)
     if via is None:  # a nested child counts as scanned where it is scanned on its own
         out.scanned.append(path)
@@ -171,7 +171,9 @@ def _nested_stack(
         return
     active = {*active, child_path}
     if not child_path.is_file():
-        out.errors.append(InputError(path, f"nested stack {name}: TemplateURL {url} is not a file", line or None))
+        out.notices.append(  # not a deploy error: `aws cloudformation package` resolves it elsewhere
+            f"{path}:{line}: nested stack {name}: TemplateURL {url} is not a file here; its resources are not evaluated"
+        )
         return
     loaded = load_template(child_path, config.limits)
     if loaded.error or not is_template(loaded.data):
