@@ -77,7 +77,7 @@ def test_an_application_from_the_serverless_repository_is_a_notice_and_no_networ
     )
     unit = scan_template(str(path), DEFAULT_CONFIG)
     assert not unit.errors
-    assert any("serverlessrepo://arn:aws:serverlessrepo" in n and "not a local file" in n for n in unit.notices)
+    assert any("not a local file" in n and "App (serverlessrepo://arn:aws:serverlessrepo" in n for n in unit.notices)
 
 
 def test_a_local_application_is_scanned_as_a_nested_stack(tmp_path):
@@ -101,7 +101,7 @@ def test_a_remote_template_url_is_a_notice(tmp_path):
     )
     unit = scan_template(str(path), DEFAULT_CONFIG)
     assert not unit.findings and not unit.errors
-    assert any("nested stack Net" in n and "not a local file" in n for n in unit.notices)
+    assert any("not a local file" in n and "Net (https://s3.amazonaws.com/" in n for n in unit.notices)
 
 
 def test_the_cli_prints_no_translator_chatter(tmp_path):

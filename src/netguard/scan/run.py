@@ -139,8 +139,18 @@ def _evaluate_template(
         out.scanned.append(path)
         out.resources.setdefault(path, set()).update(template.resources)
     active = {Path(path).resolve()} if active is None else active
+    remote = []
     for stack in judged.of_type("AWS::CloudFormation::Stack"):  # with SAM applications, once expanded
-        _nested_stack(path, stack, template, config, out, depth, active)
+        url = stack.properties.get("TemplateURL")
+        if isinstance(url, str) and ":" not in url.split("/")[0]:
+            _nested_stack(path, stack, template, config, out, depth, active)
+        else:
+            remote.append(f"{stack.logical_id} ({url if isinstance(url, str) else 'an intrinsic function'})")
+    if remote:
+        out.notices.append(
+            f"{path}: nested stacks whose TemplateURL is not a local file are not evaluated here"
+            f" (scan their templates themselves): {', '.join(remote)}"
+        )
 
 
 def _nested_stack(
@@ -155,13 +165,6 @@ def _nested_stack(
     url = stack.properties.get("TemplateURL")
     if depth >= MAX_STACK_DEPTH:
         out.notices.append(f"{path}: nested stack {name} is deeper than {MAX_STACK_DEPTH} levels; not evaluated")
-        return
-    if not isinstance(url, str) or ":" in url.split("/")[0]:
-        shown_url = url if isinstance(url, str) else "an intrinsic function"
-        out.notices.append(
-            f"{path}: nested stack {name}: TemplateURL is {shown_url}, not a local file; its resources are not"
-            " evaluated here (scan the child template itself)"
-        )
         return
     child_path = (Path(path).parent / url).resolve()
     shown = os.path.normpath(Path(path).parent / url)  # the same form as the paths the scan was given
