@@ -142,7 +142,9 @@ def _as_checkov_addresses(ours: set, presented: set[str]) -> set:
 
 
 def test_plain_checkov_reports_exactly_what_netguard_scan_reports():
-    ours = _netguard([FIXTURES / "cloudformation", FIXTURES / "terraform", FIXTURES / "terraform_plans"])
+    ours = _netguard(
+        [FIXTURES / "cloudformation", FIXTURES / "cdk", FIXTURES / "terraform", FIXTURES / "terraform_plans"]
+    )
     plain, presented = _plain_checkov(FIXTURES)
     ours = _as_checkov_addresses(ours, presented)
     misnamed = {f for f in plain if f[1].endswith(MISNAMED_BY_CHECKOV)}

@@ -27,12 +27,22 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class ConstructSuppression:
+    """A suppression in the config: CDK output is generated, so its findings are suppressed by construct path."""
+
+    control: str
+    construct: str  # a glob on the construct path: * and ? within one path segment, ** across segments
+    reason: str
+
+
+@dataclass(frozen=True)
 class ScanConfig:
     approved_dns_servers: tuple[str, ...] = ("AmazonProvidedDNS",)
     approved_peer_accounts: tuple[str, ...] = ()
     severity_threshold: str = "low"
     unresolved_modules: str = "notice"  # a Terraform module netguard cannot follow: "notice" or "error"
     limits: Limits = Limits()
+    suppressions: tuple[ConstructSuppression, ...] = ()
     source: str | None = None
 
     def dns_approved(self, server: str) -> bool:
@@ -100,8 +110,22 @@ def load_config(path: Path) -> ScanConfig:
         severity_threshold=data.get("severity_threshold", "low"),
         unresolved_modules=data.get("unresolved_modules", "notice"),
         limits=Limits(**data.get("limits", {})),
+        suppressions=_suppressions(path, data.get("suppressions", [])),
         source=str(path),
     )
+
+
+def _suppressions(path: Path, entries: list[dict]) -> tuple[ConstructSuppression, ...]:
+    """Config suppressions; one naming a control the catalogue lacks would silently suppress nothing."""
+    from netguard.catalog import load_catalog
+
+    catalog = load_catalog()
+    for index, entry in enumerate(entries):
+        if entry["control"] not in catalog:
+            raise NetguardError(
+                str(path), f"invalid config at suppressions/{index}: unknown control {entry['control']}"
+            )
+    return tuple(ConstructSuppression(e["control"], e["construct"], e["reason"].strip()) for e in entries)
 
 
 def _one_line(exc: Exception) -> str:

@@ -1,4 +1,10 @@
-"""Find the CloudFormation and Terraform files under the paths given to `netguard scan`."""
+"""Find the CloudFormation and Terraform files under the paths given to `netguard scan`.
+
+A CDK cloud assembly (a folder whose `manifest.json` is CDK's, such as `cdk.out`) is read through its
+manifest: the stacks it lists are scanned (a listed template that is missing is an error naming the
+manifest), CDK's own files (manifest, tree, asset manifests) are not templates, and its asset folders
+(`asset.*`, copies of the app's files bundled for deployment) are skipped with a notice.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netguard.cfn.cdk import ASSET_PREFIX, ASSETS_SUFFIX, MANIFEST, Assembly, read_assembly
 from netguard.cfn.loader import CFN_SUFFIXES
 from netguard.errors import InputError
 
@@ -59,6 +66,8 @@ def discover(paths: list[str]) -> Discovered:
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
+        if path.name == MANIFEST and path.is_file() and read_assembly(path.parent) is not None:
+            path = path.parent  # a cloud assembly named by its manifest: scan the assembly
         if not path.is_dir():
             if not os.path.lexists(path):
                 found.errors.append(InputError(raw, "no such file or directory"))
@@ -66,8 +75,11 @@ def discover(paths: list[str]) -> Discovered:
                 seen.add(path)
                 _classify(path, found, explicit=True)
             continue
-        for folder, files in _walk(path, found):
+        for folder, files, assembly in _walk(path, found):
+            own = _assembly_stacks(assembly, found, seen) if assembly is not None else set()
             for name in files:
+                if name in own:
+                    continue
                 file_path = folder / name
                 if file_path in seen:
                     continue
@@ -76,9 +88,23 @@ def discover(paths: list[str]) -> Discovered:
     return found
 
 
-def _walk(root: Path, found: Discovered) -> Iterator[tuple[Path, list[str]]]:
-    """(folder, sorted non-folder names) below root, depth first, without recursion (trees can be
-    thousands of folders deep) and without following folder symlinks (a loop cannot trap it)."""
+def _assembly_stacks(assembly: Assembly, found: Discovered, seen: set[Path]) -> set[str]:
+    """Queue the templates a cloud assembly lists, report what is wrong with its manifest, and return
+    the names in its folder that are CDK's own files rather than templates."""
+    folder = assembly.manifest.parent
+    found.errors.extend(InputError(str(assembly.manifest), problem) for problem in assembly.problems)
+    for stack in assembly.stacks:
+        path = folder / stack.template  # the form the walk gives the same file, so it is not queued twice
+        if path not in seen and path.is_file():
+            seen.add(path)
+            found.cfn.append(path)
+    return assembly.own_files
+
+
+def _walk(root: Path, found: Discovered) -> Iterator[tuple[Path, list[str], Assembly | None]]:
+    """(folder, sorted non-folder names, its cloud assembly if any) below root, depth first, without
+    recursion (trees can be thousands of folders deep) and without following folder symlinks (a loop
+    cannot trap it)."""
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -87,13 +113,23 @@ def _walk(root: Path, found: Discovered) -> Iterator[tuple[Path, list[str]]]:
         except OSError as exc:
             found.errors.append(InputError(str(folder), f"cannot list folder: {exc.strerror or exc}"))
             continue
-        subfolders = []
+        files = [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+        assembly = read_assembly(folder) if MANIFEST in files else None
+        subfolders, assets = [], 0
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
+            if assembly is not None and entry.name.startswith(ASSET_PREFIX) and entry.is_dir(follow_symlinks=False):
+                assets += 1
+            elif entry.is_dir(follow_symlinks=False):
                 reason = _skip_reason(Path(entry.path))
                 if reason is None:
                     subfolders.append(Path(entry.path))
                 elif reason:
                     found.notices.append(f"{entry.path}: not scanned, {reason}")
-        yield folder, [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+        if assets:
+            found.notices.append(
+                f"{folder}: {assets} CDK asset folder(s) ({ASSET_PREFIX}*) not scanned, copies bundled for deployment"
+            )
+        if assembly is not None:
+            files = [name for name in files if not name.endswith(ASSETS_SUFFIX)]
+        yield folder, files, assembly
         stack.extend(reversed(subfolders))

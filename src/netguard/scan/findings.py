@@ -20,6 +20,9 @@ class Finding:
     suppressed: str | None = None  # the reason, when a suppression comment covers it
     baselined: bool = False  # present in the --baseline file: reported, but does not fail the run
     via: str | None = None  # a called module's resource: the root module block it was called from
+    construct: str | None = None  # CDK output: the resource's construct path (aws:cdk:path without /Resource)
+    stack: str | None = None  # CDK output: the display name of the stack whose template holds the resource
+    suppressed_by: str | None = None  # the config file whose suppression covers it (None: in the source)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -36,9 +39,15 @@ class Finding:
             "engines": list(self.engines),
             "message": self.message,
         }
+        if self.construct:
+            data["construct"] = self.construct
+        if self.stack:
+            data["stack"] = self.stack
         if self.suppressed is not None:
             data["suppressed"] = True
             data["suppression_reason"] = self.suppressed
+            if self.suppressed_by:
+                data["suppressed_by"] = self.suppressed_by
         if self.baselined:
             data["baselined"] = True
         if self.via:

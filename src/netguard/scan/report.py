@@ -24,7 +24,7 @@ def render(result: ScanResult, fmt: str) -> str:
 
 def _status(f: Finding) -> str:
     if f.suppressed is not None:
-        return f" (suppressed: {f.suppressed})"
+        return f" (suppressed{f' by {f.suppressed_by}' if f.suppressed_by else ''}: {f.suppressed})"
     return " (in baseline)" if f.baselined else ""
 
 
@@ -102,6 +102,15 @@ def sarif_rules() -> list[dict]:
     ]
 
 
+def _logical_locations(f: Finding) -> list[dict]:
+    """The resource by logical id and, for CDK output, by construct path (its fully qualified name in
+    the app, which is how CDK users find it)."""
+    locations = [{"name": f.resource, "kind": "resource"}]
+    if f.construct:
+        locations.append({"name": f.construct.rsplit("/", 1)[-1], "fullyQualifiedName": f.construct, "kind": "module"})
+    return locations
+
+
 def to_sarif(result: ScanResult) -> str:
     index = {control: i for i, control in enumerate(load_catalog())}
     results = []
@@ -117,7 +126,7 @@ def to_sarif(result: ScanResult) -> str:
                         "artifactLocation": {"uri": _uri(f.file)},
                         "region": {"startLine": max(f.line, 1)},
                     },
-                    "logicalLocations": [{"name": f.resource, "kind": "resource"}],
+                    "logicalLocations": _logical_locations(f),
                 }
             ],
             "partialFingerprints": {
@@ -125,8 +134,12 @@ def to_sarif(result: ScanResult) -> str:
             },
             "properties": {"engines": f.engines},
         }
+        for key in ("construct", "stack"):
+            if getattr(f, key):
+                entry["properties"][key] = getattr(f, key)
         if f.suppressed is not None:
-            entry["suppressions"] = [{"kind": "inSource", "justification": f.suppressed}]
+            kind = "external" if f.suppressed_by else "inSource"  # external: the config's, by construct path
+            entry["suppressions"] = [{"kind": kind, "justification": f.suppressed}]
         if result.baseline:
             entry["baselineState"] = "unchanged" if f.baselined else "new"
         results.append(entry)

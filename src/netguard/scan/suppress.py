@@ -5,7 +5,8 @@ so a team moving from Checkov or cfn-lint keeps its skips. Recognised forms:
 - `# netguard:skip=NG-VPC-001: reason` inside a resource block or in the comments right above it;
 - Checkov's `#checkov:skip=CKV_NG_VPC_001:reason` comments and `Metadata.checkov.skip` entries;
 - netguard's `Metadata.netguard.skip: [{id: NG-VPC-001, reason: ...}]`;
-- cfn-lint's `Metadata.cfn-lint.config.ignore_checks` (it carries no reason: see below).
+- cfn-lint's `Metadata.cfn-lint.config.ignore_checks` (it carries no reason: see below);
+- the config's `suppressions`, by control and construct path glob, for CDK output nobody writes by hand.
 A suppression needs a reason. One without is not honoured and the finding says so.
 """
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from netguard.catalog import control_for_engine_id, load_catalog
+from netguard.config import CONFIG_NAME, ScanConfig
 from netguard.scan.findings import Finding
 
 _NETGUARD = re.compile(r"(?:#|//)\s*netguard:skip=(NG-[A-Z]+-\d{3})(?:\s*:\s*(.*\S))?")
@@ -143,8 +146,31 @@ def suppressions_in(path: Path, spans: Spans) -> dict[str, list[Suppression]]:
     return found
 
 
-def apply_suppressions(findings: list[Finding], files: Mapping[str, Spans]) -> None:
-    """Mark findings suppressed when a reasoned suppression covers them; flag reasonless ones."""
+@lru_cache(maxsize=256)
+def construct_glob(pattern: str) -> re.Pattern[str]:
+    """A construct path glob as a regular expression: `*` and `?` stay within one path segment (as in
+    `cdk deploy 'Prod/*'`), `**` spans segments."""
+    parts = re.split(r"(\*\*|\*|\?)", pattern.strip("/"))
+    wild = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wild.get(part, re.escape(part)) for part in parts))
+
+
+def _from_config(finding: Finding, config: ScanConfig) -> str | None:
+    """The reason of the first config suppression covering the finding's construct, or None."""
+    if not finding.construct:
+        return None
+    for entry in config.suppressions:
+        if entry.control == finding.control and construct_glob(entry.construct).fullmatch(finding.construct):
+            return entry.reason
+    return None
+
+
+def apply_suppressions(findings: list[Finding], files: Mapping[str, Spans], config: ScanConfig | None = None) -> None:
+    """Mark findings suppressed when a reasoned suppression covers them; flag reasonless ones.
+
+    Suppressions in the source come first; then the config's (by construct path), which a team adds
+    where the template is generated and cannot carry a comment.
+    """
     cache: dict[str, dict[str, list[Suppression]]] = {}
     for finding in findings:
         if finding.file not in files:
@@ -160,3 +186,7 @@ def apply_suppressions(findings: list[Finding], files: Mapping[str, Spans]) -> N
             finding.suppressed = None
             sources = ", ".join(sorted({s.source for s in matching}))
             finding.message += f" (a {sources} suppression without a reason is not honoured)"
+    for finding in findings:
+        reason = _from_config(finding, config) if config is not None and finding.suppressed is None else None
+        if reason:
+            finding.suppressed, finding.suppressed_by = reason, config.source or CONFIG_NAME
