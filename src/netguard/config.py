@@ -26,6 +26,10 @@ class Limits:
     max_template_mb: float = 1.0  # CloudFormation's own limit for a template body (in S3)
 
 
+# Globs for the policy files that are service control policies, as the pre-commit hook picks them.
+DEFAULT_SCP_PATHS = ("**/scp/**", "**/scps/**", "**/service-control-policies/**")
+
+
 @dataclass(frozen=True)
 class ConstructSuppression:
     """A suppression in the config: CDK output is generated, so its findings are suppressed by construct path."""
@@ -42,6 +46,7 @@ class ScanConfig:
     severity_threshold: str = "low"
     unresolved_modules: str = "notice"  # a Terraform module netguard cannot follow: "notice" or "error"
     limits: Limits = Limits()
+    scp_paths: tuple[str, ...] = DEFAULT_SCP_PATHS  # policy files judged as SCPs (scan/policy_files.py)
     suppressions: tuple[ConstructSuppression, ...] = ()
     source: str | None = None
 
@@ -110,6 +115,7 @@ def load_config(path: Path) -> ScanConfig:
         severity_threshold=data.get("severity_threshold", "low"),
         unresolved_modules=data.get("unresolved_modules", "notice"),
         limits=Limits(**data.get("limits", {})),
+        scp_paths=tuple(data.get("scp_paths", DEFAULT_SCP_PATHS)),
         suppressions=_suppressions(path, data.get("suppressions", [])),
         source=str(path),
     )

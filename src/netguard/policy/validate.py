@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,26 @@ MAX_DEPTH = 32  # a policy nests six levels: document, Statement, statement, Con
 MAX_FILE_BYTES = 1024 * 1024  # an SCP holds at most 10,240 characters; any policy file is far smaller
 
 _EXEMPTING_OPERATORS = ("ArnNotLike", "ArnNotEquals", "StringNotLike", "StringNotEquals")
+
+# The catalogue control each kind of problem falls under (checks/catalog.yaml), so `netguard scan` can
+# report an SCP file's problems as findings.
+REFUSED = "NG-SCP-001"  # AWS Organizations refuses the document: grammar, Principal, duplicate Sid, not JSON
+OVERSIZE = "NG-SCP-002"  # over the size quota
+UNKNOWN_ACTION = "NG-SCP-003"  # an action or service prefix IAM does not know
+LOCKOUT = "NG-SCP-004"  # netguard's lockout guard: a Deny with no exemption for deploy and break-glass roles
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem with an SCP: its message, the control it falls under, and the statement it is in."""
+
+    control: str
+    message: str
+    statement: int | None = None  # index in Statement; None when it concerns the document as a whole
+    sid: str | None = None  # that statement's Sid, when it has one
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @cache
@@ -53,11 +74,30 @@ def _statements(document: Mapping[str, Any]) -> list[Any]:
     return raw if isinstance(raw, list) else [raw] if raw is not None else []
 
 
+def _sid(statement: Any) -> str | None:
+    sid = statement.get("Sid") if isinstance(statement, Mapping) else None
+    return sid if isinstance(sid, str) and sid else None
+
+
+def _at(control: str, message: str, statements: list[Any], index: int | None) -> Problem:
+    """A problem placed on a statement (with its Sid), or on the document when index is None."""
+    return Problem(control, message, index, _sid(statements[index]) if index is not None else None)
+
+
+def _statement_index(path: list[Any], document: Mapping[str, Any]) -> int | None:
+    """The statement a schema error's path is in: Statement/2/... is statement 2, a lone Statement object 0."""
+    if len(path) < 2 or path[0] != "Statement":
+        return None
+    if isinstance(document.get("Statement"), list):
+        return path[1] if isinstance(path[1], int) else None
+    return 0
+
+
 def _sample_arn(pattern: str) -> str:
     return pattern.replace("*", "x1").replace("?", "x")
 
 
-def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[str]:
+def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[Problem]:
     problems = []
     for index, statement in enumerate(statements):
         if not isinstance(statement, Mapping) or statement.get("Effect") != "Deny":
@@ -73,8 +113,13 @@ def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[str]
             )
             if not exempting:
                 problems.append(
-                    f"{label} has no aws:PrincipalArn exemption for the deploy role or break-glass "
-                    "principals (lockout guard)"
+                    _at(
+                        LOCKOUT,
+                        f"{label} has no aws:PrincipalArn exemption for the deploy role or break-glass "
+                        "principals (lockout guard)",
+                        statements,
+                        index,
+                    )
                 )
             continue
         for role, pattern in (("deploy role", org.deploy_role), ("break-glass", org.break_glass)):
@@ -82,8 +127,13 @@ def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[str]
             result = evaluate_condition(condition, context)
             if result.truth is not False:
                 problems.append(
-                    f"{label} can deny the {role} ({pattern}); exempt it with ArnNotLike on "
-                    "aws:PrincipalArn (lockout guard)"
+                    _at(
+                        LOCKOUT,
+                        f"{label} can deny the {role} ({pattern}); exempt it with ArnNotLike on "
+                        "aws:PrincipalArn (lockout guard)",
+                        statements,
+                        index,
+                    )
                 )
     return problems
 
@@ -95,36 +145,47 @@ def validate_document(
 
     lockout=False leaves out netguard's own lockout guard, keeping what AWS itself refuses.
     """
+    return [p.message for p in document_problems(text, size_limit=size_limit, org=org, lockout=lockout)]
+
+
+def document_problems(
+    text: str, *, size_limit: int = DEFAULT_SIZE_LIMIT, org: OrgConfig | None = None, lockout: bool = True
+) -> list[Problem]:
+    """validate_document's problems with their control and statement, so a scan can report each as a
+    finding on the statement it is about (in the order validate_document prints them)."""
     try:
         document = loads_document(text, MAX_DEPTH)
     except Refused as exc:
         if exc.position and exc.message.startswith("invalid JSON: "):
             line = exc.position.split(" column ")[0]
-            return [f"invalid JSON at {line}: {exc.message.removeprefix('invalid JSON: ')}"]
-        return [exc.message]
+            return [Problem(REFUSED, f"invalid JSON at {line}: {exc.message.removeprefix('invalid JSON: ')}")]
+        return [Problem(REFUSED, exc.message)]
     if not isinstance(document, dict):
-        return ["a policy must be a JSON object"]
-    problems: list[str] = []
+        return [Problem(REFUSED, "a policy must be a JSON object")]
+    problems: list[Problem] = []
     statements = _statements(document)
     for index, statement in enumerate(statements):
         if isinstance(statement, Mapping):
             for key in ("Principal", "NotPrincipal"):
                 if key in statement:
-                    problems.append(f"statement {statement.get('Sid') or index}: SCPs cannot have {key}")
+                    message = f"statement {statement.get('Sid') or index}: SCPs cannot have {key}"
+                    problems.append(_at(REFUSED, message, statements, index))
     validator = jsonschema.Draft202012Validator(load_schema("scp.schema.json"))
     for error in sorted(_leaf_errors(validator.iter_errors(document)), key=lambda e: list(map(str, e.absolute_path))):
         if error.validator == "additionalProperties" and "Principal" in str(error.message):
             continue  # reported above in plain words
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        problems.append(f"{where}: {_schema_message(error)}")
+        index = _statement_index(list(error.absolute_path), document)
+        problems.append(_at(REFUSED, f"{where}: {_schema_message(error)}", statements, index))
     size = len(minify(document))
     if size > size_limit:
-        problems.append(f"{size} characters when minified, over the SCP limit of {size_limit}")
-    sids = [s.get("Sid") for s in statements if isinstance(s, Mapping) and s.get("Sid")]
-    duplicates = sorted({sid for sid in sids if sids.count(sid) > 1})
+        problems.append(Problem(OVERSIZE, f"{size} characters when minified, over the SCP limit of {size_limit}"))
+    sids = [_sid(s) for s in statements]  # a Sid that is not a string is a schema error above
+    duplicates = sorted({sid for sid in sids if sid and sids.count(sid) > 1})
     if duplicates:
-        problems.append(f"duplicate Sid: {', '.join(duplicates)}")
-    for statement in statements:
+        first = next(i for i, sid in enumerate(sids) if sid in duplicates)
+        problems.append(Problem(REFUSED, f"duplicate Sid: {', '.join(duplicates)}", first))
+    for index, statement in enumerate(statements):
         if not isinstance(statement, Mapping):
             continue
         for key in ("Action", "NotAction"):
@@ -132,7 +193,7 @@ def validate_document(
             for action in values if isinstance(values, list) else [values] if values is not None else []:
                 reason = unknown_action(action) if isinstance(action, str) else None
                 if reason:
-                    problems.append(reason)
+                    problems.append(_at(UNKNOWN_ACTION, reason, statements, index))
     if lockout:
         problems.extend(_lockout_problems(statements, org))
     return problems
