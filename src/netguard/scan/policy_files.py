@@ -61,17 +61,12 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
 
 
-@cache
-def _root(cwd: str) -> Path:
-    return repository_root(Path(cwd))
-
-
 def scan_root_relative(path: str) -> str:
     """The path the scp_paths globs see: relative to the repository root, else absolute; `/` between folders."""
     file = Path(path)
     absolute = Path(os.path.abspath(file.parent)).resolve() / file.name
     try:
-        return absolute.relative_to(_root(os.getcwd())).as_posix()
+        return absolute.relative_to(repository_root(Path.cwd())).as_posix()
     except ValueError:
         return absolute.as_posix()
 
