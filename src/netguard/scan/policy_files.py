@@ -88,10 +88,11 @@ def scan_policy_file(path: str, document: dict, config: ScanConfig) -> UnitResul
     name = Path(path).name
     if is_scp_path(path, config):
         try:
-            findings = _scp_findings(path, document)
+            text = json.dumps(document)
         except (TypeError, ValueError) as exc:  # YAML values JSON has no form for
             out.errors.append(InputError(path, f"cannot read as a JSON policy document: {exc}"))
             return out
+        findings = _scp_findings(path, document, text)
     else:
         if any(isinstance(s, dict) and ("Principal" in s or "NotPrincipal" in s) for s in statements_of(document)):
             out.scanned.append(path)
@@ -138,7 +139,7 @@ def _spans(document: Mapping[str, Any], name: str) -> dict[str, tuple[int, int]]
     return spans
 
 
-def _scp_findings(path: str, document: dict) -> list[Finding]:
+def _scp_findings(path: str, document: dict, text: str) -> list[Finding]:
     """One finding per (control, statement Sid or the file): problems in statements without a Sid, and
     problems with the document as a whole, fall on the file; on the statement's line where known."""
     from netguard.policy.validate import document_problems
@@ -148,7 +149,7 @@ def _scp_findings(path: str, document: dict) -> list[Finding]:
     statements = _statements(document)
     document_line = (_span(document) or (1, 1))[0]
     grouped: dict[tuple[str, str], tuple[int, list[str]]] = {}
-    for problem in document_problems(json.dumps(document), lockout=True):
+    for problem in document_problems(text, lockout=True):
         resource = problem.sid or name
         span = _span(statements[problem.statement]) if problem.statement is not None else None
         line = span[0] if span else document_line
