@@ -328,3 +328,14 @@ def test_plain_checkov_honours_config_suppressions(tmp_path):
             control = control_for_engine_id("checkov", record["check_id"])
             plain.add((control.id, str(Path(record["file_abs_path"]).resolve()), record["resource"].rsplit(".", 1)[-1]))
     assert plain == _ours(config)
+
+
+def test_a_cdk_nested_stack_is_followed_through_its_asset_path():
+    # Its TemplateURL is built from asset parameters; `aws:asset:path` names the file beside the parent.
+    from netguard.config import DEFAULT_CONFIG
+    from netguard.scan.run import scan_template
+
+    unit = scan_template(str(ASSEMBLY / "NetworkStack.template.json"), DEFAULT_CONFIG)
+    nested = [f for f in unit.findings if f.file.endswith(".nested.template.json")]
+    assert nested and all(f.via and f.via.endswith("NetworkStack.template.json:106") for f in nested)
+    assert not any("not a local file" in notice for notice in unit.notices)

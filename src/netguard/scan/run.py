@@ -142,8 +142,9 @@ def _evaluate_template(
     remote = []
     for stack in judged.of_type("AWS::CloudFormation::Stack"):  # with SAM applications, once expanded
         url = stack.properties.get("TemplateURL")
-        if isinstance(url, str) and ":" not in url.split("/")[0]:
-            _nested_stack(path, stack, template, config, out, depth, active)
+        local = url if isinstance(url, str) and ":" not in url.split("/")[0] else _cdk_asset_template(stack)
+        if local:
+            _nested_stack(path, stack, local, template, config, out, depth, active)
         else:
             remote.append(f"{stack.logical_id} ({url if isinstance(url, str) else 'an intrinsic function'})")
     if remote:
@@ -153,16 +154,32 @@ def _evaluate_template(
         )
 
 
+def _cdk_asset_template(stack: Any) -> str | None:
+    """The local template of a CDK nested stack: its TemplateURL is built from asset parameters, and CDK
+    records the file beside the parent in the resource's `aws:asset:path` metadata."""
+    metadata = stack.node.get("Metadata")
+    if isinstance(metadata, dict) and metadata.get("aws:asset:property") == "TemplateURL":
+        asset = metadata.get("aws:asset:path")
+        return asset if isinstance(asset, str) and ":" not in asset.split("/")[0] else None
+    return None
+
+
 def _nested_stack(
-    path: str, stack: Any, template: Any, config: ScanConfig, out: UnitResult, depth: int, active: set[Path]
+    path: str,
+    stack: Any,
+    url: str,
+    template: Any,
+    config: ScanConfig,
+    out: UnitResult,
+    depth: int,
+    active: set[Path],
 ) -> None:
-    """A child stack whose TemplateURL is a local file (as `aws cloudformation package` takes it),
-    evaluated with the parameters the parent passes: a literal pins the child's parameter."""
+    """A child stack whose TemplateURL is a local file (as `aws cloudformation package` takes it, or a
+    CDK asset), evaluated with the parameters the parent passes: a literal pins the child's parameter."""
     from netguard.cfn.foreach import expand_resources, has_foreach
     from netguard.cfn.loader import is_template, load_template
 
     name = stack.logical_id
-    url = stack.properties.get("TemplateURL")
     if depth >= MAX_STACK_DEPTH:
         out.notices.append(f"{path}: nested stack {name} is deeper than {MAX_STACK_DEPTH} levels; not evaluated")
         return
