@@ -52,6 +52,20 @@ def arn_matches(pattern: str, arn: str) -> bool:
     return all(wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True))
 
 
+def resource_matches(pattern: str, arn: str) -> bool:
+    """The Resource element: as arn_matches, except that a pattern of fewer than six segments whose last
+    one holds a wildcard (`arn:aws:ec2:*`) matches across the colons that remain, as IAM does."""
+    if pattern == "*":
+        return True
+    pattern_parts = pattern.split(":")
+    if len(pattern_parts) >= 6 or "*" not in pattern_parts[-1]:
+        return arn_matches(pattern, arn)
+    arn_parts = arn.split(":", len(pattern_parts) - 1)
+    if len(arn_parts) != len(pattern_parts) or arn.count(":") < 5:
+        return False
+    return all(wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True))
+
+
 def resource_is_unrestricted(resource: str) -> bool:
     """True for `*` and for ARNs whose resource part is only a wildcard (e.g. .../vpc/*, arn:aws:ec2:*:*:*)."""
     if resource.strip() == "*":

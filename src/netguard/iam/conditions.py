@@ -196,7 +196,9 @@ def _one_key(
         patterns.append(resolved)
     if not values:
         if qualifier == "ForAllValues":
-            return True
+            return True  # vacuously: every one of no values matches
+        if qualifier == "ForAnyValue":
+            return False  # no value to match, whatever the operator (IAM User Guide, multivalued keys)
         return negated or if_exists
 
     def matches(value: str) -> bool:

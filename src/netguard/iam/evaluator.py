@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from netguard.iam.actions import action_matches, arn_matches
+from netguard.iam.actions import action_matches, resource_matches
 from netguard.iam.conditions import RequestContext, Truth, evaluate_condition, substitute
 
 ALLOW, DENY, INDETERMINATE = "Allow", "Deny", "Indeterminate"
@@ -73,7 +73,7 @@ def _matches_resource(statement: Mapping[str, Any], request: Request, missing: l
             missing.append(unknown)
             return None
         resolved.append(value)
-    hit = any(arn_matches(p, arn) for p in resolved for arn in request.resources)
+    hit = any(resource_matches(p, arn) for p in resolved for arn in request.resources)
     return not hit if negated else hit
 
 

@@ -420,7 +420,12 @@ def parse_record(
     partition = (
         principal_arn.split(":")[1] if isinstance(principal_arn, str) and principal_arn.startswith("arn:") else "aws"
     )
-    account = _s(record.get("recipientAccountId")) or _s(identity.get("accountId"))
+    # SCPs bind the calling principal's account, not the account the call acts on: a member account's
+    # role acting in the management account is restricted, the management account's role never is.
+    arn_account = (
+        principal_arn.split(":")[4] if isinstance(principal_arn, str) and principal_arn.count(":") >= 5 else ""
+    )
+    account = _s(identity.get("accountId")) or arn_account or _s(record.get("recipientAccountId"))
     if not exempt and management_account and account == management_account:
         exempt = "SCPs do not restrict the management account"
     values: dict[str, Any] = {

@@ -1,0 +1,82 @@
+"""Where netguard's evaluation must answer as AWS answers (issue 16's measured disagreements)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netguard.iam.actions import resource_matches
+from netguard.iam.conditions import RequestContext, evaluate_condition
+from netguard.policy.cloudtrail import parse_record
+
+MANAGEMENT = "111111111111"
+MEMBER = "222222222222"
+
+
+def _record(caller_account: str, target_account: str) -> dict:
+    return {
+        "eventVersion": "1.08",
+        "eventID": "e1",
+        "eventTime": "2026-11-02T12:00:00Z",
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "DeleteDhcpOptions",
+        "awsRegion": "eu-west-1",
+        "recipientAccountId": target_account,
+        "requestParameters": {"dhcpOptionsId": "dopt-1"},
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLE:alice",
+            "arn": f"arn:aws:sts::{caller_account}:assumed-role/Admin/alice",
+            "accountId": caller_account,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "arn": f"arn:aws:iam::{caller_account}:role/Admin",
+                    "accountId": caller_account,
+                }
+            },
+        },
+    }
+
+
+def test_scps_bind_the_callers_account_not_the_account_acted_on():
+    member_acting_on_management = parse_record(_record(MEMBER, MANAGEMENT), MANAGEMENT)
+    management_acting_on_member = parse_record(_record(MANAGEMENT, MEMBER), MANAGEMENT)
+    assert member_acting_on_management.scp_exempt_reason is None
+    assert management_acting_on_member.scp_exempt_reason == "SCPs do not restrict the management account"
+
+
+@pytest.mark.parametrize(
+    "operator",
+    [
+        "ForAnyValue:StringNotLike",
+        "ForAnyValue:StringLikeIfExists",
+        "ForAnyValue:StringNotEquals",
+        "ForAnyValue:StringEquals",
+    ],
+)
+def test_for_any_value_over_no_values_is_false(operator):
+    absent = RequestContext.build({}, absent=["aws:tagkeys"])
+    empty = RequestContext.build({"aws:TagKeys": []})
+    for context in (absent, empty):
+        assert evaluate_condition({operator: {"aws:TagKeys": "team"}}, context).truth is False
+
+
+def test_for_all_values_over_no_values_is_true():
+    absent = RequestContext.build({}, absent=["aws:tagkeys"])
+    assert evaluate_condition({"ForAllValues:StringEquals": {"aws:TagKeys": "team"}}, absent).truth is True
+
+
+@pytest.mark.parametrize(
+    ("pattern", "arn", "expected"),
+    [
+        ("arn:aws:ec2:*", "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-1", True),
+        ("arn:aws:ec2:eu-west-1:*", "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-1", True),
+        ("arn:aws:ec2:us-east-1:*", "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-1", False),
+        ("arn:aws:s3:*", "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-1", False),
+        ("arn:aws:ec2", "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-1", False),
+        ("arn:aws:ec2:*:*:vpc/*", "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-1", True),
+        ("arn:aws:ec2:*:*:subnet/*", "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-1", False),
+    ],
+)
+def test_a_resource_pattern_with_a_trailing_wildcard_matches_across_colons(pattern, arn, expected):
+    assert resource_matches(pattern, arn) is expected
