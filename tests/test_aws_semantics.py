@@ -80,3 +80,14 @@ def test_for_all_values_over_no_values_is_true():
 )
 def test_a_resource_pattern_with_a_trailing_wildcard_matches_across_colons(pattern, arn, expected):
     assert resource_matches(pattern, arn) is expected
+
+
+def test_a_call_through_a_vpc_endpoint_has_no_source_ip_but_the_endpoint_and_private_address():
+    through = {**_record(MEMBER, MEMBER), "sourceIPAddress": "10.0.1.25", "vpcEndpointId": "vpce-0abc"}
+    context = parse_record(through).request.context
+    assert context.lookup("aws:SourceIp") == ()
+    assert context.lookup("aws:SourceVpce") == ("vpce-0abc",)
+    assert context.lookup("aws:VpcSourceIp") == ("10.0.1.25",)
+    direct = parse_record({**_record(MEMBER, MEMBER), "sourceIPAddress": "203.0.113.7"}).request.context
+    assert direct.lookup("aws:SourceIp") == ("203.0.113.7",)
+    assert direct.lookup("aws:SourceVpce") == () and direct.lookup("aws:VpcSourceIp") == ()

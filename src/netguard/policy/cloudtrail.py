@@ -357,6 +357,7 @@ _RECORD_FIELDS = {
     "recipientAccountId": str,
     "awsRegion": str,
     "sourceIPAddress": str,
+    "vpcEndpointId": str,
     "eventID": str,
     "eventTime": str,
     "requestParameters": Mapping,
@@ -444,11 +445,20 @@ def parse_record(
     else:
         absent.append("aws:username")
     source_ip = _s(record.get("sourceIPAddress"))
+    endpoint = _s(record.get("vpcEndpointId"))
     try:
         ipaddress.ip_address(source_ip or "")
-        values["aws:SourceIp"] = source_ip
     except ValueError:
-        absent.append("aws:SourceIp")  # a service name: the call came from AWS, not an address
+        source_ip = None  # a service name: the call came from AWS, not an address
+    if endpoint:  # through a VPC endpoint, AWS sets the endpoint and the private address, never aws:SourceIp
+        values["aws:SourceVpce"] = endpoint
+        values["aws:VpcSourceIp"] = source_ip
+        absent.append("aws:SourceIp")
+    else:
+        values["aws:SourceIp"] = source_ip
+        absent.extend(["aws:SourceVpce", "aws:VpcSourceIp"])
+    if source_ip is None:
+        absent.extend(["aws:SourceIp", "aws:VpcSourceIp"])
     mfa = _m(_m(identity.get("sessionContext")).get("attributes")).get("mfaAuthenticated")
     if mfa is not None:
         values["aws:MultiFactorAuthPresent"] = str(mfa).lower()
