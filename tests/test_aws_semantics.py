@@ -91,3 +91,18 @@ def test_a_call_through_a_vpc_endpoint_has_no_source_ip_but_the_endpoint_and_pri
     direct = parse_record({**_record(MEMBER, MEMBER), "sourceIPAddress": "203.0.113.7"}).request.context
     assert direct.lookup("aws:SourceIp") == ("203.0.113.7",)
     assert direct.lookup("aws:SourceVpce") == () and direct.lookup("aws:VpcSourceIp") == ()
+
+
+def test_a_federated_users_principal_arn_is_the_federated_user():
+    record = _record(MEMBER, MEMBER)
+    record["userIdentity"] = {
+        "type": "FederatedUser",
+        "principalId": f"{MEMBER}:bob",
+        "arn": f"arn:aws:sts::{MEMBER}:federated-user/bob",
+        "accountId": MEMBER,
+        "sessionContext": {
+            "sessionIssuer": {"type": "IAMUser", "arn": f"arn:aws:iam::{MEMBER}:user/broker", "accountId": MEMBER}
+        },
+    }
+    parsed = parse_record(record)
+    assert parsed.request.context.lookup("aws:PrincipalArn") == (f"arn:aws:sts::{MEMBER}:federated-user/bob",)

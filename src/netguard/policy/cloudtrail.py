@@ -252,7 +252,9 @@ def _principal(identity: Mapping[str, Any]) -> tuple[str | None, str | None, str
         account = _s(identity.get("accountId"))
         return (f"arn:aws:iam::{account}:root" if account else _s(identity.get("arn"))), "Account", None
     if kind == "FederatedUser":
-        return _s(issuer.get("arn")) or _s(identity.get("arn")), "FederatedUser", None
+        # The federated user itself (arn:aws:sts::ACCOUNT:federated-user/NAME), not the IAM user that
+        # called GetFederationToken, which is only its session issuer.
+        return _s(identity.get("arn")) or _s(issuer.get("arn")), "FederatedUser", None
     if kind == "AWSService":
         return _s(identity.get("invokedBy")), "Service", "SCPs do not restrict AWS service principals"
     return _s(identity.get("arn")), _s(kind), None
