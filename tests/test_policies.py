@@ -313,3 +313,13 @@ def test_simulate_cli_json(tmp_path, capsys):
     assert denied["policy"].endswith(".json") and denied["sid"]
     code = main(["policy", "simulate", "--policies", str(policies), "--events", str(tmp_path / "missing.json")])
     assert code == 2
+
+
+def test_policies_nested_below_a_level_are_an_error_not_silently_ignored(tmp_path):
+    deny = '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ec2:CreateVpc", "Resource": "*"}]}'
+    (tmp_path / "ou" / "team").mkdir(parents=True)
+    (tmp_path / "ou" / "team" / "deny.json").write_text(deny)
+    (tmp_path / "ou" / "empty").mkdir()
+    _, errors = load_policy_levels(tmp_path)
+    assert [Path(e.file).name for e in errors] == ["team"]
+    assert "below a level" in errors[0].message

@@ -45,6 +45,11 @@ def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list
     if not folder.is_dir():
         return [], [InputError(str(folder), "not a folder of policies")]
     groups = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
+    for group in groups[1:]:  # a level is one folder deep: deeper policies would be silently left out
+        errors.extend(
+            InputError(str(deeper), "policies in a folder below a level are not read (levels are one folder deep)")
+            for deeper in sorted(p for p in group.iterdir() if p.is_dir() and any(p.rglob("*.json")))
+        )
     levels: list[list[Policy]] = []
     for group in groups:
         level = [Policy("FullAWSAccess", FULL_AWS_ACCESS)] if full_aws_access else []
