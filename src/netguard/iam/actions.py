@@ -41,29 +41,27 @@ def actions_granted(patterns: Iterable[str], candidates: Iterable[str], *, negat
     return granted
 
 
+def _segments_match(pattern_parts: list[str], arn_parts: list[str]) -> bool:
+    return len(pattern_parts) == len(arn_parts) and all(
+        wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True)
+    )
+
+
 def arn_matches(pattern: str, arn: str) -> bool:
     """ArnLike semantics: six colon-separated segments, each matched case-sensitively with wildcards."""
     if pattern == "*":
         return True
     pattern_parts = pattern.split(":", 5)
-    arn_parts = arn.split(":", 5)
-    if len(pattern_parts) != 6 or len(arn_parts) != 6:
-        return False
-    return all(wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True))
+    return len(pattern_parts) == 6 and _segments_match(pattern_parts, arn.split(":", 5))
 
 
 def resource_matches(pattern: str, arn: str) -> bool:
     """The Resource element: as arn_matches, except that a pattern of fewer than six segments whose last
     one holds a wildcard (`arn:aws:ec2:*`) matches across the colons that remain, as IAM does."""
-    if pattern == "*":
-        return True
     pattern_parts = pattern.split(":")
-    if len(pattern_parts) >= 6 or "*" not in pattern_parts[-1]:
+    if pattern == "*" or len(pattern_parts) >= 6 or "*" not in pattern_parts[-1]:
         return arn_matches(pattern, arn)
-    arn_parts = arn.split(":", len(pattern_parts) - 1)
-    if len(arn_parts) != len(pattern_parts) or arn.count(":") < 5:
-        return False
-    return all(wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True))
+    return arn.count(":") >= 5 and _segments_match(pattern_parts, arn.split(":", len(pattern_parts) - 1))
 
 
 def resource_is_unrestricted(resource: str) -> bool:
