@@ -13,28 +13,22 @@ from netguard.errors import InputError
 from netguard.iam.conditions import RequestContext
 from netguard.iam.evaluator import Request
 from netguard.policy.bounded import Refused, deeper_than, loads, read_file
+from netguard.policy.facts import OrgFacts
 from netguard.policy.limits import LIMITS, Limits, size_text
+from netguard.policy.request_context import (
+    ec2_resources,
+    parse_time,
+    session_keys,
+    time_keys,
+    transport_keys,
+    via_service_keys,
+)
 
 # File names a folder of CloudTrail logs holds; a file named explicitly is read whatever its name.
 LOG_SUFFIXES = (".json", ".json.gz", ".gz")
 
 # eventSource host -> IAM service prefix, where the two differ.
 _SERVICE_PREFIX = {"monitoring": "cloudwatch", "email": "ses", "elasticloadbalancing": "elasticloadbalancing"}
-
-# requestParameters key -> (service, ARN resource type) for the guarded network events.
-_RESOURCE_PARAMETERS = {
-    "dhcpOptionsId": ("ec2", "dhcp-options"),
-    "vpcPeeringConnectionId": ("ec2", "vpc-peering-connection"),
-    "vpcId": ("ec2", "vpc"),
-    "subnetId": ("ec2", "subnet"),
-    "routeTableId": ("ec2", "route-table"),
-    "internetGatewayId": ("ec2", "internet-gateway"),
-    "natGatewayId": ("ec2", "natgateway"),
-    "networkAclId": ("ec2", "network-acl"),
-    "transitGatewayId": ("ec2", "transit-gateway"),
-    "allocationId": ("ec2", "elastic-ip"),
-    "FlowLogId": ("ec2", "vpc-flow-log"),
-}
 
 
 @dataclass
@@ -291,7 +285,7 @@ def _ids(value: Any) -> list[str]:
     return []
 
 
-def _resources(record: Mapping[str, Any], service: str, partition: str) -> tuple[str, ...] | None:
+def _resources(record: Mapping[str, Any], service: str, event_name: str, partition: str) -> tuple[str, ...] | None:
     params = record.get("requestParameters")
     region = _s(record.get("awsRegion")) or ""
     account = _s(record.get("recipientAccountId")) or _s(_m(record.get("userIdentity")).get("accountId")) or ""
@@ -302,22 +296,23 @@ def _resources(record: Mapping[str, Any], service: str, partition: str) -> tuple
             stream = _find(params, "logStreamName")
             return (f"{arn}:log-stream:{stream}",) if isinstance(stream, str) else (arn, f"{arn}:*")
         return None
-    for key, (arn_service, kind) in _RESOURCE_PARAMETERS.items():
-        if arn_service != service:
-            continue
-        ids = _ids(_find(params, key))
-        if ids:
-            return tuple(f"arn:{partition}:{service}:{region}:{account}:{kind}/{i}" for i in ids)
+    if service == "ec2":
+        return ec2_resources(record, event_name, partition, region, account)
     return None
 
 
-def _request_tags(params: Any) -> dict[str, list[str]] | None:
-    spec = _find(params, "tagSpecificationSet")
-    if spec is None:
-        return None
+def _request_tags(params: Any, event_name: str) -> dict[str, list[str]] | None:
+    """Tags the request sets: tagSpecificationSet on a create, tagSet on CreateTags; None when it sets none."""
+    if event_name.lower() == "createtags":
+        tag_lists = [_find(params, "tagSet")]
+    else:
+        spec = _find(params, "tagSpecificationSet")
+        if spec is None:
+            return None
+        tag_lists = [item.get("tags") if isinstance(item, Mapping) else None for item in _ids_or_items(spec)]
     tags: dict[str, list[str]] = {}
-    for item in _ids_or_items(spec):
-        for tag in _ids_or_items(item.get("tags") if isinstance(item, Mapping) else None):
+    for tag_list in tag_lists:
+        for tag in _ids_or_items(tag_list):
             if isinstance(tag, Mapping) and "key" in tag:
                 key, value = tag["key"], tag.get("value", "")
                 if not isinstance(key, str) or not isinstance(value, (str, type(None))):
@@ -410,11 +405,21 @@ def check_record(record: Any, max_depth: int = LIMITS.max_depth) -> None:
 
 
 def parse_record(
-    record: Mapping[str, Any], management_account: str | None = None, max_depth: int = LIMITS.max_depth
+    record: Mapping[str, Any],
+    management_account: str | None = None,
+    max_depth: int = LIMITS.max_depth,
+    *,
+    facts: OrgFacts | None = None,
 ) -> ParsedRecord:
     """The evaluator's request for a record; raises MalformedRecord (naming the field) when a field it
-    reads is missing or of the wrong type, or the record nests deeper than max_depth."""
+    reads is missing or of the wrong type, or the record nests deeper than max_depth.
+
+    facts add what records lack (organization id, principal tags); facts.management_account, when
+    given, wins over management_account.
+    """
     check_record(record, max_depth)
+    facts = facts or OrgFacts()
+    management_account = facts.management_account or management_account
     event_name = record["eventName"]
     event_source = record["eventSource"]
     identity = record["userIdentity"]
@@ -433,15 +438,16 @@ def parse_record(
         exempt = "SCPs do not restrict the management account"
     values: dict[str, Any] = {
         "aws:PrincipalArn": principal_arn,
-        "aws:PrincipalAccount": _s(identity.get("accountId")),
+        "aws:PrincipalAccount": _s(identity.get("accountId")) or arn_account or None,
         "aws:PrincipalType": principal_type,
         "aws:RequestedRegion": _s(record.get("awsRegion")),
         "aws:userid": _s(identity.get("principalId")),
         "aws:PrincipalIsAWSService": "false",
-        "aws:ViaAWSService": "true" if identity.get("invokedBy") else "false",
+        "aws:UserAgent": _s(record.get("userAgent")),
         "ec2:Region": _s(record.get("awsRegion")),
     }
-    absent = []
+    absent = ["aws:PrincipalServiceName", "aws:PrincipalServiceNamesList"]
+    absent_prefixes = []
     if principal_type == "User":
         values["aws:username"] = _s(identity.get("userName"))
     else:
@@ -458,23 +464,38 @@ def parse_record(
         absent.append("aws:SourceIp")
     else:
         values["aws:SourceIp"] = source_ip
-        absent.extend(["aws:SourceVpce", "aws:VpcSourceIp"])
+        absent.extend(["aws:SourceVpce", "aws:VpcSourceIp", "aws:SourceVpc", "aws:SourceVpcArn"])
     if source_ip is None:
         absent.extend(["aws:SourceIp", "aws:VpcSourceIp"])
-    mfa = _m(_m(identity.get("sessionContext")).get("attributes")).get("mfaAuthenticated")
-    if mfa is not None:
-        values["aws:MultiFactorAuthPresent"] = str(mfa).lower()
-    absent_prefixes = []
-    tags = _request_tags(record.get("requestParameters"))
+    values.update(time_keys(record))
+    session_values, session_absent = session_keys(identity, parse_time(_s(record.get("eventTime"))))
+    values.update(session_values)
+    absent.extend(session_absent)
+    via_values, via_absent = via_service_keys(record, identity)
+    values.update(via_values)
+    absent.extend(via_absent)
+    values.update(transport_keys(record))
+    tags = _request_tags(record.get("requestParameters"), event_name)
+    absent_prefixes.append("aws:RequestTag/")  # the request's tags are all in the record: others are absent
     if tags is None:
-        absent_prefixes.append("aws:RequestTag/")
         absent.append("aws:TagKeys")
     else:
         for key, tag_values in tags.items():
             values[f"aws:RequestTag/{key}"] = tag_values
         values["aws:TagKeys"] = list(tags)
-    context = RequestContext.build(values, absent=absent, absent_prefixes=absent_prefixes)
-    request = Request(f"{service}:{event_name}", context, _resources(record, service, partition))
+    fact_values, fact_absent, fact_prefixes = facts.context_values(principal_arn)
+    values.update(fact_values)
+    absent.extend(fact_absent)
+    absent_prefixes.extend(fact_prefixes)
+    resources = _resources(record, service, event_name, partition)
+    owners = {arn.split(":")[4] for arn in resources or ()}
+    recipient = _s(record.get("recipientAccountId"))
+    if recipient and owners <= {recipient}:  # one owner for all; a peer's VPC in another account is not
+        values["aws:ResourceAccount"] = recipient
+    context = RequestContext.build(
+        values, absent=[key for key in absent if values.get(key) is None], absent_prefixes=absent_prefixes
+    )
+    request = Request(f"{service}:{event_name}", context, resources)
     return ParsedRecord(
         event_id=_s(record.get("eventID")) or "",
         event_name=event_name,
