@@ -22,6 +22,7 @@ class OrgConfig:
     exempt_principals: tuple[str, ...] = ()
     exempt_principal_tag: tuple[str, str] | None = None
     management_account_id: str | None = None
+    organization_id: str | None = None
     flow_log_group_names: tuple[str, ...] = ("*flow-log*", "*flowlog*")
     guardrails: tuple[str, ...] | None = None
     scp_size_limit: int = DEFAULT_SIZE_LIMIT
@@ -54,6 +55,7 @@ def load_org_config(path: Path) -> OrgConfig:
         exempt_principals=tuple(data.get("exempt_principals", ())),
         exempt_principal_tag=(tag["key"], tag["value"]) if tag else None,
         management_account_id=data.get("management_account_id"),
+        organization_id=data.get("organization_id"),
         flow_log_group_names=tuple(data.get("flow_log_group_names", OrgConfig.flow_log_group_names)),
         guardrails=tuple(data["guardrails"]) if "guardrails" in data else None,
         scp_size_limit=data.get("scp_size_limit", DEFAULT_SIZE_LIMIT),
