@@ -5,7 +5,12 @@ number of files. Records whose action no Deny statement can match are counted wi
 request context (the verdict per eventSource/eventName pair is computed once and cached); the rest go
 through the same pure evaluator as `policy simulate`. `evaluate_record` is that pure function of
 (policies, record), so the same code maps over record partitions in Spark or rows from Athena. Files
-become records through the reader simulate uses too, `cloudtrail.decode_records`.
+become records through the reader simulate uses too, `cloudtrail.decode_records`, and records of any
+shape (CloudTrail files, Athena, Glue, CloudTrail Lake) through `record_shapes.normalise`.
+
+Calls CloudTrail recorded as failed (errorCode) that the guardrails would deny are counted apart, as
+already failing, and never as impact. A record that cannot be evaluated, for whatever reason, is an
+error naming the file, the record and the reason, and the replay goes on.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from netguard.policy.cloudtrail import (
     parse_record,
     record_label,
 )
+from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, error_code, label, normalise, outcome
 
 SAMPLES = 5
 _LOG_PATH = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/")
@@ -58,8 +64,8 @@ class Compiled:
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         key = (event_source, event_name)
         cached = self.verdicts.get(key)
-        if cached is None:
-            action = f"{_service(event_source)}:{event_name}"
+        if cached is None:  # the deny patterns ignore case, and the service prefix is the host's, in lower case
+            action = f"{_service(event_source.lower())}:{event_name}"
             cached = (
                 self.deny_everything
                 or not self.allow_everything
@@ -103,13 +109,23 @@ def evaluate_record(
 ) -> dict:
     """The decision for one record: a pure function of (policies, record), for Spark, Athena or here.
 
+    The record may have any shape `record_shapes.normalise` reads (a CloudTrail log record, an Athena,
+    Glue or CloudTrail Lake row). `decision` is ALREADY_FAILING for a call CloudTrail recorded as failed
+    that the guardrails would deny or cannot decide; `guardrail_decision` is then the guardrails' own,
+    and `error_code` the record's errorCode. `action` is the canonical `service:Action` name.
+
     Raises MalformedRecord, naming the field, for a record the request context cannot be built from."""
+    record = normalise(record)
     parsed = parse_record(record, management_account, max_depth)
+    code = error_code(record)
+    action = canonical_action(parsed.request.action)
     if parsed.scp_exempt_reason:
         return {
             "decision": ALLOW,
+            "guardrail_decision": ALLOW,
+            "error_code": code,
             "principal": parsed.principal,
-            "action": parsed.request.action,
+            "action": action,
             "denied_by": [],
             "missing_keys": [],
             "reason": parsed.scp_exempt_reason,
@@ -129,9 +145,11 @@ def evaluate_record(
         if len(compiled.decisions) < 100_000:
             compiled.decisions[key] = decision
     return {
-        "decision": decision.decision,
+        "decision": outcome(decision.decision, code),
+        "guardrail_decision": decision.decision,
+        "error_code": code,
         "principal": parsed.principal,
-        "action": parsed.request.action,
+        "action": action,
         "denied_by": decision.denied_by,
         "missing_keys": decision.missing,
         "reason": decision.reason,
@@ -196,11 +214,14 @@ class Totals:
 
     def add(self, decision: str, result: dict, record: Mapping[str, Any]) -> None:
         """Count a Deny (explicit: by its first policy and Sid; implicit: by the level that has no
-        Allow, in the reason) or an Indeterminate (by the keys the record could not supply)."""
+        Allow, in the reason) or an Indeterminate (by the keys the record could not supply); a call
+        already failing is counted the same way, apart, by its errorCode too."""
         account = _s(record.get("recipientAccountId"))
-        if decision == DENY and result["denied_by"]:
+        guardrail = result.get("guardrail_decision", decision)
+        code = result.get("error_code")
+        if guardrail == DENY and result["denied_by"]:
             policy, sid = result["denied_by"][0]
-            key = (DENY, result["principal"], result["action"], account, policy, sid, (), "explicit deny")
+            key = (decision, result["principal"], result["action"], account, policy, sid, (), "explicit deny")
         else:
             key = (
                 decision,
@@ -212,6 +233,7 @@ class Totals:
                 tuple(result["missing_keys"]),
                 result["reason"],
             )
+        key += (guardrail, code)
         when = _s(record.get("eventTime")) or ""
         group = self.groups.get(key)
         if group is None:
@@ -261,34 +283,53 @@ def replay_file(
         except (TypeError, KeyError, IndexError):
             key = None
         if key is None or not isinstance(key[0], str) or not isinstance(key[1], str):
-            if not isinstance(record, dict):
+            if not isinstance(record, Mapping):
                 errors.add(not_an_object(name, index).message)
-            else:
+                continue
+            try:  # an Athena, Glue or Lake row names its fields otherwise: normalised, it may have both
+                record = normalise(record)
+                key = (record.get("eventSource"), record.get("eventName"))
+            except Exception as exc:
+                counted += 1
+                errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
+                continue
+            if not isinstance(key[0], str) or not isinstance(key[1], str):
                 counted += 1
                 errors.add(f"record {index} ({record_label(record)}): {_why_malformed(record, limits)}")
-            continue
-        if filtering and not filters.record_matches(record):
-            continue
-        counted += 1
-        need = verdicts.get(key)
-        if need is None:
-            need = compiled.needs_evaluation(*key)
-        if not need:
-            continue
-        totals.evaluated += 1
+                continue
         try:
+            if filtering and not filters.record_matches(record):
+                continue
+            counted += 1
+            need = verdicts.get(key)
+            if need is None:
+                need = compiled.needs_evaluation(*key)
+            if not need:
+                continue
+            totals.evaluated += 1
+            record = normalise(record)  # as evaluate_record sees it: Lake's times become CloudTrail's
             result = evaluate_record(compiled, record, management_account, limits.max_depth)
-        except MalformedRecord as exc:
-            errors.add(f"record {index} ({record_label(record)}): {exc}")
-            continue
-        if result["decision"] != ALLOW:
-            totals.add(result["decision"], result, record)
+            if result["decision"] != ALLOW:
+                totals.add(result["decision"], result, record)
+        except Exception as exc:  # one record's failure, whatever it is, is that record's error
+            errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
     totals.records += counted
     totals.errors.extend(errors.close())
     return totals
 
 
-def _why_malformed(record: dict, limits: Limits) -> str:
+def _why_failed(exc: Exception) -> str:
+    """A record error's reason: a malformed record's message names the field; anything else is a fault
+    in netguard, reported with its type and message rather than hidden or crashing the replay."""
+    if isinstance(exc, MalformedRecord):
+        return str(exc)
+    message = str(exc)
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return f"not evaluated: internal error {type(exc).__name__}: {message}"
+
+
+def _why_malformed(record: Mapping[str, Any], limits: Limits) -> str:
     try:
         check_record(record, limits.max_depth)
     except MalformedRecord as exc:
@@ -372,7 +413,12 @@ def _replay_one(name: str) -> Totals:
         totals = Totals(files=1)
         totals.errors.append(raw.as_input_error())
         return totals
-    return replay_file(_state["compiled"], raw, name, _state["filters"], _state["management"], source.limits)
+    try:
+        return replay_file(_state["compiled"], raw, name, _state["filters"], _state["management"], source.limits)
+    except Exception as exc:  # a fault outside any one record: an error for the file, and the replay goes on
+        totals = Totals(files=1)
+        totals.errors.append(InputError(name, f"not replayed: internal error {type(exc).__name__}: {exc}"))
+        return totals
 
 
 def replay(
@@ -409,9 +455,11 @@ def replay(
 
 
 def rows(totals: Totals) -> list[dict[str, Any]]:
+    """Every group, the impact first (most frequent first), the calls already failing after them."""
     out = []
-    for (decision, principal, action, account, policy, sid, missing, reason), group in sorted(
-        totals.groups.items(), key=lambda item: (-item[1]["count"], item[0][1] or "", item[0][2])
+    for (decision, principal, action, account, policy, sid, missing, reason, guardrail, code), group in sorted(
+        totals.groups.items(),
+        key=lambda item: (item[0][0] == ALREADY_FAILING, -item[1]["count"], item[0][1] or "", item[0][2]),
     ):
         out.append(
             {
@@ -423,47 +471,77 @@ def rows(totals: Totals) -> list[dict[str, Any]]:
                 "sid": sid,
                 "missing_keys": list(missing),
                 "reason": reason,
+                "guardrail_decision": guardrail,
+                "error_code": code,
                 **group,
             }
         )
     return out
 
 
+def _counts(all_rows: list[dict[str, Any]]) -> dict[str, int]:
+    def total(decision: str) -> int:
+        return sum(r["count"] for r in all_rows if r["decision"] == decision)
+
+    return {
+        "would_be_denied": total(DENY),
+        "indeterminate": total(INDETERMINATE),
+        "already_failing": total(ALREADY_FAILING),
+    }
+
+
+def _line(row: dict[str, Any]) -> str:
+    if row["policy"]:
+        by = f" by {row['policy']} / {row['sid']}"
+    elif row["missing_keys"]:
+        by = f" (missing: {', '.join(row['missing_keys'])})"
+    else:
+        by = f" ({row['reason']})"  # an implicit deny: the level with no Allow
+    failed = f" error {row['error_code']}, guardrails: {row['guardrail_decision']}" if row["error_code"] else ""
+    return printable(
+        f"{row['decision']:<14} {row['count']:>8}  {row['action']:<32} {row['principal']}  "
+        f"account {row['account']}{failed}{by}  {row['first_seen']} .. {row['last_seen']}  "
+        f"e.g. {', '.join(row['samples'][:2])}"
+    )
+
+
 def to_text(totals: Totals) -> str:
-    lines = []
-    for row in rows(totals):
-        if row["policy"]:
-            by = f" by {row['policy']} / {row['sid']}"
-        elif row["missing_keys"]:
-            by = f" (missing: {', '.join(row['missing_keys'])})"
-        else:
-            by = f" ({row['reason']})"  # an implicit deny: the level with no Allow
-        line = (
-            f"{row['decision']:<13} {row['count']:>8}  {row['action']:<32} {row['principal']}  "
-            f"account {row['account']}{by}  {row['first_seen']} .. {row['last_seen']}  "
-            f"e.g. {', '.join(row['samples'][:2])}"
-        )
-        lines.append(printable(line))
+    all_rows = rows(totals)
+    failing = [r for r in all_rows if r["decision"] == ALREADY_FAILING]
+    lines = [_line(row) for row in all_rows if row["decision"] != ALREADY_FAILING]
+    if failing:
+        lines.append("already failing: calls CloudTrail recorded as failed (errorCode), not counted as impact")
+        lines.extend(_line(row) for row in failing)
     for error in totals.errors:
         lines.append(printable(f"error: {error.file}: {error.message}"))
-    denied = sum(r["count"] for r in rows(totals) if r["decision"] == DENY)
-    unknown = sum(r["count"] for r in rows(totals) if r["decision"] == INDETERMINATE)
+    counts = _counts(all_rows)
     lines.append(
         f"netguard: {totals.files} files, {totals.records} records, {totals.evaluated} evaluated: "
-        f"{denied} would be denied, {unknown} indeterminate, {len(totals.errors)} errors"
+        f"{counts['would_be_denied']} would be denied, {counts['indeterminate']} indeterminate, "
+        f"{counts['already_failing']} already failing, {len(totals.errors)} errors"
     )
     return "\n".join(lines) + "\n"
 
 
 def to_json(totals: Totals) -> str:
+    """The impact in `groups`, the calls already failing apart in `already_failing` (each with its
+    error_code and the guardrails' decision), the errors, and the counts in `summary`."""
     import json
 
+    all_rows = rows(totals)
     return (
         json.dumps(
             {
-                "groups": rows(totals),
+                "groups": [r for r in all_rows if r["decision"] != ALREADY_FAILING],
+                "already_failing": [r for r in all_rows if r["decision"] == ALREADY_FAILING],
                 "errors": [e.to_dict() for e in totals.errors],
-                "summary": {"files": totals.files, "records": totals.records, "evaluated": totals.evaluated},
+                "summary": {
+                    "files": totals.files,
+                    "records": totals.records,
+                    "evaluated": totals.evaluated,
+                    **_counts(all_rows),
+                    "errors": len(totals.errors),
+                },
             },
             indent=2,
         )
@@ -472,6 +550,8 @@ def to_json(totals: Totals) -> str:
 
 
 def to_csv(totals: Totals) -> str:
+    """One row per group; a call already failing has the decision AlreadyFailing, its error_code and
+    the guardrails' decision in guardrail_decision."""
     buffer = io.StringIO()
     fields = [
         "decision",
@@ -485,6 +565,8 @@ def to_csv(totals: Totals) -> str:
         "first_seen",
         "last_seen",
         "samples",
+        "error_code",
+        "guardrail_decision",
         "reason",
     ]
     writer = csv.DictWriter(buffer, fieldnames=fields)

@@ -1,4 +1,10 @@
-"""`netguard policy simulate`: the evaluator applied to every record of CloudTrail files."""
+"""`netguard policy simulate`: the evaluator applied to every record of CloudTrail files.
+
+Records of any shape `record_shapes.normalise` reads (CloudTrail log files, Athena, Glue, CloudTrail
+Lake) are evaluated alike. A call CloudTrail recorded as failed (errorCode) that the guardrails would
+deny or cannot decide is reported as AlreadyFailing, with its errorCode, and not as a Deny. A record
+that cannot be evaluated, for whatever reason, is an error naming it, and the rest goes on.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from netguard.errors import InputError, printable
-from netguard.iam.evaluator import ALLOW, DENY, FULL_AWS_ACCESS, Policy, evaluate_scps
+from netguard.iam.evaluator import ALLOW, DENY, FULL_AWS_ACCESS, INDETERMINATE, Policy, evaluate_scps
 from netguard.policy import cloudtrail
 from netguard.policy.bounded import Refused, loads_document, read_file
 from netguard.policy.cloudtrail import (
@@ -21,8 +27,8 @@ from netguard.policy.cloudtrail import (
     RecordError,
     not_an_object,
     parse_record,
-    record_label,
 )
+from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, error_code, label, normalise, outcome
 
 # A policy file is a few kilobytes (an SCP holds at most 5,120 characters, 10,240 with a raised quota).
 MAX_POLICY_BYTES = 1024 * 1024
@@ -108,25 +114,53 @@ def simulate(
                 errors.add(not_an_object(name, index).message)
                 continue
             try:
-                parsed = parse_record(record, management_account, limits.max_depth)
-            except MalformedRecord as exc:
-                errors.add(f"record {index} ({record_label(record)}): {exc}")
+                shaped = normalise(record)  # an Athena, Glue or Lake row becomes a CloudTrail record
+                parsed = parse_record(shaped, management_account, limits.max_depth)
+                result = _result(levels, parsed, error_code(shaped))
+            except Exception as exc:  # one record's failure, whatever it is, is that record's error
+                errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
                 continue
-            outcome.results.append(_result(levels, parsed))
+            outcome.results.append(result)
         outcome.errors.extend(errors.close())
     return outcome
 
 
-def _result(levels: list[list[Policy]], parsed: Any) -> dict[str, Any]:
-    entry = {"eventID": parsed.event_id, "eventName": parsed.event_name, "principal": parsed.principal}
+def _why_failed(exc: Exception) -> str:
+    """A malformed record's message names the field; anything else is a fault in netguard, reported
+    with its type and message rather than hidden or ending the run."""
+    if isinstance(exc, MalformedRecord):
+        return str(exc)
+    message = str(exc)
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return f"not evaluated: internal error {type(exc).__name__}: {message}"
+
+
+def _result(levels: list[list[Policy]], parsed: Any, code: str | None = None) -> dict[str, Any]:
+    """One record's result. `decision` is AlreadyFailing for a failed call (errorCode) the guardrails
+    would deny or cannot decide; `guardrail_decision` is always the guardrails' own."""
+    entry = {
+        "eventID": parsed.event_id,
+        "eventName": parsed.event_name,
+        "action": canonical_action(parsed.request.action),
+        "principal": parsed.principal,
+        "errorCode": code,
+    }
     if parsed.scp_exempt_reason:
         entry.update(
-            decision=ALLOW, policy=None, sid=None, reason=parsed.scp_exempt_reason, missing_keys=[], denied_by=[]
+            decision=ALLOW,
+            guardrail_decision=ALLOW,
+            policy=None,
+            sid=None,
+            reason=parsed.scp_exempt_reason,
+            missing_keys=[],
+            denied_by=[],
         )
         return entry
     decision = evaluate_scps(levels, parsed.request)
     entry.update(
-        decision=decision.decision,
+        decision=outcome(decision.decision, code),
+        guardrail_decision=decision.decision,
         policy=decision.policy,
         sid=decision.sid,
         reason=decision.reason,
@@ -141,19 +175,26 @@ def to_text(outcome: SimulationResult) -> str:
     for r in outcome.results:
         by = f" by {r['policy']} / {r['sid']}" if r["policy"] and r["sid"] else ""
         missing = f" (missing: {', '.join(r['missing_keys'])})" if r["missing_keys"] else ""
-        implicit = f" ({r['reason']})" if r["decision"] == DENY and not r["denied_by"] else ""
+        implicit = f" ({r['reason']})" if r["guardrail_decision"] == DENY and not r["denied_by"] else ""
+        failed = (
+            f" (already failing: {r['errorCode']}; guardrails: {r['guardrail_decision']})"
+            if r["decision"] == ALREADY_FAILING
+            else ""
+        )
         lines.append(
             printable(
-                f"{r['decision']:<13} {r['eventName']:<28} {r['principal']}  {r['eventID']}{by}{missing}{implicit}"
+                f"{r['decision']:<14} {r['eventName']:<28} {r['principal']}  {r['eventID']}"
+                f"{failed}{by}{missing}{implicit}"
             )
         )
     for e in outcome.errors:
         lines.append(printable(f"error: {e.file}: {e.message}"))
-    counts = {d: sum(1 for r in outcome.results if r["decision"] == d) for d in ("Allow", "Deny", "Indeterminate")}
+    counts = {d: sum(1 for r in outcome.results if r["decision"] == d) for d in (ALLOW, DENY, INDETERMINATE)}
+    failing = sum(1 for r in outcome.results if r["decision"] == ALREADY_FAILING)
     lines.append(
         f"netguard: {len(outcome.results)} records: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
-        + f", {len(outcome.errors)} errors"
+        + f", {failing} already failing (not counted as impact), {len(outcome.errors)} errors"
     )
     return "\n".join(lines) + "\n"
 
