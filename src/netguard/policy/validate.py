@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Any
 import jsonschema
 
 from netguard.iam.actions import action_matches
-from netguard.iam.conditions import RequestContext, evaluate_condition
+from netguard.iam.conditions import RequestContext, evaluate_condition, parse_operator
 from netguard.policy.bounded import Refused, loads_document, read_file
 from netguard.policy.orgconfig import DEFAULT_SIZE_LIMIT, OrgConfig
 from netguard.policy.render import minify
@@ -46,9 +49,15 @@ class Problem:
 
 
 @cache
+def _iam_reference() -> dict[str, Any]:
+    """The IAM reference data cfn-lint ships: services by prefix, each with its actions and resource types."""
+    return json.loads(resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text("utf-8"))
+
+
+@cache
 def known_actions() -> dict[str, frozenset[str]]:
     """IAM actions by service prefix (lower case), from the IAM reference data cfn-lint ships."""
-    data = json.loads(resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text("utf-8"))
+    data = _iam_reference()
     return {prefix.lower(): frozenset(a.lower() for a in spec.get("Actions", {})) for prefix, spec in data.items()}
 
 
@@ -67,6 +76,263 @@ def unknown_action(action: str) -> str | None:
             return None
         return f"{action!r} matches no {service} action"
     return None if name.lower() in actions else f"unknown action {action!r}"
+
+
+# --- what IAM Access Analyzer refuses inside a statement: Resource ARNs, condition keys and values ----------
+# The checks and their names follow the IAM User Guide, "IAM policy validation check reference"
+# (access-analyzer-reference-policy-checks): Invalid ARN prefix, Missing ARN field, Invalid partition,
+# Invalid ARN account, Invalid condition key format, Invalid global condition key, Invalid service,
+# Invalid condition data type, Invalid variable for operator, Invalid condition multiple Boolean.
+
+# Partitions: "ARNs - Partitions" in the AWS General Reference; the aws-iso* family has several members.
+_PARTITIONS = frozenset({"aws", "aws-cn", "aws-us-gov", "aws-eusc"})
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+# IAM User Guide, "AWS global condition context keys": every documented aws: key (and the cross-service
+# session keys listed with them). Keys compare case-insensitively; the three tag keys take a tag key after
+# the slash.
+GLOBAL_CONDITION_KEYS = frozenset(
+    key.lower()
+    for key in (
+        # properties of the principal
+        "aws:PrincipalArn",
+        "aws:PrincipalAccount",
+        "aws:PrincipalOrgPaths",
+        "aws:PrincipalOrgID",
+        "aws:PrincipalIsAWSService",
+        "aws:PrincipalServiceName",
+        "aws:PrincipalServiceNamesList",
+        "aws:PrincipalType",
+        "aws:userid",
+        "aws:username",
+        # properties of a role session
+        "aws:AssumedRoot",
+        "aws:FederatedProvider",
+        "aws:TokenIssueTime",
+        "aws:SignInSessionArn",
+        "aws:MultiFactorAuthAge",
+        "aws:MultiFactorAuthPresent",
+        "aws:ChatbotSourceArn",
+        "aws:Ec2InstanceSourceVpc",
+        "aws:Ec2InstanceSourcePrivateIPv4",
+        "aws:SourceIdentity",
+        "ec2:RoleDelivery",
+        "ec2:SourceInstanceArn",
+        "glue:RoleAssumedBy",
+        "glue:CredentialIssuingService",
+        "codebuild:BuildArn",
+        "codebuild:ProjectArn",
+        "lambda:SourceFunctionArn",
+        "ssm:SourceInstanceArn",
+        "identitystore:UserId",
+        # properties of the network
+        "aws:SourceIp",
+        "aws:SourceVpc",
+        "aws:SourceVpcArn",
+        "aws:SourceVpce",
+        "aws:VpceAccount",
+        "aws:VpceOrgID",
+        "aws:VpceOrgPaths",
+        "aws:VpcSourceIp",
+        # properties of the resource
+        "aws:ResourceAccount",
+        "aws:ResourceOrgID",
+        "aws:ResourceOrgPaths",
+        # properties of the request
+        "aws:CalledVia",
+        "aws:CalledViaFirst",
+        "aws:CalledViaLast",
+        "aws:CalledViaAWSMCP",
+        "aws:ViaAWSService",
+        "aws:ViaAWSMCPService",
+        "aws:CurrentTime",
+        "aws:EpochTime",
+        "aws:referer",
+        "aws:RequestedRegion",
+        "aws:TagKeys",
+        "aws:SecureTransport",
+        "aws:SourceAccount",
+        "aws:SourceArn",
+        "aws:SourceOrgID",
+        "aws:SourceOrgPaths",
+        "aws:UserAgent",
+        "aws:IsMcpServiceAction",
+    )
+)
+_GLOBAL_TAG_KEYS = ("aws:principaltag/", "aws:resourcetag/", "aws:requesttag/")
+
+_DATE_OPERATORS = frozenset(
+    {"DateEquals", "DateNotEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals"}
+)
+_NUMERIC_OPERATORS = frozenset(
+    {
+        "NumericEquals",
+        "NumericNotEquals",
+        "NumericLessThan",
+        "NumericLessThanEquals",
+        "NumericGreaterThan",
+        "NumericGreaterThanEquals",
+    }
+)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_EPOCH = re.compile(r"\d+")
+
+
+def _strings(value: Any) -> list[str]:
+    """A Resource/Action-style element's string values (a lone string or a list; anything else is a schema error)."""
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, str)]
+
+
+def _arn_fields(value: str) -> list[str]:
+    """The colon-separated fields of an ARN, a colon inside a ${...} policy variable not counting."""
+    fields, depth, current = [], 0, []
+    for index, char in enumerate(value):
+        if char == "$" and value[index + 1 : index + 2] == "{":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        if char == ":" and not depth and len(fields) < 5:
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return [*fields, "".join(current)]
+
+
+def _is_pattern(text: str) -> bool:
+    return "*" in text or "?" in text or _VARIABLE.search(text) is not None
+
+
+def resource_problem(value: str) -> str | None:
+    """Why a Resource or NotResource value is no resource Access Analyzer accepts, or None when it is fine:
+    `*`, or arn:partition:service:region:account:resource with a known partition and an account that is
+    empty, 12 digits, `aws` (AWS-owned resources such as arn:aws:iam::aws:policy/...) or a pattern."""
+    if value == "*":
+        return None
+    if not value.startswith("arn:"):
+        return f"Resource {value!r} is neither * nor an ARN (arn:partition:service:region:account:resource)"
+    fields = _arn_fields(value)
+    if len(fields) < 6:
+        return (
+            f"Resource {value!r} has {len(fields)} of the 6 ARN fields (arn:partition:service:region:account:resource)"
+        )
+    partition, account = fields[1], fields[4]
+    if not (partition in _PARTITIONS or partition.startswith("aws-iso") or _is_pattern(partition)):
+        return f"Resource {value!r}: unknown partition {partition!r}"
+    if not (account in ("", "aws") or re.fullmatch(r"\d{12}", account) or _is_pattern(account)):
+        return f"Resource {value!r}: the account {account!r} is not a 12-digit account ID"
+    return None
+
+
+def condition_key_problem(key: str) -> str | None:
+    """Why a condition key names nothing IAM knows, or None when it is fine. Global (aws:) keys are
+    checked against the documented list; for a service's own keys only the service prefix is checked."""
+    service, sep, name = key.partition(":")
+    if not sep or not service or not name:
+        return f"condition key {key!r} is not service:key (e.g. aws:SourceIp)"
+    lowered = key.lower()
+    if service.lower() == "aws":
+        if lowered in GLOBAL_CONDITION_KEYS:
+            return None
+        if any(lowered.startswith(prefix) and len(lowered) > len(prefix) for prefix in _GLOBAL_TAG_KEYS):
+            return None
+        return f"unknown global condition key {key!r}"
+    if lowered in GLOBAL_CONDITION_KEYS or service.lower() in known_actions():
+        return None
+    return f"condition key {key!r}: unknown service prefix {service!r}"
+
+
+def _is_date(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    if not isinstance(value, str):
+        return False
+    if _EPOCH.fullmatch(value):
+        return True  # epoch seconds
+    try:
+        datetime.fromisoformat(value)  # ISO 8601: a date, or a date and time with an optional offset or Z
+    except ValueError:
+        return False
+    return True
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.fullmatch(value) is not None)
+
+
+def _is_ip(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _boolean(value: Any) -> str | None:
+    """ "true" or "false" for a Bool or Null value (a JSON boolean or the string, in any case), else None."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower()
+    return None
+
+
+def condition_value_problem(operator: str, value: Any) -> str | None:
+    """Why one value cannot be compared by a condition operator (base name, without ForAnyValue:,
+    ForAllValues: or IfExists), or None. Policy variables are only for String and Arn operators, so a
+    ${...} value under these operators is refused too (Invalid variable for operator)."""
+    if operator in _DATE_OPERATORS and not _is_date(value):
+        return f"{value!r} is not a date (ISO 8601, e.g. 2026-01-31T00:00:00Z, or epoch seconds)"
+    if operator in _NUMERIC_OPERATORS and not _is_number(value):
+        return f"{value!r} is not a number"
+    if operator in ("IpAddress", "NotIpAddress") and not _is_ip(value):
+        return f"{value!r} is not an IP address or CIDR block"
+    if operator in ("Bool", "Null") and _boolean(value) is None:
+        return f"{value!r} is not true or false"
+    return None
+
+
+def _condition_problems(condition: Mapping[str, Any]) -> Iterable[str]:
+    for operator, keys in condition.items():
+        if not isinstance(keys, Mapping):
+            continue  # a schema error
+        parsed = parse_operator(operator)
+        for key, values in keys.items():
+            reason = condition_key_problem(key)
+            if reason:
+                yield reason
+            if parsed is None:
+                continue  # an unknown operator is a schema error; its values cannot be judged
+            qualifier, base, _if_exists = parsed
+            items = values if isinstance(values, list) else [values]
+            for value in items:
+                reason = condition_value_problem(base, value)
+                if reason:
+                    yield f"{operator} on {key}: {reason}"
+            # One key cannot be both: "Invalid condition multiple Boolean" (only for a single-valued test).
+            if base == "Bool" and qualifier is None and {_boolean(v) for v in items} >= {"true", "false"}:
+                yield f"{operator} on {key} has both true and false: use one Boolean value"
+
+
+def element_problems(statement: Mapping[str, Any]) -> list[str]:
+    """What Access Analyzer refuses in one statement's Resource, NotResource and Condition."""
+    reasons = []
+    for element in ("Resource", "NotResource"):
+        for value in _strings(statement.get(element)) if element in statement else []:
+            reason = resource_problem(value)
+            if reason:
+                reasons.append(reason if element == "Resource" else "Not" + reason)
+    condition = statement.get("Condition")
+    if isinstance(condition, Mapping):
+        reasons.extend(_condition_problems(condition))
+    return reasons
 
 
 def _statements(document: Mapping[str, Any]) -> list[Any]:
@@ -194,6 +460,8 @@ def document_problems(
                 reason = unknown_action(action) if isinstance(action, str) else None
                 if reason:
                     problems.append(_at(UNKNOWN_ACTION, reason, statements, index))
+        for reason in element_problems(statement):
+            problems.append(_at(REFUSED, f"statement {_sid(statement) or index}: {reason}", statements, index))
     if lockout:
         problems.extend(_lockout_problems(statements, org))
     return problems
