@@ -121,11 +121,11 @@ def test_validate_accepts_a_sound_policy_and_names_each_problem():
         )
     )
     assert any("cannot have Principal" in p for p in problems)
-    problems = validate_document(_doc({"Sid": "A", "Effect": "Deny", "Action": "ec2:DeleteVpc", "Resource": "*"}))
+    problems = validate_document(_doc({"Sid": "A", "Effect": "Deny", "Action": "organizations:*", "Resource": "*"}))
     assert any("lockout guard" in p for p in problems)
     only_deploy = {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/netguard-deploy"}}
     problems = validate_document(
-        _doc({"Effect": "Deny", "Action": "ec2:DeleteVpc", "Resource": "*", "Condition": only_deploy}), org=org
+        _doc({"Effect": "Deny", "Action": "organizations:*", "Resource": "*", "Condition": only_deploy}), org=org
     )
     assert any("break-glass" in p and "lockout" in p for p in problems)
     assert any("over the SCP limit" in p for p in validate_document(good, size_limit=50))
@@ -275,7 +275,7 @@ def test_validate_cli_rejects_oversize_and_lockout(tmp_path, capsys):
             {
                 "Sid": "NoBreakGlass",
                 "Effect": "Deny",
-                "Action": "ec2:DeleteVpc",
+                "Action": "organizations:DetachPolicy",
                 "Resource": "*",
                 "Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/netguard-deploy"}},
             }

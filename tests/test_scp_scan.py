@@ -107,7 +107,13 @@ def test_scp_findings_carry_the_catalogue_severity_and_name_their_resource(polic
 
 def test_each_problem_falls_under_one_scp_control_and_keeps_its_message():
     document = _policy(
-        {"Sid": "A", "Effect": "Deny", "Principal": "*", "Action": "ec2:DeleteVpcc", "Resource": "*"},
+        {
+            "Sid": "A",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": ["ec2:DeleteVpcc", "organizations:DetachPolicy"],
+            "Resource": "*",
+        },
         {
             "Sid": "A",
             "Effect": "Deny",
@@ -190,7 +196,7 @@ def _repository(tmp_path: Path, monkeypatch, config: str | None) -> Path:
 
 LOOKALIKE = _policy(
     {"Sid": "FullAWSAccess", "Effect": "Allow", "Action": "*", "Resource": "*"},
-    {"Sid": "DenyVpcDeletes", "Effect": "Deny", "Action": "ec2:DeleteVpc", "Resource": "*"},
+    {"Sid": "DenyPolicyDetach", "Effect": "Deny", "Action": "organizations:DetachPolicy", "Resource": "*"},
 )
 
 
@@ -274,7 +280,7 @@ def test_an_scp_that_does_not_parse_is_still_an_input_error(tmp_path, capsys, mo
 def test_baseline_accepts_old_scp_findings_and_fails_new_ones(tmp_path, capsys, monkeypatch):
     root = _repository(tmp_path, monkeypatch, None)
     (root / "scp").mkdir()
-    old = {"Sid": "DenyVpcDeletes", "Effect": "Deny", "Action": "ec2:DeleteVpc", "Resource": "*"}
+    old = {"Sid": "DenyPolicyDetach", "Effect": "Deny", "Action": "organizations:DetachPolicy", "Resource": "*"}
     (root / "scp" / "p.json").write_text(_policy(old))
     assert main(["scan", ".", "--create-baseline", "baseline.json"]) == 0
     capsys.readouterr()
@@ -291,7 +297,7 @@ def test_baseline_accepts_old_scp_findings_and_fails_new_ones(tmp_path, capsys, 
     code, report = _scan(capsys, ".", "--baseline", "baseline.json")
     assert code == 1
     state = {(f["control"], f["resource"]): f.get("baselined", False) for f in report["findings"]}
-    assert state == {("NG-SCP-004", "DenyVpcDeletes"): True, ("NG-SCP-003", "DenySubnetDeletes"): False}
+    assert state == {("NG-SCP-004", "DenyPolicyDetach"): True, ("NG-SCP-003", "DenySubnetDeletes"): False}
 
 
 def test_a_yaml_scp_takes_netguard_skip_comments(tmp_path, capsys, monkeypatch):
@@ -301,20 +307,20 @@ def test_a_yaml_scp_takes_netguard_skip_comments(tmp_path, capsys, monkeypatch):
         "Version: '2012-10-17'\n"
         "Statement:\n"
         "  # netguard:skip=NG-SCP-004: the accounts it is attached to have no deploy role\n"
-        "  - Sid: DenyVpcDeletes\n"
+        "  - Sid: DenyPolicyDetach\n"
         "    Effect: Deny\n"
-        "    Action: ec2:DeleteVpc\n"
+        "    Action: organizations:DetachPolicy\n"
         "    Resource: '*'\n"
-        "  - Sid: DenySubnetDeletes\n"
+        "  - Sid: DenyPolicyDelete\n"
         "    Effect: Deny\n"
-        "    Action: ec2:DeleteSubnet\n"
+        "    Action: organizations:DeletePolicy\n"
         "    Resource: '*'\n"
     )
     code, report = _scan(capsys, ".")
     state = {f["resource"]: (f["line"], f.get("suppression_reason")) for f in report["findings"]}
     assert state == {
-        "DenyVpcDeletes": (4, "the accounts it is attached to have no deploy role"),
-        "DenySubnetDeletes": (8, None),
+        "DenyPolicyDetach": (4, "the accounts it is attached to have no deploy role"),
+        "DenyPolicyDelete": (8, None),
     }
     assert code == 1
 

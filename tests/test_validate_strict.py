@@ -1,4 +1,5 @@
-"""`netguard policy validate` as strict as IAM Access Analyzer's policy validation for SCPs.
+"""`netguard policy validate` as strict as IAM Access Analyzer's policy validation for SCPs, and the
+lockout guard that flags only a Deny that can stop the deploy role or break-glass managing SCPs.
 
 Access Analyzer's checks are named as in the IAM User Guide, "IAM policy validation check reference".
 """
@@ -9,9 +10,10 @@ import json
 
 import pytest
 
+from netguard.iam.actions import action_matches
 from netguard.policy import validate
 from netguard.policy.orgconfig import OrgConfig
-from netguard.policy.validate import REFUSED, document_problems
+from netguard.policy.validate import LOCKOUT, REFUSED, document_problems
 
 ORG = OrgConfig(deploy_role="arn:aws:iam::*:role/netguard-deploy", break_glass="arn:aws:iam::*:role/break-glass/*")
 EXEMPT = {"ArnNotLike": {"aws:PrincipalArn": [ORG.deploy_role, ORG.break_glass]}}
@@ -191,3 +193,105 @@ def test_every_problem_in_a_file_is_reported_on_its_statement():
     )
     assert [(index, sid) for index, sid, _ in found] == [(1, "Two"), (1, "Two"), (2, None), (2, None)]
     assert [message.split(":")[0] for *_, message in found] == ["statement Two"] * 2 + ["statement 2"] * 2
+
+
+# --- the lockout guard -------------------------------------------------------------------------------------
+
+
+def _lockouts(*statements: dict, org: OrgConfig | None = None) -> list[tuple[int | None, str]]:
+    return [(p.statement, p.message) for p in _problems(*statements, org=org) if p.control == LOCKOUT]
+
+
+@pytest.mark.parametrize("org", [None, ORG])
+def test_a_deny_on_leaving_the_organization_passes(org):
+    # AWS publishes this Deny as an example SCP; the former guard flagged it for want of an exemption.
+    assert _lockouts(_deny(Action="organizations:LeaveOrganization"), org=org) == []
+
+
+@pytest.mark.parametrize("org", [None, ORG])
+def test_a_deny_on_network_deletes_passes_without_an_exemption(org):
+    assert _lockouts(_deny(Action=["ec2:DeleteVpc", "ec2:DeleteSubnet"]), org=org) == []
+
+
+def test_a_deny_of_organizations_without_an_exemption_is_flagged():
+    found = _lockouts(_deny(Action="organizations:*"))
+    assert len(found) == 1 and found[0][0] == 0
+    assert "organizations:CreatePolicy" in found[0][1] and "lockout guard" in found[0][1]
+    flagged = _lockouts(_deny(Sid="Orgs", Action="organizations:*"), org=ORG)
+    assert [message.split(" (")[0] for _, message in flagged] == [
+        "Deny statement Orgs can deny the deploy role",
+        "Deny statement Orgs can deny the break-glass",
+    ]
+
+
+@pytest.mark.parametrize("org", [None, ORG])
+def test_a_deny_of_everything_but_some_actions_that_still_covers_detach_policy_is_flagged(org):
+    # NotAction with Deny: every action except those listed (IAM User Guide, "NotAction").
+    statement = _deny(NotAction=["organizations:Describe*", "organizations:List*", "ec2:*"])
+    del statement["Action"]
+    assert len(_lockouts(statement, org=org)) == (1 if org is None else 2)
+    reached = validate.lockout_reach(statement, [ORG.deploy_role, ORG.break_glass])
+    assert "organizations:DetachPolicy" in reached and "organizations:DescribePolicy" not in reached
+    assert _lockouts({**statement, "NotAction": ["organizations:*", "iam:*", "sts:*", "ec2:*"]}, org=org) == []
+
+
+def test_a_deny_of_everything_that_exempts_both_roles_passes():
+    statement = _deny(Action="*", Condition=EXEMPT)
+    assert _lockouts(statement, org=ORG) == []
+    assert _lockouts(statement) == []
+
+
+def test_an_exemption_of_the_deploy_role_only_still_flags_the_break_glass():
+    only_deploy = {"ArnNotLike": {"aws:PrincipalArn": ORG.deploy_role}}
+    found = _lockouts(_deny(Sid="Half", Action="*", Condition=only_deploy), org=ORG)
+    assert [message.split(" (")[0] for _, message in found] == ["Deny statement Half can deny the break-glass"]
+
+
+def test_iam_actions_on_other_roles_pass_and_on_the_deploy_role_are_flagged():
+    other = _deny(Action="iam:*", Resource="arn:aws:iam::*:role/other-*")
+    assert _lockouts(other, org=ORG) == []
+    ours = _deny(Action="iam:*", Resource="arn:aws:iam::*:role/netguard-*")
+    found = _lockouts(ours, org=ORG)
+    assert len(found) == 2 and all("iam:DeleteRole" in message for _, message in found)
+    # Reading or tagging a role takes nothing away from it.
+    assert _lockouts(_deny(Action=["iam:GetRole", "iam:TagRole"], Resource="arn:aws:iam::*:role/*"), org=ORG) == []
+
+
+def test_assuming_the_break_glass_role_is_flagged():
+    found = _lockouts(_deny(Action="sts:AssumeRole", Resource="arn:aws:iam::*:role/break-glass/admin"), org=ORG)
+    assert found and all("sts:AssumeRole" in message for _, message in found)
+    assert _lockouts(_deny(Action="sts:AssumeRole", Resource="arn:aws:iam::*:role/app-*"), org=ORG) == []
+
+
+def test_a_deny_on_policies_it_cannot_reach_passes():
+    # Organizations resource ARNs (Service Authorization Reference, "AWS Organizations"): a tag policy is
+    # policy/o-.../tag_policy/p-...; an SCP is .../service_control_policy/....
+    tag_policies = _deny(Action="organizations:*Policy", Resource="arn:aws:organizations::*:policy/*/tag_policy/*")
+    assert _lockouts(tag_policies) == []
+    scps = {**tag_policies, "Resource": "arn:aws:organizations::*:policy/*/service_control_policy/*"}
+    assert _lockouts(scps)
+    # ListPolicies takes no resource: only `*` reaches it.
+    assert _lockouts(_deny(Action="organizations:ListPolicies", Resource="arn:aws:organizations::*:*")) == []
+
+
+def test_a_condition_that_may_hold_for_the_role_is_a_lockout():
+    # Unknown for the deploy role (the request's Region is not known in advance): flagged.
+    regions = _deny(Action="*", Condition={"StringNotEquals": {"aws:RequestedRegion": ["eu-west-1"]}})
+    assert len(_lockouts(regions, org=ORG)) == 2
+    assert len(_lockouts(regions)) == 1
+
+
+def test_a_deny_limited_to_the_root_user_passes():
+    # IAM User Guide, aws:PrincipalArn: the root user's ARN is arn:aws:iam::<account>:root, never a role.
+    root_only = _deny(Action="*", Condition={"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}})
+    assert _lockouts(root_only) == []
+    assert _lockouts(root_only, org=ORG) == []
+    every_role = _deny(Action="*", Condition={"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}})
+    assert _lockouts(every_role) and _lockouts(every_role, org=ORG)
+
+
+def test_the_actions_the_guard_protects_are_actions_iam_knows():
+    for action in (*validate.SCP_MANAGEMENT_ACTIONS, *validate.ROLE_ACTIONS):
+        assert validate.unknown_action(action) is None, action
+    for action in ("CreatePolicy", "UpdatePolicy", "DeletePolicy", "AttachPolicy", "DetachPolicy"):
+        assert any(action_matches(a, f"organizations:{action}") for a in validate.SCP_MANAGEMENT_ACTIONS)

@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 
-from netguard.iam.actions import action_matches
+from netguard.iam.actions import action_matches, resource_matches
 from netguard.iam.conditions import RequestContext, evaluate_condition, parse_operator
 from netguard.policy.bounded import Refused, loads_document, read_file
 from netguard.policy.orgconfig import DEFAULT_SIZE_LIMIT, OrgConfig
@@ -32,7 +32,7 @@ _EXEMPTING_OPERATORS = ("ArnNotLike", "ArnNotEquals", "StringNotLike", "StringNo
 REFUSED = "NG-SCP-001"  # AWS Organizations refuses the document: grammar, Principal, duplicate Sid, not JSON
 OVERSIZE = "NG-SCP-002"  # over the size quota
 UNKNOWN_ACTION = "NG-SCP-003"  # an action or service prefix IAM does not know
-LOCKOUT = "NG-SCP-004"  # netguard's lockout guard: a Deny with no exemption for deploy and break-glass roles
+LOCKOUT = "NG-SCP-004"  # netguard's lockout guard: a Deny that can stop the deploy role or break-glass managing SCPs
 
 
 @dataclass(frozen=True)
@@ -363,7 +363,181 @@ def _sample_arn(pattern: str) -> str:
     return pattern.replace("*", "x1").replace("?", "x")
 
 
+# --- the lockout guard ------------------------------------------------------------------------------------
+# A Deny locks out the deploy role or break-glass when it can stop them managing SCPs: the Organizations
+# calls below, IAM actions on their own roles, or assuming those roles. Any other Deny is left alone.
+
+# What managing SCPs takes: creating, changing, deleting, attaching, detaching, reading and listing
+# policies and enabling the policy type, and the rest of what `netguard org apply` calls
+# (netguard.org.rollout: it lists roots, OUs and a target's policies, and tags the policies it owns).
+SCP_MANAGEMENT_ACTIONS = (
+    "organizations:CreatePolicy",
+    "organizations:UpdatePolicy",
+    "organizations:DeletePolicy",
+    "organizations:AttachPolicy",
+    "organizations:DetachPolicy",
+    "organizations:DescribePolicy",
+    "organizations:ListPolicies",
+    "organizations:ListTargetsForPolicy",
+    "organizations:EnablePolicyType",
+    "organizations:ListPoliciesForTarget",
+    "organizations:ListRoots",
+    "organizations:ListOrganizationalUnitsForParent",
+    "organizations:ListTagsForResource",
+    "organizations:TagResource",
+)
+# The ARNs of the Organizations resources managing SCPs touches (Service Authorization Reference, "AWS
+# Organizations", resource types): an SCP is policy/o-<org>/service_control_policy/p-<id>, or
+# policy/service_control_policy/p-FullAWSAccess for AWS's own. Each `*` here is one identifier, which holds
+# no `/`. An action with no resource type is authorized against `*` only.
+_ORGANIZATIONS_RESOURCES = {
+    "policy": (
+        "arn:*:organizations::*:policy/o-*/service_control_policy/p-*",
+        "arn:*:organizations::aws:policy/service_control_policy/p-*",
+    ),
+    "root": ("arn:*:organizations::*:root/o-*/r-*",),
+    "organizationalunit": ("arn:*:organizations::*:ou/o-*/ou-*",),
+    "account": ("arn:*:organizations::*:account/o-*/*",),
+}
+# IAM actions that decide whether a role exists, who can assume it and what it may do: a Deny on them for the
+# deploy role's or break-glass's own role can take away their access. Reading or tagging a role cannot.
+ROLE_ACTIONS = (
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:UpdateRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "sts:AssumeRole",
+)
+# With no organization config, any IAM role may be the deploy role, and any role or user break-glass.
+ANY_ROLE = "arn:*:iam::*:role/*"
+ANY_PRINCIPALS = (ANY_ROLE, "arn:*:iam::*:user/*")
+
+
+@cache
+def _iam_resource_types() -> dict[str, tuple[str, ...]]:
+    """Resource types by action (service:action, lower case), from the IAM reference data cfn-lint ships."""
+    return {
+        f"{prefix.lower()}:{action.lower()}": tuple(spec.get("Resources", ()))
+        for prefix, service in _iam_reference().items()
+        for action, spec in service.get("Actions", {}).items()
+    }
+
+
+def _globs_overlap(a: str, b: str, ids: bool = False) -> bool:
+    """Whether some text matches both IAM wildcard patterns (`*` any run, `?` one character); with ids, a `*`
+    in b stands for an identifier and takes in no `/`."""
+
+    @cache
+    def step(i: int, j: int) -> bool:
+        if i == len(a) and j == len(b):
+            return True
+        if i < len(a) and a[i] == "*":  # a's run ends here, or takes in b's next character or wildcard
+            return step(i + 1, j) or (j < len(b) and step(i, j + 1))
+        if j < len(b) and b[j] == "*":
+            return step(i, j + 1) or (i < len(a) and not (ids and a[i] == "/") and step(i + 1, j))
+        if i == len(a) or j == len(b):
+            return False
+        return (a[i] == b[j] or "?" in (a[i], b[j])) and step(i + 1, j + 1)
+
+    return step(0, 0)
+
+
+def _arns_overlap(pattern: str, target: str, ids: bool = False) -> bool:
+    """Whether a Resource pattern can match an ARN that the target pattern (six fields) also matches: field by
+    field as IAM compares them, a pattern of fewer fields ending in a wildcard spanning the rest (see
+    netguard.iam.actions.resource_matches). A policy variable can be anything."""
+    if pattern == "*":
+        return True
+    pattern = _VARIABLE.sub("*", pattern)
+    fields, wanted = pattern.split(":", 5), target.split(":", 5)
+    if len(wanted) < 6:  # not an ARN pattern: compare the whole text
+        return _globs_overlap(pattern, target, ids)
+    if len(fields) < 6:
+        if "*" not in fields[-1]:
+            return False
+        head = len(fields) - 1
+        pairs = [*zip(fields[:head], wanted[:head], strict=True), (fields[-1], ":".join(wanted[head:]))]
+    else:
+        pairs = list(zip(fields, wanted, strict=True))
+    return all(_globs_overlap(a, b, ids) for a, b in pairs)
+
+
+def _reaches(statement: Mapping[str, Any], target: str, ids: bool = False) -> bool:
+    """Whether the statement's Resource or NotResource can take in a resource of the target pattern (`*`: an
+    action authorized against `*`). NotResource leaves it out only when a value names the target's sample."""
+    if "Resource" in statement:
+        values = _strings(statement["Resource"])
+        return "*" in values if target == "*" else any(_arns_overlap(value, target, ids) for value in values)
+    if "NotResource" in statement:
+        values = _strings(statement["NotResource"])
+        sample = _sample_arn(target.replace("arn:*:", "arn:aws:", 1))
+        return not any(value == "*" or (target != "*" and resource_matches(value, sample)) for value in values)
+    return True  # no resource element: a schema error, and no reason to think it spares anything
+
+
+def _denies(statement: Mapping[str, Any], action: str) -> bool:
+    """Whether the statement's Action (or the complement of its NotAction) covers the action."""
+    if "Action" in statement:
+        return any(action_matches(pattern, action) for pattern in _strings(statement["Action"]))
+    if "NotAction" in statement:
+        return not any(action_matches(pattern, action) for pattern in _strings(statement["NotAction"]))
+    return False
+
+
+def lockout_reach(statement: Mapping[str, Any], roles: Iterable[str]) -> list[str]:
+    """The SCP-management actions a Deny statement covers, on resources it can reach: the Organizations
+    calls, and ROLE_ACTIONS on the given role ARN patterns. Its Condition is not read."""
+    reached = []
+    types = _iam_resource_types()
+    for action in SCP_MANAGEMENT_ACTIONS:
+        kinds = types.get(action.lower(), tuple(_ORGANIZATIONS_RESOURCES))  # unknown: any of them
+        targets = [t for k in kinds for t in _ORGANIZATIONS_RESOURCES.get(k, ())] or ["*"]
+        if _denies(statement, action) and any(_reaches(statement, t, ids=True) for t in targets):
+            reached.append(action)
+    roles = list(roles)
+    for action in ROLE_ACTIONS:
+        if _denies(statement, action) and any(_reaches(statement, role) for role in roles):
+            reached.append(action)
+    return reached
+
+
+def _summary(actions: list[str]) -> str:
+    shown = ", ".join(actions[:3])
+    return shown + (f" and {len(actions) - 3} more" if len(actions) > 3 else "")
+
+
+def _spares_principals(condition: Mapping[str, Any] | None) -> bool:
+    """With no organization config: whether a Condition has an aws:PrincipalArn exemption (a negated ARN
+    or string operator), or limits the Deny to principals that are no IAM role or user (e.g. only the root
+    user: ArnLike arn:aws:iam::*:root), so that it cannot apply to the deploy role or break-glass."""
+    for operator, keys in (condition or {}).items():
+        parsed = parse_operator(operator)
+        if parsed is None or parsed[0] is not None or not isinstance(keys, Mapping):
+            continue
+        base = parsed[1]
+        for key, values in keys.items():
+            if key.lower() != "aws:principalarn":
+                continue
+            if base in _EXEMPTING_OPERATORS:
+                return True
+            patterns = [str(v) for v in (values if isinstance(values, list) else [values])]
+            if base in ("ArnLike", "ArnEquals", "StringLike", "StringEquals") and not any(
+                _arns_overlap(pattern, principal) for pattern in patterns for principal in ANY_PRINCIPALS
+            ):
+                return True
+    return False
+
+
 def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[Problem]:
+    """Deny statements that can stop the deploy role or break-glass managing SCPs. With an organization
+    config, the Condition is evaluated with aws:PrincipalArn set to each of them: definitely false spares
+    it, true or unknown does not. Without one, any aws:PrincipalArn exemption is taken to spare them."""
     problems = []
     for index, statement in enumerate(statements):
         if not isinstance(statement, Mapping) or statement.get("Effect") != "Deny":
@@ -371,36 +545,25 @@ def _lockout_problems(statements: list[Any], org: OrgConfig | None) -> list[Prob
         label = f"Deny statement {statement.get('Sid') or index}"
         condition = statement.get("Condition") if isinstance(statement.get("Condition"), Mapping) else None
         if org is None:
-            exempting = condition and any(
-                operator.removesuffix("IfExists") in _EXEMPTING_OPERATORS
-                and any(key.lower() == "aws:principalarn" for key in (keys or {}))
-                for operator, keys in condition.items()
-                if isinstance(keys, Mapping)
-            )
-            if not exempting:
-                problems.append(
-                    _at(
-                        LOCKOUT,
-                        f"{label} has no aws:PrincipalArn exemption for the deploy role or break-glass "
-                        "principals (lockout guard)",
-                        statements,
-                        index,
-                    )
+            reached = [] if _spares_principals(condition) else lockout_reach(statement, [ANY_ROLE])
+            if reached:
+                message = (
+                    f"{label} denies what managing SCPs takes ({_summary(reached)}) with no aws:PrincipalArn "
+                    "exemption for the deploy role or break-glass principals (lockout guard)"
                 )
+                problems.append(_at(LOCKOUT, message, statements, index))
             continue
         for role, pattern in (("deploy role", org.deploy_role), ("break-glass", org.break_glass)):
             context = RequestContext.build({"aws:PrincipalArn": _sample_arn(pattern)})
-            result = evaluate_condition(condition, context)
-            if result.truth is not False:
-                problems.append(
-                    _at(
-                        LOCKOUT,
-                        f"{label} can deny the {role} ({pattern}); exempt it with ArnNotLike on "
-                        "aws:PrincipalArn (lockout guard)",
-                        statements,
-                        index,
-                    )
+            if evaluate_condition(condition, context).truth is False:
+                continue
+            reached = lockout_reach(statement, [org.deploy_role, org.break_glass])
+            if reached:
+                message = (
+                    f"{label} can deny the {role} ({pattern}) what managing SCPs takes ({_summary(reached)}); "
+                    "exempt it with ArnNotLike on aws:PrincipalArn (lockout guard)"
                 )
+                problems.append(_at(LOCKOUT, message, statements, index))
     return problems
 
 
