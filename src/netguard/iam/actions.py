@@ -11,6 +11,24 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+# A `*` or `?` that a policy variable put into a pattern (`${*}`, `${?}`, or a value from the request) is a
+# character, not a wildcard (IAM User Guide, "IAM policy elements: Variables and tags", special characters).
+# Substitution marks such characters with these two Unicode noncharacters, which are reserved for a
+# program's internal use; the matchers read them as the literal `*` and `?`.
+LITERAL_MARKS = {"*": "\ufdd0", "?": "\ufdd1"}
+_UNMARK = str.maketrans({mark: char for char, mark in LITERAL_MARKS.items()})
+_MARK = str.maketrans(LITERAL_MARKS)
+
+
+def literal(text: str) -> str:
+    """text for a pattern, its `*` and `?` standing for themselves."""
+    return text.translate(_MARK)
+
+
+def unmark(pattern: str) -> str:
+    """The plain text of a pattern, for the operators that compare without wildcards."""
+    return pattern.translate(_UNMARK)
+
 
 @lru_cache(maxsize=4096)
 def wildcard_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
@@ -21,7 +39,7 @@ def wildcard_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
         elif char == "?":
             parts.append(".")
         else:
-            parts.append(re.escape(char))
+            parts.append(re.escape(unmark(char)))
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
 
 

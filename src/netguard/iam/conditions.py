@@ -2,7 +2,10 @@
 
 A key the request context does not hold is either known to be absent (the record shows the request
 did not carry it) or unknown (the record cannot say, e.g. principal tags). Negated operators are
-true for an absent key; an unknown key makes the operator None, never a guess.
+true for an absent key; an unknown key makes the operator None, never a guess. So do policy variables:
+one whose key is absent has no value and matches nothing (a negated operator then holds), one whose key
+is unknown leaves open only the policy value it is in. AND and OR follow three-valued logic: one False
+in an AND, or one True in an OR, settles it whatever is unknown.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from netguard.iam.actions import arn_matches, wildcard_regex
+from netguard.iam.actions import arn_matches, literal, unmark, wildcard_regex
 
 Truth = bool | None
 
@@ -50,35 +53,94 @@ class RequestContext:
 
 
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
-_SPECIAL = {"*": "*", "?": "?", "$": "$"}
+_SPECIAL = {"*": literal("*"), "?": literal("?"), "$": "$"}
 
 
-def substitute(text: str, context: RequestContext) -> tuple[str | None, str | None]:
-    """Resolve policy variables (${aws:username}) in text. Returns (value, missing key)."""
-    missing: list[str] = []
+@dataclass(frozen=True)
+class Substituted:
+    """A policy string with its variables resolved (IAM User Guide, "IAM policy elements: Variables and tags").
+
+    text is the pattern, the characters that variables supplied marked literal (actions.literal); it is
+    None when a variable has no value, or when one reads a key the request context cannot supply, which
+    unknown names.
+    """
+
+    text: str | None
+    unknown: str | None = None
+
+    @property
+    def no_value(self) -> bool:
+        """A variable reads a key the request does not carry and gives no default: the value is
+        "effectively null" (Policy variables with no value): it equals, is like, no value or resource."""
+        return self.text is None and self.unknown is None
+
+
+def substitute(text: str, context: RequestContext) -> Substituted:
+    """Resolve the policy variables (${aws:username}, ${aws:PrincipalTag/team, 'default'}) in text.
+
+    A key known to be absent takes the default when there is one, and otherwise has no value; an unknown
+    key could have a value that would replace the default, so it leaves the text unknown. A variable with
+    no value makes the whole string null, whatever the other variables hold.
+    """
+    no_value = False
+    unknown: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
+        nonlocal no_value
         name, _, default = match.group(1).partition(", ")
         if name in _SPECIAL:
             return _SPECIAL[name]
         values = context.lookup(name.strip())
+        if values is None:
+            unknown.append(name.strip())
+            return ""
         if values:
-            return values[0]
+            return literal(values[0])
         if default:
-            return default.strip().strip("'")
-        missing.append(name.strip())
+            return literal(default.strip().strip("'"))
+        no_value = True
         return ""
 
     result = _VARIABLE.sub(replace, text)
-    return (None, missing[0]) if missing else (result, None)
+    if no_value:
+        return Substituted(None)
+    if unknown:
+        return Substituted(None, unknown[0])
+    return Substituted(result)
+
+
+def any_of(truths: Iterable[Truth]) -> Truth:
+    """OR in three-valued logic: True if one is True, else None if one is unknown, else False."""
+    result: Truth = False
+    for truth in truths:
+        if truth:
+            return True
+        if truth is None:
+            result = None
+    return result
+
+
+def all_of(truths: Iterable[Truth]) -> Truth:
+    """AND in three-valued logic: False if one is False, else None if one is unknown, else True."""
+    result: Truth = True
+    for truth in truths:
+        if truth is False:
+            return False
+        if truth is None:
+            result = None
+    return result
+
+
+def _negate(truth: Truth) -> Truth:
+    return None if truth is None else not truth
 
 
 def _string_eq(a: str, b: str) -> bool:
-    return a == b
+    return a == unmark(b)
 
 
 def _string_eq_ci(a: str, b: str) -> bool:
-    return a.lower() == b.lower()
+    return a.lower() == unmark(b).lower()
 
 
 def _string_like(value: str, pattern: str) -> bool:
@@ -89,11 +151,22 @@ def _number(a: str) -> float:
     return float(a)
 
 
+_YEAR_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
 def _date(a: str) -> float:
+    """Epoch (UNIX) time, or a W3C profile of ISO 8601 (IAM User Guide, "Condition operators", date
+    operators), YYYY-MM among them; a date or time without a zone is UTC, never the local zone."""
     try:
         return float(a)
     except ValueError:
-        return datetime.fromisoformat(a.replace("Z", "+00:00")).timestamp()
+        pass
+    if _YEAR_MONTH.fullmatch(a):
+        a += "-01"
+    moment = datetime.fromisoformat(a.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _ip(value: str, pattern: str) -> bool:
@@ -182,36 +255,34 @@ def _one_key(
         missing.append(key)
         return None
     if operator == "Null":
-        expect_absent = wanted[0].lower() == "true" if wanted else True
-        return (len(values) == 0) == expect_absent
+        # true: the key must be absent; false: it must be there. Several values OR together.
+        return any(w.lower() == ("false" if values else "true") for w in wanted)
     negated = operator in _NEGATED
-    base = _NEGATED.get(operator, operator)
-    test = _POSITIVE[base]
-    patterns: list[str] = []
-    for raw in wanted:
-        resolved, unknown = substitute(raw, context)
-        if unknown:
-            missing.append(unknown)
-            return None
-        patterns.append(resolved)
-    if not values:
+    if not values:  # what the policy's values say cannot matter: there is nothing to compare them with
         if qualifier == "ForAllValues":
             return True  # vacuously: every one of no values matches
         if qualifier == "ForAnyValue":
             return False  # no value to match, whatever the operator (IAM User Guide, multivalued keys)
         return negated or if_exists
+    test = _POSITIVE[_NEGATED.get(operator, operator)]
+    patterns = [substitute(raw, context) for raw in wanted]
+    unknown = sorted({p.unknown for p in patterns if p.unknown})
 
-    def matches(value: str) -> bool:
-        return any(test(value, p) for p in patterns)
+    def matches(value: str) -> Truth:
+        # the policy's values OR together; an unknown one leaves the answer open only if no other matches,
+        # and one with no value matches nothing (IAM User Guide, "Policy variables with no value")
+        return any_of(None if p.unknown else p.text is not None and test(value, p.text) for p in patterns)
 
     if qualifier == "ForAllValues":
-        hits = [matches(v) for v in values]
-        return all(not h for h in hits) if negated else all(hits)
-    if qualifier == "ForAnyValue":
-        hits = [matches(v) for v in values]
-        return any(not h for h in hits) if negated else any(hits)
-    hit = any(matches(v) for v in values)
-    return not hit if negated else hit
+        result = all_of(_negate(matches(v)) if negated else matches(v) for v in values)
+    elif qualifier == "ForAnyValue":
+        result = any_of(_negate(matches(v)) if negated else matches(v) for v in values)
+    else:
+        hit = any_of(matches(v) for v in values)
+        result = _negate(hit) if negated else hit
+    if result is None:
+        missing.extend(unknown)
+    return result
 
 
 def evaluate_condition(block: Mapping[str, Any] | None, context: RequestContext) -> ConditionResult:
@@ -229,8 +300,5 @@ def evaluate_condition(block: Mapping[str, Any] | None, context: RequestContext)
         qualifier, operator, if_exists = parsed
         for key, wanted in keys.items():
             results.append(_one_key(operator, qualifier, if_exists, key, _as_strings(wanted), context, missing))
-    if any(r is False for r in results):
-        return ConditionResult(False)
-    if any(r is None for r in results):
-        return ConditionResult(None, sorted(set(missing)))
-    return ConditionResult(True)
+    truth = all_of(results)
+    return ConditionResult(truth, sorted(set(missing)) if truth is None else [])

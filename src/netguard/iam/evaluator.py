@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netguard.iam.actions import action_matches, resource_matches
-from netguard.iam.conditions import RequestContext, Truth, evaluate_condition, substitute
+from netguard.iam.conditions import RequestContext, Truth, any_of, evaluate_condition, substitute
 
 ALLOW, DENY, INDETERMINATE = "Allow", "Deny", "Indeterminate"
 FULL_AWS_ACCESS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -59,22 +59,27 @@ def _matches_action(statement: Mapping[str, Any], action: str) -> bool:
 
 
 def _matches_resource(statement: Mapping[str, Any], request: Request, missing: list[str]) -> Truth:
+    """Resource (or NotResource) against the request's resource: the patterns OR together, so one that
+    matches settles it even where another cannot be resolved."""
     negated = "NotResource" in statement
-    patterns = [str(p) for p in _as_list(statement.get("NotResource" if negated else "Resource"))]
-    if not negated and "*" in patterns:
-        return True
-    if request.resources is None:
-        missing.append("resource ARN")
-        return None
-    resolved = []
-    for pattern in patterns:
-        value, unknown = substitute(pattern, request.context)
-        if unknown:
-            missing.append(unknown)
-            return None
-        resolved.append(value)
-    hit = any(resource_matches(p, arn) for p in resolved for arn in request.resources)
-    return not hit if negated else hit
+    hits: list[Truth] = []
+    for pattern in (str(p) for p in _as_list(statement.get("NotResource" if negated else "Resource"))):
+        if pattern == "*":
+            hits.append(True)  # every resource, named or not
+            continue
+        resolved = substitute(pattern, request.context)
+        if resolved.unknown:
+            missing.append(resolved.unknown)
+            hits.append(None)
+        elif resolved.no_value:
+            hits.append(False)  # a variable with no value matches no resource ("Policy variables with no value")
+        elif request.resources is None:
+            missing.append("resource ARN")
+            hits.append(None)
+        else:
+            hits.append(any(resource_matches(resolved.text, arn) for arn in request.resources))
+    hit = any_of(hits)
+    return hit if hit is None or not negated else not hit
 
 
 def statement_applies(statement: Mapping[str, Any], request: Request) -> tuple[Truth, list[str]]:
