@@ -58,7 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     simulate = actions.add_parser("simulate", help="evaluate SCPs against CloudTrail records, offline")
     simulate.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
     simulate.add_argument("--events", required=True, nargs="+", metavar="PATH", help="CloudTrail files or folders")
-    simulate.add_argument("--config", metavar="ORG_YAML", help="organization config (management account)")
+    simulate.add_argument(
+        "--config", metavar="ORG_YAML", help="organization config (management account, organization id)"
+    )
+    _principal_tags_option(simulate)
     simulate.add_argument(
         "--no-full-aws-access", action="store_true", help="do not assume FullAWSAccess is attached at every level"
     )
@@ -71,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", type=_date, metavar="DATE", help="last moment (YYYY-MM-DD is the start of it)")
     replay.add_argument("--accounts", nargs="+", default=[], metavar="ID")
     replay.add_argument("--regions", nargs="+", default=[], metavar="REGION")
-    replay.add_argument("--config", metavar="ORG_YAML", help="organization config (management account)")
+    replay.add_argument(
+        "--config", metavar="ORG_YAML", help="organization config (management account, organization id)"
+    )
+    _principal_tags_option(replay)
     replay.add_argument("--no-full-aws-access", action="store_true")
     replay.add_argument("--format", choices=("text", "json", "csv"), default="text")
     replay.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N")
@@ -225,6 +231,26 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"not a date: {text!r}") from None
 
 
+def _principal_tags_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--principal-tags",
+        metavar="FILE",
+        help="YAML mapping principal ARN patterns to their tags, so tag exemptions get definite answers",
+    )
+
+
+def _org_facts(args: argparse.Namespace, org):
+    """What the records lack, from the org config and the principal tags file (policy/facts.py)."""
+    from pathlib import Path
+
+    from netguard.policy.facts import OrgFacts, PrincipalTags, load_principal_tags
+
+    tags = load_principal_tags(Path(args.principal_tags)) if args.principal_tags else PrincipalTags()
+    return OrgFacts(
+        org.management_account_id if org else None, org.organization_id if org else None, principal_tags=tags
+    )
+
+
 def _replay(args: argparse.Namespace, org) -> int:
     import time
     from pathlib import Path
@@ -233,6 +259,7 @@ def _replay(args: argparse.Namespace, org) -> int:
     from netguard.policy import replay as rp
     from netguard.policy.simulate import load_policy_levels
 
+    facts = _org_facts(args, org)
     levels, errors = load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
     if errors:
         for error in errors:
@@ -260,7 +287,7 @@ def _replay(args: argparse.Namespace, org) -> int:
         rp.compile_policies(levels),
         rp.Source(args.source, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
         filters,
-        management_account=org.management_account_id if org else None,
+        facts=facts,
         jobs=max(args.jobs, 1),
         progress=progress,
     )
@@ -291,10 +318,9 @@ def _policy(args: argparse.Namespace) -> int:
         return _replay(args, org)
     from netguard.policy import simulate as sim
 
+    facts = _org_facts(args, org)
     levels, errors = sim.load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
-    outcome = sim.simulate(
-        levels, [Path(p) for p in args.events], org.management_account_id if org else None, limits_from(args)
-    )
+    outcome = sim.simulate(levels, [Path(p) for p in args.events], limits=limits_from(args), facts=facts)
     outcome.errors[:0] = errors
     sys.stdout.write(sim.to_json(outcome) if args.format == "json" else sim.to_text(outcome))
     return 2 if outcome.errors else 0

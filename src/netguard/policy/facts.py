@@ -15,7 +15,7 @@ no tags with `unlisted: untagged`, and unknown tags otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,3 +107,25 @@ def load_principal_tags(path: Path) -> PrincipalTags:
         raise NetguardError(str(path), f"invalid principal tags at {where}: {exc.message}") from None
     entries = tuple((item["arn"], dict(item["tags"])) for item in data["principals"])
     return PrincipalTags(entries, data.get("unlisted", "unknown") == "untagged")
+
+
+def supply_hints(undecided: Iterable[tuple[Iterable[str], int]]) -> list[str]:
+    """How to make Indeterminate answers definite, for keys the user can supply and records never hold.
+
+    undecided holds (missing keys, number of records) per Indeterminate result or group."""
+    tag_records = org_records = 0
+    for missing, count in undecided:
+        keys = [key.lower() for key in missing]
+        tag_records += count if any(key.startswith("aws:principaltag/") for key in keys) else 0
+        org_records += count if "aws:principalorgid" in keys else 0
+    hints = []
+    if tag_records:
+        hints.append(
+            f"netguard: {tag_records} Indeterminate need principal tags, which CloudTrail does not record: "
+            "give --principal-tags FILE (see README, Request context from CloudTrail)"
+        )
+    if org_records:
+        hints.append(
+            f"netguard: {org_records} Indeterminate need aws:PrincipalOrgID: set organization_id in the org config"
+        )
+    return hints

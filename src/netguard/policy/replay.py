@@ -44,6 +44,7 @@ from netguard.policy.cloudtrail import (
     parse_record,
     record_label,
 )
+from netguard.policy.facts import OrgFacts, supply_hints
 from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, error_code, label, normalise, outcome
 
 SAMPLES = 5
@@ -105,7 +106,12 @@ def compile_policies(levels: list[list[Policy]]) -> Compiled:
 
 
 def evaluate_record(
-    compiled: Compiled, record: Mapping[str, Any], management_account: str | None = None, max_depth: int = 32
+    compiled: Compiled,
+    record: Mapping[str, Any],
+    management_account: str | None = None,
+    max_depth: int = 32,
+    *,
+    facts: OrgFacts | None = None,
 ) -> dict:
     """The decision for one record: a pure function of (policies, record), for Spark, Athena or here.
 
@@ -114,9 +120,11 @@ def evaluate_record(
     that the guardrails would deny or cannot decide; `guardrail_decision` is then the guardrails' own,
     and `error_code` the record's errorCode. `action` is the canonical `service:Action` name.
 
+    facts carries what records lack (organization id, principal tags); see policy/facts.py.
+
     Raises MalformedRecord, naming the field, for a record the request context cannot be built from."""
     record = normalise(record)
-    parsed = parse_record(record, management_account, max_depth)
+    parsed = parse_record(record, management_account, max_depth, facts=facts)
     code = error_code(record)
     action = canonical_action(parsed.request.action)
     if parsed.scp_exempt_reason:
@@ -267,6 +275,8 @@ def replay_file(
     filters: Filters,
     management_account: str | None = None,
     limits: Limits = LIMITS,
+    *,
+    facts: OrgFacts | None = None,
 ) -> Totals:
     totals = Totals(files=1)
     records = cloudtrail.decode_records(raw, name, limits)  # the reader simulate uses too
@@ -308,7 +318,7 @@ def replay_file(
                 continue
             totals.evaluated += 1
             record = normalise(record)  # as evaluate_record sees it: Lake's times become CloudTrail's
-            result = evaluate_record(compiled, record, management_account, limits.max_depth)
+            result = evaluate_record(compiled, record, management_account, limits.max_depth, facts=facts)
             if result["decision"] != ALLOW:
                 totals.add(result["decision"], result, record)
         except Exception as exc:  # one record's failure, whatever it is, is that record's error
@@ -414,7 +424,9 @@ def _replay_one(name: str) -> Totals:
         totals.errors.append(raw.as_input_error())
         return totals
     try:
-        return replay_file(_state["compiled"], raw, name, _state["filters"], _state["management"], source.limits)
+        return replay_file(
+            _state["compiled"], raw, name, _state["filters"], _state["management"], source.limits, facts=_state["facts"]
+        )
     except Exception as exc:  # a fault outside any one record: an error for the file, and the replay goes on
         totals = Totals(files=1)
         totals.errors.append(InputError(name, f"not replayed: internal error {type(exc).__name__}: {exc}"))
@@ -427,11 +439,12 @@ def replay(
     filters: Filters,
     *,
     management_account: str | None = None,
+    facts: OrgFacts | None = None,
     jobs: int = 1,
     progress: Any = None,
 ) -> Totals:
     """Replay every log file of source; files are processed in parallel across `jobs` processes."""
-    _state.update(compiled=compiled, source=source, filters=filters, management=management_account)
+    _state.update(compiled=compiled, source=source, filters=filters, management=management_account, facts=facts)
     totals = Totals()
     names: Iterable[str] = source.files(filters)
     try:
@@ -520,6 +533,7 @@ def to_text(totals: Totals) -> str:
         f"{counts['would_be_denied']} would be denied, {counts['indeterminate']} indeterminate, "
         f"{counts['already_failing']} already failing, {len(totals.errors)} errors"
     )
+    lines.extend(supply_hints((r["missing_keys"], r["count"]) for r in all_rows if r["decision"] == INDETERMINATE))
     return "\n".join(lines) + "\n"
 
 

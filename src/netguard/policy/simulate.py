@@ -28,6 +28,7 @@ from netguard.policy.cloudtrail import (
     not_an_object,
     parse_record,
 )
+from netguard.policy.facts import OrgFacts, supply_hints
 from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, error_code, label, normalise, outcome
 
 # A policy file is a few kilobytes (an SCP holds at most 5,120 characters, 10,240 with a raised quota).
@@ -95,6 +96,8 @@ def simulate(
     events: list[Path],
     management_account: str | None = None,
     limits: Limits = LIMITS,
+    *,
+    facts: OrgFacts | None = None,
 ) -> SimulationResult:
     """One result per record; unreadable files and malformed records are errors, and the rest goes on."""
     outcome = SimulationResult()
@@ -115,7 +118,7 @@ def simulate(
                 continue
             try:
                 shaped = normalise(record)  # an Athena, Glue or Lake row becomes a CloudTrail record
-                parsed = parse_record(shaped, management_account, limits.max_depth)
+                parsed = parse_record(shaped, management_account, limits.max_depth, facts=facts)
                 result = _result(levels, parsed, error_code(shaped))
             except Exception as exc:  # one record's failure, whatever it is, is that record's error
                 errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
@@ -196,6 +199,7 @@ def to_text(outcome: SimulationResult) -> str:
         + ", ".join(f"{v} {k}" for k, v in counts.items())
         + f", {failing} already failing (not counted as impact), {len(outcome.errors)} errors"
     )
+    lines.extend(supply_hints((r["missing_keys"], 1) for r in outcome.results if r["decision"] == INDETERMINATE))
     return "\n".join(lines) + "\n"
 
 
