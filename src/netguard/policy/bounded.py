@@ -77,16 +77,17 @@ def deeper_than(value: Any, max_depth: int) -> bool:
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, Mapping):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
+        if isinstance(node, (dict, list, Mapping)):  # dict first: the ABC check only for other mappings
+            children = node.values() if not isinstance(node, list) else node
         else:
             continue
         if depth > max_depth:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (Mapping, list)))
+        stack.extend((child, depth + 1) for child in children if not isinstance(child, _SCALARS) and child is not None)
     return False
+
+
+_SCALARS = (str, int, float)  # bool is an int
 
 
 def loads_document(data: bytes | str, max_depth: int) -> Any:

@@ -374,7 +374,11 @@ _EXPECTED = {str: "a string", Mapping: "an object"}
 def _check_fields(value: Mapping[str, Any], fields: dict[str, type], path: str) -> None:
     for key, expected in fields.items():
         found = value.get(key)
-        if found is not None and not isinstance(found, expected):
+        if (
+            found is not None
+            and type(found) is not (dict if expected is Mapping else expected)
+            and not isinstance(found, expected)
+        ):
             raise MalformedRecord(
                 f"missing or malformed field {path}{key}: {_kind(found)}, expected {_EXPECTED[expected]}"
             )
@@ -467,8 +471,9 @@ def parse_record(
         absent.extend(["aws:SourceVpce", "aws:VpcSourceIp", "aws:SourceVpc", "aws:SourceVpcArn"])
     if source_ip is None:
         absent.extend(["aws:SourceIp", "aws:VpcSourceIp"])
-    values.update(time_keys(record))
-    session_values, session_absent = session_keys(identity, parse_time(_s(record.get("eventTime"))))
+    event_time = parse_time(_s(record.get("eventTime")))
+    values.update(time_keys(event_time))
+    session_values, session_absent = session_keys(identity, event_time)
     values.update(session_values)
     absent.extend(session_absent)
     via_values, via_absent = via_service_keys(record, identity)

@@ -28,15 +28,14 @@ calls CloudTrail recorded as failed.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache, lru_cache
-from pathlib import Path
 from typing import Any
 
 from netguard.iam.evaluator import ALLOW
+from netguard.iam.reference_data import iam_reference
 from netguard.policy.bounded import Refused, loads
 from netguard.policy.cloudtrail import MalformedRecord
 
@@ -316,14 +315,8 @@ def iam_actions() -> dict[str, dict[str, str]]:
     (cfnlint/data/AdditionalSpecs/Policies.json) writes it. Found without importing cfn-lint, which takes
     half a second; empty when the file cannot be read, and names are then kept as written."""
     try:
-        spec = importlib.util.find_spec("cfnlint")
-        if spec is None or not spec.submodule_search_locations:
-            return {}
-        path = Path(next(iter(spec.submodule_search_locations))) / "data" / "AdditionalSpecs" / "Policies.json"
-        data = loads(path.read_bytes())
-    except (OSError, Refused, ImportError, ValueError):
-        return {}
-    if not isinstance(data, dict):
+        data = iam_reference()
+    except (OSError, ValueError):
         return {}
     return {
         prefix.lower(): {name.lower(): name for name in service.get("Actions", {})}

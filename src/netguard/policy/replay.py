@@ -46,6 +46,7 @@ from netguard.policy.cloudtrail import (
 )
 from netguard.policy.facts import OrgFacts, supply_hints
 from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, error_code, label, normalise, outcome
+from netguard.policy.request_context import action_resource_types
 
 SAMPLES = 5
 _LOG_PATH = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/")
@@ -61,6 +62,11 @@ class Compiled:
     allow_everything: bool
     verdicts: dict[tuple[str, str], bool] = field(default_factory=dict)
     decisions: dict[tuple, Any] = field(default_factory=dict)  # request -> Decision; requests repeat a lot
+    # What a decision can depend on, so that requests differing elsewhere (the time, above all) share
+    # one memo entry: the context keys the policies read (None: cannot tell, use the whole context),
+    # and whether any Resource or NotResource is more than "*".
+    context_keys: tuple[str, ...] | None = None
+    reads_resources: bool = True
 
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         key = (event_source, event_name)
@@ -102,7 +108,48 @@ def compile_policies(levels: list[list[Policy]]) -> Compiled:
         )
         for level in levels
     )
-    return Compiled(levels, patterns, deny_everything, allow_everything)
+    context_keys, reads_resources = _what_decisions_read(levels)
+    return Compiled(
+        levels, patterns, deny_everything, allow_everything, context_keys=context_keys, reads_resources=reads_resources
+    )
+
+
+_VARIABLE_NAME = re.compile(r"\$\{([^}]*)\}")
+
+
+def _what_decisions_read(levels: list[list[Policy]]) -> tuple[tuple[str, ...] | None, bool]:
+    """The context keys the evaluator can look up for these policies (condition keys and policy
+    variables, lower case), or None when a key name is itself built from a variable; and whether any
+    statement's Resource or NotResource can tell resources apart."""
+    keys: set[str] = set()
+    reads_resources = False
+
+    def variables(value: Any) -> None:
+        for text in value if isinstance(value, list) else [value]:
+            for name in _VARIABLE_NAME.findall(str(text)):
+                keys.add(name.partition(", ")[0].strip().lower())
+
+    for level in levels:
+        for policy in level:
+            for statement in policy.statements():
+                for element in ("Resource", "NotResource"):
+                    if element in statement:
+                        patterns = statement[element]
+                        if any(str(p) != "*" for p in (patterns if isinstance(patterns, list) else [patterns])):
+                            reads_resources = True
+                        variables(patterns)
+                condition = statement.get("Condition")
+                if not isinstance(condition, Mapping):
+                    continue
+                for block in condition.values():
+                    if not isinstance(block, Mapping):
+                        return None, True
+                    for key, value in block.items():
+                        if "${" in str(key):
+                            return None, True
+                        keys.add(str(key).lower())
+                        variables(value)
+    return tuple(sorted(keys)), reads_resources
 
 
 def evaluate_record(
@@ -140,13 +187,15 @@ def evaluate_record(
         }
     request = parsed.request
     context = request.context
-    key = (
-        request.action,
-        request.resources,
-        tuple(sorted(context.values.items())),
-        context.absent,
-        context.absent_prefixes,
-    )
+    if compiled.context_keys is None:
+        key: tuple = (request.action, request.resources, tuple(sorted(context.values.items())), context.absent)
+        key += (context.absent_prefixes,)
+    else:  # only what the policies read: the same decision for requests that differ elsewhere
+        key = (
+            request.action,
+            request.resources if compiled.reads_resources else None,
+            tuple(context.lookup(name) for name in compiled.context_keys),
+        )
     decision = compiled.decisions.get(key)
     if decision is None:
         decision = evaluate_scps(compiled.levels, request)
@@ -433,6 +482,13 @@ def _replay_one(name: str) -> Totals:
         return totals
 
 
+def _load_reference_data() -> None:
+    """Load the IAM reference data and EC2's operation names once, before workers fork, so that each
+    worker shares them instead of spending a third of a second loading its own copy."""
+    action_resource_types()
+    canonical_action("ec2:DeleteVpc")
+
+
 def replay(
     compiled: Compiled,
     source: Source,
@@ -445,6 +501,7 @@ def replay(
 ) -> Totals:
     """Replay every log file of source; files are processed in parallel across `jobs` processes."""
     _state.update(compiled=compiled, source=source, filters=filters, management=management_account, facts=facts)
+    _load_reference_data()
     totals = Totals()
     names: Iterable[str] = source.files(filters)
     try:

@@ -8,13 +8,13 @@ when the field is missing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
-from importlib import resources
 from typing import Any
+
+from netguard.iam.reference_data import iam_reference
 
 # AWS service hosts that make calls with the caller's credentials (forward access sessions) end so.
 _SERVICE_HOST = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com$")
@@ -33,15 +33,13 @@ def parse_time(text: str | None) -> datetime | None:
     sessionContext attributes use (20131102T010628Z), or CloudTrail Lake's 'YYYY-MM-DD HH:MM:SS'."""
     if not text:
         return None
-    for form in ("%Y%m%dT%H%M%SZ",):
-        try:
-            return datetime.strptime(text, form).replace(tzinfo=UTC)
-        except ValueError:
-            pass
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return None
+        try:
+            return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -49,9 +47,8 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def time_keys(record: Mapping[str, Any]) -> dict[str, Any]:
+def time_keys(moment: datetime | None) -> dict[str, Any]:
     """aws:CurrentTime and aws:EpochTime: the time of the request is the record's eventTime."""
-    moment = parse_time(_s(record.get("eventTime")))
     if moment is None:
         return {}
     return {"aws:CurrentTime": _iso(moment), "aws:EpochTime": str(int(moment.timestamp()))}
@@ -183,7 +180,7 @@ _ACTION_WORD_TYPE = {"address": "elastic-ip", "flowlogs": "vpc-flow-log"}
 def action_resource_types() -> dict[str, dict[str, tuple[str, ...]]]:
     """Resource types each action authorizes, by service and lower-case action (IAM reference data,
     as cfn-lint ships it)."""
-    data = json.loads(resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text("utf-8"))
+    data = iam_reference()
     return {
         service.lower(): {
             action.lower(): tuple(spec.get("Resources", ())) for action, spec in body.get("Actions", {}).items()

@@ -1,0 +1,74 @@
+"""The replay's decision memo: requests that differ only where no policy looks share one decision, and
+requests that differ where a policy looks never do. A memo keyed too loosely is a wrong answer."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from netguard.iam.evaluator import FULL_AWS_ACCESS, Policy, evaluate_scps
+from netguard.policy import replay as rp
+from netguard.policy.cloudtrail import parse_record
+from tests.conftest import FIXTURES
+
+SEED = json.loads((FIXTURES / "cloudtrail" / "seed-events.json").read_text())["Records"]
+GUARDED = [r for r in SEED if r["eventName"] == "DeleteDhcpOptions"]
+
+
+def deny(condition: dict | None = None, resource: str | list[str] = "*") -> list[list[Policy]]:
+    statement = {"Effect": "Deny", "Action": "ec2:DeleteDhcpOptions", "Resource": resource}
+    if condition:
+        statement["Condition"] = condition
+    return [[Policy("FullAWSAccess", FULL_AWS_ACCESS), Policy("guard", {"Statement": [statement]})]]
+
+
+def at(record: dict, when: str, **changes) -> dict:
+    copied = copy.deepcopy(record)
+    copied["eventTime"] = when
+    copied.update(changes)
+    return copied
+
+
+def fresh(levels, record) -> str:
+    return evaluate_scps(levels, parse_record(record).request).decision
+
+
+def test_requests_at_different_times_share_a_decision_when_no_policy_reads_the_time():
+    compiled = rp.compile_policies(deny({"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/network/*"}}))
+    record = GUARDED[0]
+    for hour in range(10):
+        rp.evaluate_record(compiled, at(record, f"2026-11-02T{hour:02d}:00:00Z"))
+    assert len(compiled.decisions) == 1
+
+
+@pytest.mark.parametrize(
+    ("condition", "resource", "changes"),
+    [
+        ({"DateGreaterThan": {"aws:CurrentTime": "2026-11-02T05:00:00Z"}}, "*", {}),
+        ({"NumericLessThan": {"aws:EpochTime": "1793595600"}}, "*", {}),
+        ({"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}, "*", {"awsRegion": "us-east-1"}),
+        (None, "arn:aws:ec2:*:*:dhcp-options/dopt-0a1b*", {}),
+        ({"StringNotEquals": {"aws:username": "${aws:PrincipalTag/owner, 'nobody'}"}}, "*", {}),
+    ],
+)
+def test_requests_that_differ_where_a_policy_looks_are_decided_apart(condition, resource, changes):
+    levels = deny(condition, resource)
+    compiled = rp.compile_policies(levels)
+    base = GUARDED[0]
+    variants = [at(base, "2026-11-02T01:00:00Z"), at(base, "2026-11-02T09:00:00Z", **changes)]
+    other = copy.deepcopy(base)
+    other["requestParameters"] = {"dhcpOptionsId": "dopt-0bbb1111"}
+    variants.append(other)
+    for record in variants * 2:  # the second round answers from the memo
+        assert rp.evaluate_record(compiled, record)["guardrail_decision"] == fresh(levels, record), record
+    answers = {fresh(levels, record) for record in variants}
+    if "aws:username" not in json.dumps(condition or {}):
+        assert len(answers) > 1  # the case really has requests the memo must keep apart
+
+
+def test_a_condition_key_named_by_a_variable_falls_back_to_the_whole_context():
+    compiled = rp.compile_policies(deny({"StringEquals": {"aws:ResourceTag/${aws:username}": "x"}}))
+    assert compiled.context_keys is None
+    assert rp.evaluate_record(compiled, GUARDED[0])["guardrail_decision"] in ("Allow", "Deny", "Indeterminate")
