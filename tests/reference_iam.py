@@ -525,3 +525,15 @@ def decide(levels: list[list[Mapping[str, Any]]], action: str, resource: str | N
     denied = covered("Deny", [d for level in levels for d in level])
     allowed = k_and([k_not(denied), *(covered("Allow", level) for level in levels)])
     return {True: ALLOW, False: DENY, None: INDETERMINATE}[allowed]
+
+
+def decide_each(
+    levels: list[list[Mapping[str, Any]]], action: str, resources: list[str], context: RequestContext
+) -> str:
+    """A request on several resources is authorized once per (action, resource) pair (IAM Toolbox API
+    reference, "Evaluation": one evaluation for a single action and resource pair; the Service
+    Authorization Reference lists every resource type an action is authorized on): it is allowed only
+    when it is allowed for every one of them."""
+    truth = {ALLOW: True, DENY: False, INDETERMINATE: None}
+    allowed = k_and([truth[decide(levels, action, resource, context)] for resource in resources])
+    return {True: ALLOW, False: DENY, None: INDETERMINATE}[allowed]

@@ -14,6 +14,7 @@ import base64
 import os
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -597,3 +598,47 @@ def test_what_the_request_settles_is_not_left_open():
     nowhere = {"Effect": "Deny", "Action": "*", "NotResource": "*"}
     assert statement_applies(nowhere, Request("s3:GetObject", UNKNOWN_USERNAME, None))[0] is False
     assert evaluate_scps(_scps(nowhere), Request("s3:GetObject", UNKNOWN_USERNAME, None)).decision == "Allow"
+
+
+MULTI: Counter[str] = Counter()
+
+
+@settings(max_examples=400, **SETTINGS)
+@given(hierarchies, st.sampled_from(ACTIONS), st.lists(st.sampled_from(RESOURCES), min_size=2, max_size=3), contexts())
+def _multi_resource_decisions_agree(levels, action, resources, context):
+    request = Request(action, context, tuple(resources))
+    policies = [[Policy(f"l{i}p{j}", d) for j, d in enumerate(level)] for i, level in enumerate(levels)]
+    expected = ref.decide_each(levels, action, resources, context)
+    assert evaluate_scps(policies, request).decision == expected, (levels, request)
+    MULTI[expected] += 1
+
+
+def test_requests_on_several_resources_agree_with_the_reference():
+    MULTI.clear()
+    _multi_resource_decisions_agree()
+    assert set(MULTI) == {"Allow", "Deny", "Indeterminate"}, MULTI
+
+
+def test_an_allow_on_one_of_a_peering_requests_resources_is_not_enough():
+    """CreateVpcPeeringConnection is authorized on the peering and on both VPCs ("Actions, resources,
+    and condition keys for Amazon EC2"): an SCP level allowing only the VPCs denies it, and a Deny on
+    the accepter's VPC alone denies it."""
+    context = RequestContext.build({"aws:PrincipalArn": "arn:aws:iam::111111111111:role/dev"})
+    resources = (
+        "arn:aws:ec2:eu-west-1:111111111111:vpc-peering-connection/*",
+        "arn:aws:ec2:eu-west-1:111111111111:vpc/vpc-1",
+        "arn:aws:ec2:eu-west-1:222222222222:vpc/vpc-2",
+    )
+    request = Request("ec2:CreateVpcPeeringConnection", context, resources)
+    vpcs_only = {"Statement": {"Effect": "Allow", "Action": "ec2:*", "Resource": "arn:aws:ec2:*:*:vpc/*"}}
+    assert evaluate_scps([[Policy("vpcs", vpcs_only)]], request).decision == "Deny"
+    deny_foreign = {"Statement": {"Effect": "Deny", "Action": "ec2:*", "Resource": "arn:aws:ec2:*:222222222222:vpc/*"}}
+    full = Policy("full", FULL_AWS_ACCESS)
+    decision = evaluate_scps([[full, Policy("foreign", deny_foreign)]], request)
+    assert decision.decision == "Deny" and decision.denied_by == [("foreign", None)]
+    not_resource = {"Statement": {"Effect": "Deny", "Action": "ec2:*", "NotResource": list(resources[:2])}}
+    assert evaluate_scps([[full, Policy("nr", not_resource)]], request).decision == "Deny"
+    assert (
+        evaluate_scps([[full, Policy("nr", not_resource)]], replace(request, resources=resources[:2])).decision
+        == "Allow"
+    )

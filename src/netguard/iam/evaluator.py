@@ -8,7 +8,7 @@ depends on a key the request cannot supply makes the answer Indeterminate, never
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from netguard.iam.actions import action_matches, resource_matches
@@ -99,8 +99,35 @@ def statement_applies(statement: Mapping[str, Any], request: Request) -> tuple[T
 
 
 def evaluate_scps(levels: Sequence[Iterable[Policy]], request: Request) -> Decision:
-    """Decision of the SCPs attached at each level (root, OUs, account) for one request."""
+    """Decision of the SCPs attached at each level (root, OUs, account) for one request.
+
+    A request on several resources (CreateVpcPeeringConnection: the peering, the requester's VPC, the
+    accepter's VPC) is authorized once per (action, resource) pair, as the Service Authorization
+    Reference lists an action's resource types and IAM's simulator evaluates them: it is denied if any
+    resource is denied, and allowed only if every resource is allowed, at every level."""
     levels = [list(level) for level in levels]
+    if request.resources is not None and len(request.resources) > 1:
+        return _combine([_evaluate(levels, replace(request, resources=(arn,))) for arn in request.resources])
+    return _evaluate(levels, request)
+
+
+def _combine(decisions: list[Decision]) -> Decision:
+    """The decision on a request from its per-resource decisions: a definite Deny (explicit first)
+    settles it; otherwise any Indeterminate leaves it open; otherwise every resource is allowed."""
+    explicit = [d for d in decisions if d.decision == DENY and d.denied_by]
+    if explicit:
+        denied_by = list(dict.fromkeys(pair for d in explicit for pair in d.denied_by))
+        return replace(explicit[0], denied_by=denied_by)
+    implicit = [d for d in decisions if d.decision == DENY]
+    if implicit:
+        return implicit[0]
+    undecided = [d for d in decisions if d.decision == INDETERMINATE]
+    if undecided:
+        return replace(undecided[0], missing=sorted({key for d in undecided for key in d.missing}))
+    return decisions[0]
+
+
+def _evaluate(levels: list[list[Policy]], request: Request) -> Decision:
     possible_deny: list[tuple[Policy, Mapping[str, Any], list[str]]] = []
     denied_by: list[tuple[str, str | None]] = []
     for level in levels:
