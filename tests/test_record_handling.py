@@ -308,3 +308,31 @@ def test_the_cli_report_is_written_whatever_fails(tmp_path, scp, capsys, monkeyp
     assert messages[1][0] == "b.json" and "MemoryError: injected" in messages[1][1]
     expected = sum(1 for r in SEED if r["netguard-expect"]["decision"] == "Deny") - 1
     assert report["summary"]["would_be_denied"] == expected
+
+
+def test_lake_get_query_results_output_is_read_as_its_rows(compiled, tmp_path):
+    """CloudTrail Lake's GetQueryResults returns QueryResultRows, each row a list of one-column objects
+    (CloudTrail API Reference, GetQueryResults); saved as a file, it replays like the rows themselves."""
+    rows = [
+        {k: v for k, v in r.items() if k != "netguard-expect"} for r in _records(TRAILS / "shapes" / "lake-rows.json")
+    ]
+    as_rows = tmp_path / "rows.json"
+    as_rows.write_text(json.dumps({"Records": rows}))
+    query_output = tmp_path / "get-query-results.json"
+    query_output.write_text(
+        json.dumps({"QueryStatus": "FINISHED", "QueryResultRows": [[{k: v} for k, v in r.items()] for r in rows]})
+    )
+    expected = rp.replay(compiled, rp.Source(str(as_rows)), rp.Filters(), management_account=MANAGEMENT)
+    got = rp.replay(compiled, rp.Source(str(query_output)), rp.Filters(), management_account=MANAGEMENT)
+    assert got.errors == [] and got.records == len(rows) and got.groups == expected.groups
+    assert sim.simulate(compiled.levels, [query_output], MANAGEMENT).results == (
+        sim.simulate(compiled.levels, [as_rows], MANAGEMENT).results
+    )
+
+
+def test_an_event_source_in_upper_case_names_the_same_service(compiled):
+    record = {**SEED[0], "eventSource": "EC2.Amazonaws.com"}
+    assert parse_record(record).request == parse_record(SEED[0]).request  # without normalise, too
+    got = rp.evaluate_record(compiled, record, MANAGEMENT)
+    assert got["action"] == "ec2:DeleteDhcpOptions"
+    assert got == rp.evaluate_record(compiled, SEED[0], MANAGEMENT)

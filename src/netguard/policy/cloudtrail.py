@@ -166,8 +166,11 @@ def decode_records(raw: bytes, name: str, limits: Limits = LIMITS) -> list[Any] 
     records: Any = None
     if isinstance(payload, dict):
         found = payload.get("Records")
+        rows = payload.get("QueryResultRows")
         if isinstance(found, list):
             records = found
+        elif isinstance(rows, list):  # CloudTrail Lake's GetQueryResults: each row a list of {column: value}
+            records = [_lake_row(row) for row in rows]
         elif "eventName" in payload:
             records = [payload]
     elif isinstance(payload, list):
@@ -180,6 +183,14 @@ def decode_records(raw: bytes, name: str, limits: Limits = LIMITS) -> list[Any] 
             f"{len(records)} records, over the limit of {limits.max_records} per file (--max-records); none evaluated",
         )
     return records
+
+
+def _lake_row(row: Any) -> Any:
+    """One row of CloudTrail Lake's GetQueryResults, its single-column objects merged into one record;
+    a row of another shape is kept as it is, for the caller to report."""
+    if not isinstance(row, list) or not all(isinstance(cell, dict) for cell in row):
+        return row
+    return {key: value for cell in row for key, value in cell.items()}
 
 
 def _limit_text(limits: Limits) -> str:
@@ -218,7 +229,8 @@ def read_records(path: Path, limits: Limits = LIMITS) -> Iterator[dict[str, Any]
 
 
 def _service(event_source: str) -> str:
-    host = event_source.split(".", 1)[0]
+    """The IAM service prefix of an eventSource host, whatever case the record writes it in."""
+    host = event_source.split(".", 1)[0].lower()
     return _SERVICE_PREFIX.get(host, host)
 
 
