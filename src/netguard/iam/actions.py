@@ -75,7 +75,13 @@ def arn_matches(pattern: str, arn: str) -> bool:
 
 def resource_matches(pattern: str, arn: str) -> bool:
     """The Resource element: as arn_matches, except that a pattern of fewer than six segments whose last
-    one holds a wildcard (`arn:aws:ec2:*`) matches across the colons that remain, as IAM does."""
+    one holds a wildcard (`arn:aws:ec2:*`) matches across the colons that remain, as IAM does (IAM User
+    Guide, "IAM JSON policy elements: Resource", Using wildcards in resource ARNs: a `*` that is the last
+    character of a segment can expand beyond the colon boundaries).
+
+    Lenient on purpose: IAM Access Analyzer refuses such a pattern ("Missing ARN field", IAM policy
+    validation check reference), so `netguard policy validate` reports it (NG-SCP-001), but a policy that
+    already holds one is evaluated as IAM evaluates it."""
     pattern_parts = pattern.split(":")
     if pattern == "*" or len(pattern_parts) >= 6 or "*" not in pattern_parts[-1]:
         return arn_matches(pattern, arn)
@@ -83,12 +89,14 @@ def resource_matches(pattern: str, arn: str) -> bool:
 
 
 def resource_is_unrestricted(resource: str) -> bool:
-    """True for `*` and for ARNs whose resource part is only a wildcard (e.g. .../vpc/*, arn:aws:ec2:*:*:*)."""
+    """True for `*` and for ARNs whose resource part is only a wildcard (e.g. .../vpc/*, arn:aws:ec2:*:*:*),
+    including a pattern of fewer than six segments whose last ends in `*` (arn:aws:ec2:*): resource_matches
+    lets that `*` cover the rest of the ARN, resource part and all."""
     if resource.strip() == "*":
         return True
     parts = resource.split(":", 5)
     if len(parts) != 6:
-        return False
+        return resource.startswith("arn:") and parts[-1].endswith("*")
     resource_part = parts[5]
     _type, _sep, ident = resource_part.rpartition("/")
     return ident == "*" or resource_part == "*"

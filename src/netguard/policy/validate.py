@@ -207,16 +207,29 @@ def _is_pattern(text: str) -> bool:
 def resource_problem(value: str) -> str | None:
     """Why a Resource or NotResource value is no resource Access Analyzer accepts, or None when it is fine:
     `*`, or arn:partition:service:region:account:resource with a known partition and an account that is
-    empty, 12 digits, `aws` (AWS-owned resources such as arn:aws:iam::aws:policy/...) or a pattern."""
+    empty, 12 digits, `aws` (AWS-owned resources such as arn:aws:iam::aws:policy/...) or a pattern.
+
+    An ARN of fewer than six fields is refused even when it ends in `*` (`arn:aws:ec2:*`): Access Analyzer
+    reports "Missing ARN field" (Resource ARNs must include at least 6 fields), although IAM, evaluating a
+    policy that holds one, lets that `*` match across colons ("IAM JSON policy elements: Resource"; see
+    netguard.iam.actions.resource_matches). The message then names the six-field form to write instead,
+    unless the value holds a policy variable (variables belong in the resource part only)."""
     if value == "*":
         return None
     if not value.startswith("arn:"):
         return f"Resource {value!r} is neither * nor an ARN (arn:partition:service:region:account:resource)"
     fields = _arn_fields(value)
     if len(fields) < 6:
-        return (
+        message = (
             f"Resource {value!r} has {len(fields)} of the 6 ARN fields (arn:partition:service:region:account:resource)"
         )
+        if fields[-1].endswith("*"):
+            message += (
+                "; IAM would match its trailing * across colons, but Access Analyzer refuses it (Missing ARN field)"
+            )
+            if not _VARIABLE.search(value):  # variables belong in the resource part only
+                message += f": write {value + ':*' * (6 - len(fields))!r}"
+        return message
     partition, account = fields[1], fields[4]
     if not (partition in _PARTITIONS or partition.startswith("aws-iso") or _is_pattern(partition)):
         return f"Resource {value!r}: unknown partition {partition!r}"
