@@ -321,5 +321,28 @@ def test_policies_nested_below_a_level_are_an_error_not_silently_ignored(tmp_pat
     (tmp_path / "ou" / "team" / "deny.json").write_text(deny)
     (tmp_path / "ou" / "empty").mkdir()
     _, errors = load_policy_levels(tmp_path)
-    assert [Path(e.file).name for e in errors] == ["team"]
+    assert [Path(e.file).name for e in errors] == ["team", tmp_path.name]
     assert "below a level" in errors[0].message
+    assert errors[1].message == "no policy files (*.json) in this folder or its subfolders"
+
+
+def test_a_policies_folder_with_no_policies_is_an_error_not_a_run_of_allows(tmp_path, capsys):
+    trail = FIXTURES / "cloudtrail" / "seed-events.json"
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "no-such-folder"):
+        code = main(["policy", "simulate", "--policies", str(folder), "--events", str(trail)])
+        out, err = capsys.readouterr()
+        assert code == 2 and str(folder) in out + err
+
+
+def test_without_full_aws_access_a_root_level_with_no_files_is_an_error(tmp_path):
+    allow = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'
+    (tmp_path / "ou").mkdir()
+    (tmp_path / "ou" / "allow.json").write_text(allow)
+    levels, errors = load_policy_levels(tmp_path, full_aws_access=False)
+    assert [Path(e.file) for e in errors] == [tmp_path]
+    assert "every level needs its own SCPs" in errors[0].message
+    levels, errors = load_policy_levels(tmp_path)  # FullAWSAccess at the root: a complete set
+    assert errors == [] and len(levels) == 2
+    (tmp_path / "allow.json").write_text(allow)
+    assert load_policy_levels(tmp_path, full_aws_access=False)[1] == []

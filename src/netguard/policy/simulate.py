@@ -58,9 +58,21 @@ def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list
             for deeper in sorted(p for p in group.iterdir() if p.is_dir() and any(p.rglob("*.json")))
         )
     levels: list[list[Policy]] = []
+    files = 0
     for group in groups:
         level = [Policy("FullAWSAccess", FULL_AWS_ACCESS)] if full_aws_access else []
-        for path in sorted(group.glob("*.json")):
+        paths = sorted(group.glob("*.json"))
+        files += len(paths)
+        if group is folder and not paths and not full_aws_access and len(groups) > 1:
+            errors.append(
+                InputError(
+                    str(folder),
+                    "no policy files directly in this folder, its root level: with --no-full-aws-access every "
+                    "level needs its own SCPs (Organizations attaches at least one to the root, every OU and "
+                    "every account), or everything would be implicitly denied",
+                )
+            )
+        for path in paths:
             try:
                 document = load_policy(path)
             except Refused as exc:
@@ -73,6 +85,8 @@ def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list
             level.append(Policy(path.name, document))
         if group is folder or len(level) > int(full_aws_access):
             levels.append(level)
+    if not files:
+        errors.append(InputError(str(folder), "no policy files (*.json) in this folder or its subfolders"))
     return levels, errors
 
 
