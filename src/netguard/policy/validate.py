@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import jsonschema
 
 from netguard.iam.actions import action_matches, resource_matches
 from netguard.iam.conditions import RequestContext, evaluate_condition, parse_operator
+from netguard.iam.reference_data import iam_reference
 from netguard.policy.bounded import Refused, loads_document, read_file
 from netguard.policy.orgconfig import DEFAULT_SIZE_LIMIT, OrgConfig
 from netguard.policy.render import minify
@@ -49,15 +48,9 @@ class Problem:
 
 
 @cache
-def _iam_reference() -> dict[str, Any]:
-    """The IAM reference data cfn-lint ships: services by prefix, each with its actions and resource types."""
-    return json.loads(resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text("utf-8"))
-
-
-@cache
 def known_actions() -> dict[str, frozenset[str]]:
     """IAM actions by service prefix (lower case), from the IAM reference data cfn-lint ships."""
-    data = _iam_reference()
+    data = iam_reference()
     return {prefix.lower(): frozenset(a.lower() for a in spec.get("Actions", {})) for prefix, spec in data.items()}
 
 
@@ -437,7 +430,7 @@ def _iam_resource_types() -> dict[str, tuple[str, ...]]:
     """Resource types by action (service:action, lower case), from the IAM reference data cfn-lint ships."""
     return {
         f"{prefix.lower()}:{action.lower()}": tuple(spec.get("Resources", ()))
-        for prefix, service in _iam_reference().items()
+        for prefix, service in iam_reference().items()
         for action, spec in service.get("Actions", {}).items()
     }
 
