@@ -8,6 +8,7 @@ an error naming it (operation and what it was for), the attempts, the time spent
 
 from __future__ import annotations
 
+import argparse
 import re
 import time
 from collections.abc import Callable
@@ -142,3 +143,15 @@ def call(fn: Callable[[], T], label: str, budget: Budget, *, where: str = "aws")
                 ) from None
             budget.waited += wait
             budget.sleep(wait)
+
+
+def add_retry_option(parser: argparse.ArgumentParser) -> None:
+    """--aws-retry-seconds, the same for every command that calls AWS."""
+    parser.add_argument(
+        "--aws-retry-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how long one AWS call may be retried (throttling, server errors, dropped connections) before it"
+        " is an error naming the call; each attempt times out after 5 s to connect, 30 s to read (default 60)",
+    )

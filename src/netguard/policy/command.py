@@ -1,0 +1,199 @@
+"""`netguard policy`: render, validate, simulate and replay the SCP guardrails."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from netguard.errors import NetguardError, printable
+from netguard.org.aws import add_retry_option
+from netguard.policy.limits import add_limit_options, limits_from
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    policy = sub.add_parser("policy", help="render, validate and simulate the SCP guardrails")
+    actions = policy.add_subparsers(dest="policy_command", required=True)
+    render = actions.add_parser("render", help="write the organization's guardrails, minified")
+    render.add_argument("--config", required=True, metavar="ORG_YAML", help="organization config")
+    render.add_argument("--out", required=True, metavar="DIR", help="folder for the rendered policies")
+    render.add_argument(
+        "--kind",
+        choices=("scp", "iam"),
+        default="scp",
+        help="scp: service control policies; iam: permission boundary and NetworkAdmin policy",
+    )
+    validate = actions.add_parser("validate", help="check SCP files: grammar, size, Sids, actions, lockout")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders of *.json")
+    validate.add_argument("--config", metavar="ORG_YAML", help="organization config (exemptions, size limit)")
+    validate.add_argument("--size-limit", type=int, metavar="N", help="characters per SCP (default 10240)")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+    simulate = actions.add_parser("simulate", help="evaluate SCPs against CloudTrail records, offline")
+    simulate.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
+    simulate.add_argument("--events", required=True, nargs="+", metavar="PATH", help="CloudTrail files or folders")
+    simulate.add_argument(
+        "--config", metavar="ORG_YAML", help="organization config (management account, organization id)"
+    )
+    _principal_tags_option(simulate)
+    simulate.add_argument(
+        "--no-full-aws-access", action="store_true", help="do not assume FullAWSAccess is attached at every level"
+    )
+    simulate.add_argument("--format", choices=("text", "json"), default="text")
+    add_limit_options(simulate)
+    replay = actions.add_parser("replay", help="whom would the guardrails have blocked? replay CloudTrail history")
+    replay.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
+    replay.add_argument("--source", required=True, metavar="PATH|s3://BUCKET/PREFIX", help="CloudTrail logs")
+    replay.add_argument("--since", type=_date, metavar="DATE", help="first day (YYYY-MM-DD or ISO time)")
+    replay.add_argument("--until", type=_date, metavar="DATE", help="last moment (YYYY-MM-DD is the start of it)")
+    replay.add_argument("--accounts", nargs="+", default=[], metavar="ID")
+    replay.add_argument("--regions", nargs="+", default=[], metavar="REGION")
+    replay.add_argument(
+        "--config", metavar="ORG_YAML", help="organization config (management account, organization id)"
+    )
+    _principal_tags_option(replay)
+    replay.add_argument("--no-full-aws-access", action="store_true")
+    replay.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    replay.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N")
+    replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
+    replay.add_argument("--profile", help="AWS profile for S3")
+    replay.add_argument("--region", help="AWS region for S3")
+    add_retry_option(replay)
+    add_limit_options(replay)
+
+    policy.set_defaults(run=run)
+
+
+def _date(text: str):
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r}") from None
+
+
+def _principal_tags_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--principal-tags",
+        metavar="FILE",
+        help="YAML mapping principal ARN patterns to their tags, so tag exemptions get definite answers",
+    )
+
+
+def _org_facts(args: argparse.Namespace, org):
+    """What the records lack, from the org config and the principal tags file (policy/facts.py)."""
+    from pathlib import Path
+
+    from netguard.policy.facts import OrgFacts, PrincipalTags, load_principal_tags
+
+    tags = load_principal_tags(Path(args.principal_tags)) if args.principal_tags else PrincipalTags()
+    return OrgFacts(
+        org.management_account_id if org else None, org.organization_id if org else None, principal_tags=tags
+    )
+
+
+def _replay(args: argparse.Namespace, org) -> int:
+    import time
+    from pathlib import Path
+
+    from netguard.org import aws
+    from netguard.policy import replay as rp
+    from netguard.policy.simulate import load_policy_levels
+
+    facts = _org_facts(args, org)
+    levels, errors = load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
+    if errors:
+        for error in errors:
+            print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
+        return 2
+    client = None
+    if args.source.startswith("s3://"):
+        from netguard.org.rollout import make_client
+
+        client = make_client("s3", endpoint_url=args.endpoint_url, profile=args.profile, region=args.region)
+    elif not Path(args.source).exists():
+        raise NetguardError(args.source, "no such file or directory")
+    filters = rp.Filters(args.since, args.until, frozenset(args.accounts), frozenset(args.regions))
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+
+    def progress(totals) -> None:
+        elapsed = time.monotonic() - start
+        if tty and elapsed > 2:
+            rate = totals.records / elapsed
+            sys.stderr.write(f"\rnetguard: {totals.files} files, {totals.records} records, {rate:,.0f} records/s ")
+            sys.stderr.flush()
+
+    totals = rp.replay(
+        rp.compile_policies(levels),
+        rp.Source(args.source, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
+        filters,
+        facts=facts,
+        jobs=max(args.jobs, 1),
+        progress=progress,
+    )
+    if tty and time.monotonic() - start > 2:
+        sys.stderr.write("\n")
+    sys.stdout.write({"text": rp.to_text, "json": rp.to_json, "csv": rp.to_csv}[args.format](totals))
+    if args.format == "csv":  # a CSV report has no place for them
+        for error in totals.errors:
+            print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
+    return 2 if totals.errors else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """render, validate, simulate or replay."""
+    from pathlib import Path
+
+    from netguard.policy.orgconfig import load_org_config
+
+    org = load_org_config(Path(args.config)) if getattr(args, "config", None) else None
+    if args.policy_command == "render":
+        from netguard.policy.render import render_to_dir
+
+        for name, size in render_to_dir(org, Path(args.out), kind=args.kind):
+            print(f"{Path(args.out) / (name + '.json')}: {size} characters")
+        return 0
+    if args.policy_command == "validate":
+        return _validate(args, org)
+    if args.policy_command == "replay":
+        return _replay(args, org)
+    from netguard.policy import simulate as sim
+
+    facts = _org_facts(args, org)
+    levels, errors = sim.load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
+    outcome = sim.simulate(levels, [Path(p) for p in args.events], limits=limits_from(args), facts=facts)
+    outcome.errors[:0] = errors
+    sys.stdout.write(sim.to_json(outcome) if args.format == "json" else sim.to_text(outcome))
+    return 2 if outcome.errors else 0
+
+
+def _validate(args: argparse.Namespace, org) -> int:
+    import json
+    from pathlib import Path
+
+    from netguard.policy.validate import validate_file
+
+    limit = args.size_limit or (org.scp_size_limit if org else 10240)
+    files: list[Path] = []
+    report: list[dict] = []
+    for raw in args.paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.json")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            report.append({"file": raw, "problems": ["no such file or directory"]})
+    for path in files:
+        problems = validate_file(path, size_limit=limit, org=org)
+        report.append({"file": str(path), "problems": problems})
+    if args.format == "json":
+        print(json.dumps({"policies": report}, indent=2))
+    else:
+        for entry in report:
+            for problem in entry["problems"]:
+                print(printable(f"{entry['file']}: {problem}"))
+        bad = sum(1 for entry in report if entry["problems"])
+        print(f"netguard: {len(report)} policies checked, {bad} with problems")
+    return 2 if any(entry["problems"] for entry in report) else 0
