@@ -170,6 +170,9 @@ def test_bad_cloudtrail_and_policies_through_the_cli(tmp_path, capsys):
     (trail / "fields.json").write_text(json.dumps({"Records": [{"eventID": "1", "eventName": "DeleteVpc"}]}))
     policies = tmp_path / "scp"
     policies.mkdir()
+    (policies / "deny.json").write_text(
+        '{"Version": "2012-10-17", "Statement": {"Effect": "Deny", "Action": "ec2:DeleteVpc", "Resource": "*"}}'
+    )
     code = main(["policy", "simulate", "--policies", str(policies), "--events", str(trail), "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 2

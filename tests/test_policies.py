@@ -346,3 +346,14 @@ def test_without_full_aws_access_a_root_level_with_no_files_is_an_error(tmp_path
     assert errors == [] and len(levels) == 2
     (tmp_path / "allow.json").write_text(allow)
     assert load_policy_levels(tmp_path, full_aws_access=False)[1] == []
+
+
+def test_an_unrendered_template_is_an_error_naming_it_and_nothing_is_evaluated(capsys):
+    trail = FIXTURES / "cloudtrail" / "seed-events.json"
+    templates_folder = FIXTURES.parent / "policies" / "scp"
+    for command in (["simulate", "--events", str(trail)], ["replay", "--source", str(trail)]):
+        code = main(["policy", command[0], "--policies", str(templates_folder), *command[1:]])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and "internal error" not in err
+        assert "ng-deny-network-deletes.json: not a valid SCP, not evaluated" in err
+        assert "unrendered template: run netguard policy render" in err

@@ -162,8 +162,12 @@ def run(args: argparse.Namespace) -> int:
 
     facts = _org_facts(args, org)
     levels, errors = sim.load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
+    if errors:  # decisions without a policy that failed to load would pass what was never evaluated
+        for error in errors:
+            print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
+        print("netguard: no record evaluated: fix the policies above", file=sys.stderr)
+        return 2
     outcome = sim.simulate(levels, [Path(p) for p in args.events], limits=limits_from(args), facts=facts)
-    outcome.errors[:0] = errors
     sys.stdout.write(sim.to_json(outcome) if args.format == "json" else sim.to_text(outcome))
     return 2 if outcome.errors else 0
 

@@ -30,6 +30,7 @@ from netguard.policy.cloudtrail import (
 )
 from netguard.policy.facts import OrgFacts, supply_hints
 from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, error_code, label, normalise, outcome
+from netguard.policy.validate import grammar_problems
 
 # A policy file is a few kilobytes (an SCP holds at most 5,120 characters, 10,240 with a raised quota).
 MAX_POLICY_BYTES = 1024 * 1024
@@ -81,6 +82,11 @@ def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list
                 continue
             if not isinstance(document, dict):
                 errors.append(InputError(str(path), "a policy must be a JSON object"))
+                continue
+            broken = grammar_problems(document)
+            if broken:  # the evaluator reads only what the grammar allows: anything else is not evaluated
+                hint = " (an unrendered template: run netguard policy render)" if "{{" in json.dumps(document) else ""
+                errors.append(InputError(str(path), f"not a valid SCP, not evaluated: {'; '.join(broken[:3])}{hint}"))
                 continue
             level.append(Policy(path.name, document))
         if group is folder or len(level) > int(full_aws_access):

@@ -669,6 +669,14 @@ def _leaf_errors(errors: Any) -> list[jsonschema.ValidationError]:
     return leaves
 
 
+def grammar_problems(document: Any) -> list[str]:
+    """Where a document breaks the SCP grammar (scp.schema.json), each as "path: reason": what the
+    evaluator needs to hold before it can read the policy at all."""
+    validator = jsonschema.Draft202012Validator(load_schema("scp.schema.json"))
+    errors = sorted(_leaf_errors(validator.iter_errors(document)), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top level)'}: {_schema_message(e)}" for e in errors]
+
+
 def _schema_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "pattern" and list(error.absolute_path)[-1:] == ["Condition"]:
         return f"unknown condition operator {error.instance!r}"
