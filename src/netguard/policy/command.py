@@ -12,25 +12,32 @@ from netguard.policy.limits import add_limit_options, limits_from
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    policy = sub.add_parser("policy", help="render, validate and simulate the SCP guardrails")
-    actions = policy.add_subparsers(dest="policy_command", required=True)
-    render = actions.add_parser("render", help="write the organization's guardrails, minified")
+    policy = sub.add_parser(
+        "policy",
+        help="render, validate, simulate and replay the SCP guardrails",
+        description="Render the guardrails for an organization, validate SCP files, and evaluate SCPs "
+        "against CloudTrail records (simulate: one decision per record; replay: impact grouped over history).",
+    )
+    actions = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+    render = actions.add_parser("render", help="write the organization's guardrails, minified, into a folder")
     render.add_argument("--config", required=True, metavar="ORG_YAML", help="organization config")
-    render.add_argument("--out", required=True, metavar="DIR", help="folder for the rendered policies")
+    _output_option(render)
     render.add_argument(
         "--kind",
         choices=("scp", "iam"),
         default="scp",
         help="scp: service control policies; iam: permission boundary and NetworkAdmin policy",
     )
-    validate = actions.add_parser("validate", help="check SCP files: grammar, size, Sids, actions, lockout")
+    validate = actions.add_parser("validate", help="check SCP files: grammar, size, Sids, actions, lockout guard")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders of *.json")
     validate.add_argument("--config", metavar="ORG_YAML", help="organization config (exemptions, size limit)")
     validate.add_argument("--size-limit", type=int, metavar="N", help="characters per SCP (default 10240)")
     validate.add_argument("--format", choices=("text", "json"), default="text")
-    simulate = actions.add_parser("simulate", help="evaluate SCPs against CloudTrail records, offline")
+    simulate = actions.add_parser("simulate", help="decide each CloudTrail record against the SCPs, offline")
     simulate.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
-    simulate.add_argument("--events", required=True, nargs="+", metavar="PATH", help="CloudTrail files or folders")
+    simulate.add_argument(
+        "--events", required=True, nargs="+", metavar="PATH", help="CloudTrail files or folders of them"
+    )
     simulate.add_argument(
         "--config", metavar="ORG_YAML", help="organization config (management account, organization id)"
     )
@@ -40,9 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     simulate.add_argument("--format", choices=("text", "json"), default="text")
     add_limit_options(simulate)
-    replay = actions.add_parser("replay", help="whom would the guardrails have blocked? replay CloudTrail history")
+    replay = actions.add_parser("replay", help="whom would the SCPs have blocked? CloudTrail history, grouped")
     replay.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
-    replay.add_argument("--source", required=True, metavar="PATH|s3://BUCKET/PREFIX", help="CloudTrail logs")
+    _events_option(replay)
     replay.add_argument("--since", type=_date, metavar="DATE", help="first day (YYYY-MM-DD or ISO time)")
     replay.add_argument("--until", type=_date, metavar="DATE", help="last moment (YYYY-MM-DD is the start of it)")
     replay.add_argument("--accounts", nargs="+", default=[], metavar="ID")
@@ -61,6 +68,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_limit_options(replay)
 
     policy.set_defaults(run=run)
+
+
+def _output_option(render: argparse.ArgumentParser) -> None:
+    """Every "where to write" is --output/-o, as in `netguard scan`; render's former --out still works
+    but is left out of the help, so that the help shows one name per idea."""
+    where = render.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--output",
+        "-o",
+        dest="output",
+        metavar="DIR",
+        help="folder for the rendered policies (--out is the former name)",
+    )
+    where.add_argument("--out", dest="output", metavar="DIR", help=argparse.SUPPRESS)
+
+
+def _events_option(replay: argparse.ArgumentParser) -> None:
+    """Every "CloudTrail input" is --events, as in simulate; replay's former --source still works but
+    is left out of the help."""
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--events",
+        dest="events",
+        metavar="PATH|s3://BUCKET/PREFIX",
+        help="CloudTrail logs: a file, a folder, or an S3 prefix (--source is the former name)",
+    )
+    source.add_argument("--source", dest="events", metavar="PATH|s3://BUCKET/PREFIX", help=argparse.SUPPRESS)
 
 
 def _date(text: str):
@@ -107,12 +141,12 @@ def _replay(args: argparse.Namespace, org) -> int:
             print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
         return 2
     client = None
-    if args.source.startswith("s3://"):
+    if args.events.startswith("s3://"):
         from netguard.org.rollout import make_client
 
         client = make_client("s3", endpoint_url=args.endpoint_url, profile=args.profile, region=args.region)
-    elif not Path(args.source).exists():
-        raise NetguardError(args.source, "no such file or directory")
+    elif not Path(args.events).exists():
+        raise NetguardError(args.events, "no such file or directory (--events)")
     filters = rp.Filters(args.since, args.until, frozenset(args.accounts), frozenset(args.regions))
     start = time.monotonic()
     tty = sys.stderr.isatty()
@@ -126,7 +160,7 @@ def _replay(args: argparse.Namespace, org) -> int:
 
     totals = rp.replay(
         rp.compile_policies(levels),
-        rp.Source(args.source, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
+        rp.Source(args.events, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
         filters,
         facts=facts,
         jobs=max(args.jobs, 1),
@@ -151,8 +185,8 @@ def run(args: argparse.Namespace) -> int:
     if args.policy_command == "render":
         from netguard.policy.render import render_to_dir
 
-        for name, size in render_to_dir(org, Path(args.out), kind=args.kind):
-            print(f"{Path(args.out) / (name + '.json')}: {size} characters")
+        for name, size in render_to_dir(org, Path(args.output), kind=args.kind):
+            print(f"{Path(args.output) / (name + '.json')}: {size} characters")
         return 0
     if args.policy_command == "validate":
         return _validate(args, org)
