@@ -50,6 +50,69 @@ def _only_already_failing(tmp_path: Path) -> Path:
     return _trail(tmp_path / "failing", "failing.json", kept)
 
 
+# --fail-on ---------------------------------------------------------------------------------------
+
+
+def _simulate(capsys, policies: Path, events: Path, *extra: str, config: Path = ORG) -> tuple[int, str, str]:
+    argv = ["--policies", str(policies), "--events", str(events), "--config", str(config)]
+    return run(capsys, "policy", "simulate", *argv, *extra)
+
+
+def _replay(policies: Path, events: Path, config: Path = ORG) -> list[str]:
+    argv = ["--policies", str(policies), "--events", str(events), "--config", str(config), "--jobs", "1"]
+    return ["policy", "replay", *argv]
+
+
+def test_simulate_exits_0_with_denies_unless_told_to_fail(scp, capsys):
+    seed = TRAILS / "seed-events.json"
+    assert _simulate(capsys, scp, seed)[0] == 0  # existing pipelines keep passing
+    code, _, err = _simulate(capsys, scp, seed, "--fail-on", "deny")
+    assert code == 1
+    assert "netguard: exit 1 (--fail-on): Deny: 17 records" in err
+    assert _simulate(capsys, scp, seed, "--fail-on", "indeterminate")[0] == 0  # the seed has no Indeterminate
+
+
+def test_fail_on_deny_ignores_calls_already_failing(scp, tmp_path, capsys):
+    failing = _only_already_failing(tmp_path)
+    code, out, _ = _simulate(capsys, scp, failing, "--fail-on", "deny,indeterminate", "--format", "json")
+    assert code == 0
+    assert "AlreadyFailing" in {r["decision"] for r in json.loads(out)["results"]}
+    assert run(capsys, *_replay(scp, failing), "--fail-on", "deny", "--fail-on", "indeterminate")[0] == 0
+
+
+def test_fail_on_indeterminate_in_simulate_and_replay(tmp_path, capsys):
+    policies = tmp_path / "scp"
+    assert run(capsys, "policy", "render", "--config", str(TAG_ORG), "--output", str(policies))[0] == 0
+    trail = TRAILS / "tag-exemption.json"
+    assert _simulate(capsys, policies, trail, "--fail-on", "deny", config=TAG_ORG)[0] == 0
+    code, _, err = _simulate(capsys, policies, trail, "--fail-on", "indeterminate", config=TAG_ORG)
+    assert code == 1 and "Indeterminate: 2 records" in err
+    replay = _replay(policies, trail, TAG_ORG)
+    assert run(capsys, *replay)[0] == 0
+    assert run(capsys, *replay, "--fail-on", "deny")[0] == 0
+    code, _, err = run(capsys, *replay, "--fail-on", "INDETERMINATE")
+    assert code == 1 and "Indeterminate: 2 groups of 2 records" in err
+
+
+def test_replay_fail_on_deny_counts_groups(scp, capsys):
+    code, out, err = run(capsys, *_replay(scp, TRAILS / "seed-events.json"), "--fail-on", "deny", "--format", "csv")
+    groups = [line for line in out.splitlines()[1:] if line.startswith("Deny,")]
+    assert code == 1 and f"Deny: {len(groups)} groups of 17 records" in err
+
+
+def test_errors_win_over_fail_on(scp, tmp_path, capsys):
+    bad = _trail(tmp_path / "bad", "bad.json", [*_records("seed-events.json"), {"eventSource": 5}])
+    assert _simulate(capsys, scp, bad, "--fail-on", "deny")[0] == 2
+    assert run(capsys, *_replay(scp, bad), "--fail-on", "deny")[0] == 2
+
+
+def test_fail_on_refuses_an_unknown_decision(scp, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _simulate(capsys, scp, TRAILS / "seed-events.json", "--fail-on", "deny,alreadyfailing")
+    assert exit_.value.code == 2
+    assert "--fail-on: not a decision: 'alreadyfailing' (choose from deny, indeterminate)" in capsys.readouterr().err
+
+
 # help and option names ---------------------------------------------------------------------------
 
 

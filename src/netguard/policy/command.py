@@ -46,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--no-full-aws-access", action="store_true", help="do not assume FullAWSAccess is attached at every level"
     )
     simulate.add_argument("--format", choices=("text", "json"), default="text")
+    _fail_on_option(simulate, "record")
     add_limit_options(simulate)
     replay = actions.add_parser("replay", help="whom would the SCPs have blocked? CloudTrail history, grouped")
     replay.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
@@ -60,6 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _principal_tags_option(replay)
     replay.add_argument("--no-full-aws-access", action="store_true")
     replay.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    _fail_on_option(replay, "group")
     replay.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N")
     replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
     replay.add_argument("--profile", help="AWS profile for S3")
@@ -104,6 +106,45 @@ def _date(text: str):
         return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date: {text!r}") from None
+
+
+# What --fail-on accepts, and the decision each names. AlreadyFailing is not among them: a call that
+# failed when it was made is not impact, so it never fails a pipeline.
+FAIL_ON = {"deny": "Deny", "indeterminate": "Indeterminate"}
+
+
+def _fail_on_value(text: str) -> frozenset[str]:
+    """One decision or a comma list, so `--fail-on deny,indeterminate` and two options mean the same."""
+    chosen = set()
+    for part in text.split(","):
+        word = part.strip().lower()
+        if word not in FAIL_ON:
+            raise argparse.ArgumentTypeError(f"not a decision: {part.strip()[:40]!r} (choose from deny, indeterminate)")
+        chosen.add(FAIL_ON[word])
+    return frozenset(chosen)
+
+
+def _fail_on_option(parser: argparse.ArgumentParser, unit: str) -> None:
+    parser.add_argument(
+        "--fail-on",
+        type=_fail_on_value,
+        action="append",
+        default=[],
+        metavar="deny|indeterminate",
+        help=f"exit 1 when a {unit} has this decision (repeatable or a comma list; AlreadyFailing never "
+        "counts; errors still exit 2); default: exit 0 whatever the decisions",
+    )
+
+
+def _failed_on(args: argparse.Namespace, found: dict[str, str]) -> int:
+    """Exit 1 when --fail-on names a decision the run found (found: decision -> how much of it, for
+    the message), saying which on stderr so that a failed pipeline step explains itself; else 0."""
+    wanted = set().union(*args.fail_on)
+    hits = [f"{decision}: {amount}" for decision, amount in found.items() if decision in wanted and amount]
+    if not hits:
+        return 0
+    print(f"netguard: exit 1 (--fail-on): {'; '.join(hits)}", file=sys.stderr)
+    return 1
 
 
 def _principal_tags_option(parser: argparse.ArgumentParser) -> None:
@@ -172,7 +213,9 @@ def _replay(args: argparse.Namespace, org) -> int:
     if args.format == "csv":  # a CSV report has no place for them
         for error in totals.errors:
             print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
-    return 2 if totals.errors else 0
+    if totals.errors:
+        return 2
+    return _failed_on(args, rp.decision_summary(totals))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -203,7 +246,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     outcome = sim.simulate(levels, [Path(p) for p in args.events], limits=limits_from(args), facts=facts)
     sys.stdout.write(sim.to_json(outcome) if args.format == "json" else sim.to_text(outcome))
-    return 2 if outcome.errors else 0
+    if outcome.errors:
+        return 2
+    return _failed_on(args, sim.decision_summary(outcome))
 
 
 def _validate(args: argparse.Namespace, org) -> int:

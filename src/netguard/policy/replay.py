@@ -560,6 +560,18 @@ def _counts(all_rows: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
+def decision_summary(totals: Totals) -> dict[str, str]:
+    """Deny and Indeterminate, each with its groups and records ("" for none), for --fail-on. Groups
+    already failing are left out: a call that failed when it was made is no impact to fail on."""
+    found = {}
+    for decision in (DENY, INDETERMINATE):
+        groups = [group for key, group in totals.groups.items() if key[0] == decision]
+        records = sum(group["count"] for group in groups)
+        plural = "s" if len(groups) != 1 else "", "s" if records != 1 else ""
+        found[decision] = f"{len(groups)} group{plural[0]} of {records} record{plural[1]}" if groups else ""
+    return found
+
+
 def _line(row: dict[str, Any]) -> str:
     if row["policy"]:
         by = f" by {row['policy']} / {row['sid']}"

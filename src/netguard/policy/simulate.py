@@ -225,3 +225,13 @@ def to_text(outcome: SimulationResult) -> str:
 
 def to_json(outcome: SimulationResult) -> str:
     return json.dumps({"results": outcome.results, "errors": [e.to_dict() for e in outcome.errors]}, indent=2) + "\n"
+
+
+def decision_summary(outcome: SimulationResult) -> dict[str, str]:
+    """Deny and Indeterminate, each with how many records have it ("" for none), for --fail-on.
+    AlreadyFailing is left out: a call that failed when it was made is no impact to fail a pipeline on."""
+    found = {}
+    for decision in (DENY, INDETERMINATE):
+        count = sum(1 for r in outcome.results if r["decision"] == decision)
+        found[decision] = f"{count} record{'s' if count != 1 else ''}" if count else ""
+    return found
