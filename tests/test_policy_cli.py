@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from netguard.cli import main
+from netguard.policy.render import MANIFEST
+from netguard.policy.simulate import load_policy_levels
 from tests.conftest import ROOT
 
 FIXTURES = ROOT / "fixtures"
@@ -163,3 +165,123 @@ def test_replay_reads_events_and_the_former_source(scp, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["policy", "replay", "--policies", str(scp)])
     assert exit_.value.code == 2 and "--events is required" in capsys.readouterr().err
+
+
+# render owns its folder --------------------------------------------------------------------------
+
+ALL = ["ng-deny-eip-management", "ng-deny-network-deletes", "ng-deny-topology-creation", "ng-protect-flow-logs"]
+
+
+def _org(tmp_path: Path, guardrails: list[str], extra: str = "") -> Path:
+    config = tmp_path / "org.yaml"
+    config.write_text(ORG.read_text() + f"guardrails: [{', '.join(guardrails)}]\n" + extra)
+    return config
+
+
+def _render(capsys, config: Path, out: Path, *extra: str) -> tuple[int, str, str]:
+    return run(capsys, "policy", "render", "--config", str(config), "-o", str(out), *extra)
+
+
+def test_render_removes_what_it_wrote_last_time_and_no_longer_renders(tmp_path, capsys):
+    out = tmp_path / "scp"
+    assert _render(capsys, _org(tmp_path, ALL), out)[0] == 0
+    assert sorted(p.name for p in out.glob("*.json") if p.name != MANIFEST) == [f"{g}.json" for g in ALL]
+    code, stdout, err = _render(capsys, _org(tmp_path, ALL[1:]), out)  # ng-deny-eip-management dropped
+    assert code == 0, err
+    assert not (out / "ng-deny-eip-management.json").exists()
+    assert f"{out / 'ng-deny-eip-management.json'}: removed, no longer rendered" in stdout
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["files"] == [f"{g}.json" for g in ALL[1:]]
+    assert manifest["kind"] == "scp" and manifest["config"] == str(tmp_path / "org.yaml")
+    assert len(manifest["config_sha256"]) == 64
+    levels, errors = load_policy_levels(out)
+    assert not errors and sorted(p.name for p in levels[0][1:]) == [f"{g}.json" for g in ALL[1:]]
+
+
+def test_render_refuses_a_folder_holding_files_it_did_not_write(tmp_path, capsys):
+    out = tmp_path / "scp"
+    assert _render(capsys, ORG, out)[0] == 0
+    (out / "hand-made.json").write_text('{"Version": "2012-10-17", "Statement": []}')
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, stdout, err = _render(capsys, _org(tmp_path, ALL[1:]), out)
+    assert code == 2 and stdout == ""
+    assert f"netguard: error: {out}: holds files the last render did not write" in err
+    assert "hand-made.json" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written, nothing removed
+
+
+def test_render_writes_only_into_a_new_or_empty_folder_or_its_own(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _render(capsys, ORG, empty)[0] == 0
+    assert _render(capsys, ORG, tmp_path / "new" / "deeper")[0] == 0
+    levels = tmp_path / "levels"
+    (levels / "ou-prod").mkdir(parents=True)  # a subfolder is another level, not render's: left alone
+    (levels / "ou-prod" / "extra.json").write_text("{}")
+    assert _render(capsys, ORG, levels)[0] == 0
+    assert (levels / "ou-prod" / "extra.json").read_text() == "{}"
+    used = tmp_path / "used"
+    used.mkdir()
+    for index in range(12):
+        (used / f"old-{index:02}.json").write_text("{}")
+    code, _, err = _render(capsys, ORG, used)
+    assert code == 2
+    assert f"holds files and no {MANIFEST}, so render did not write them: old-00.json" in err
+    assert "old-09.json and 2 more" in err
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    code, _, err = _render(capsys, ORG, not_a_folder)
+    assert code == 2 and f"{not_a_folder}: not a folder" in err
+
+
+def test_render_replaces_a_symlink_among_its_files_without_following_it(tmp_path, capsys):
+    out = tmp_path / "scp"
+    assert _render(capsys, ORG, out)[0] == 0
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    (out / "ng-protect-flow-logs.json").unlink()
+    (out / "ng-protect-flow-logs.json").symlink_to(target)
+    assert _render(capsys, ORG, out)[0] == 0
+    assert target.read_text() == "keep me"
+    assert not (out / "ng-protect-flow-logs.json").is_symlink()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("files", [["../escape.json"], "not a list", [MANIFEST]])
+def test_a_manifest_render_could_not_have_written_is_an_error(tmp_path, capsys, files):
+    out = tmp_path / "scp"
+    assert _render(capsys, ORG, out)[0] == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, "files": files}))
+    code, _, err = _render(capsys, ORG, out)
+    assert code == 2 and f"netguard: error: {out / MANIFEST}: not a render manifest" in err
+    code, _, err = _simulate(capsys, out, TRAILS / "seed-events.json")
+    assert code == 2 and f"{out / MANIFEST}: not a render manifest" in err
+
+
+def test_simulate_and_replay_refuse_a_rendered_folder_with_stale_or_missing_files(tmp_path, capsys):
+    out = tmp_path / "scp"
+    assert _render(capsys, ORG, out)[0] == 0
+    trail = TRAILS / "seed-events.json"
+    (out / "ng-old-guardrail.json").write_text((out / "ng-deny-network-deletes.json").read_text())
+    for argv in (
+        ["policy", "simulate", "--policies", str(out), "--events", str(trail)],
+        _replay(out, trail),
+    ):
+        code, stdout, err = run(capsys, *argv)
+        assert code == 2 and "would be denied" not in stdout
+        assert f"{out / 'ng-old-guardrail.json'}: not written by the last render" in err
+    (out / "ng-old-guardrail.json").unlink()
+    (out / "ng-protect-flow-logs.json").unlink()
+    code, _, err = _simulate(capsys, out, trail)
+    assert code == 2 and f"{out / 'ng-protect-flow-logs.json'}: listed in {MANIFEST} but missing" in err
+    hand_made = tmp_path / "hand"  # a folder render did not write is read as it is
+    hand_made.mkdir()
+    (hand_made / "mine.json").write_text((out / "ng-deny-network-deletes.json").read_text())
+    assert _simulate(capsys, hand_made, trail)[0] == 0
+
+
+def test_validate_reads_a_rendered_folder_without_its_manifest(scp, capsys):
+    code, out, _ = run(capsys, "policy", "validate", str(scp), "--config", str(ORG))
+    assert code == 0 and MANIFEST not in out
+    assert "netguard: 4 policies checked, 0 with problems" in out

@@ -226,10 +226,14 @@ def run(args: argparse.Namespace) -> int:
 
     org = load_org_config(Path(args.config)) if getattr(args, "config", None) else None
     if args.policy_command == "render":
-        from netguard.policy.render import render_to_dir
+        from netguard.policy.render import render_folder
 
-        for name, size in render_to_dir(org, Path(args.output), kind=args.kind):
-            print(f"{Path(args.output) / (name + '.json')}: {size} characters")
+        out = Path(args.output)
+        done = render_folder(org, out, kind=args.kind)
+        for name, size in done.written:
+            print(f"{out / (name + '.json')}: {size} characters")
+        for name in done.removed:
+            print(printable(f"{out / name}: removed, no longer rendered"))
         return 0
     if args.policy_command == "validate":
         return _validate(args, org)
@@ -255,6 +259,7 @@ def _validate(args: argparse.Namespace, org) -> int:
     import json
     from pathlib import Path
 
+    from netguard.policy.render import MANIFEST
     from netguard.policy.validate import validate_file
 
     limit = args.size_limit or (org.scp_size_limit if org else 10240)
@@ -262,8 +267,8 @@ def _validate(args: argparse.Namespace, org) -> int:
     report: list[dict] = []
     for raw in args.paths:
         path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(path.glob("*.json")))
+        if path.is_dir():  # render's manifest is no policy
+            files.extend(sorted(p for p in path.glob("*.json") if p.name != MANIFEST))
         elif path.is_file():
             files.append(path)
         else:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -82,7 +86,30 @@ def render_to_dir(org: OrgConfig, out: Path, kind: str = "scp") -> list[tuple[st
     """Write NAME.json (minified) per guardrail; refuses, writing nothing, if any is over the size limit.
 
     kind "scp" renders the service control policies; "iam" the permission boundary and NetworkAdmin
-    policy for accounts outside AWS Organizations (all of them, whatever `guardrails` lists).
+    policy for accounts outside AWS Organizations (all of them, whatever `guardrails` lists). The
+    folder is render's own: see render_folder.
+    """
+    return render_folder(org, out, kind).written
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What one render did to its folder: the files written (name, characters) and the files of the
+    previous render it removed because they are no longer rendered."""
+
+    written: list[tuple[str, int]]
+    removed: list[str]
+
+
+def render_folder(org: OrgConfig, out: Path, kind: str = "scp") -> Rendered:
+    """Render into out, which render owns: a manifest (MANIFEST) lists the files it wrote, the files
+    of the previous render that are no longer rendered are removed, and a folder holding files render
+    did not write is refused, naming them.
+
+    Why: simulate and replay read every *.json in the folder, so a guardrail dropped from org.yaml
+    would otherwise still be evaluated from the file an earlier render left, and a hand-made file
+    would be evaluated as if render had written it. Subfolders are not render's (they are the levels
+    simulate reads, each rendered on its own) and are left alone.
     """
     if kind == "iam":
         documents = {name: _fill(doc, org, f"policies/iam/{name}.json") for name, doc in templates("iam").items()}
@@ -90,16 +117,171 @@ def render_to_dir(org: OrgConfig, out: Path, kind: str = "scp") -> list[tuple[st
     else:
         documents = render(org)
         limit, label = org.scp_size_limit, "SCP"
-    rendered = {name: minify(doc) for name, doc in documents.items()}
-    oversize = [f"{name} is {len(text)} characters" for name, text in rendered.items() if len(text) > limit]
+    rendered = {f"{name}.json": minify(doc) for name, doc in documents.items()}
+    oversize = [
+        f"{name.removesuffix('.json')} is {len(text)} characters"
+        for name, text in rendered.items()
+        if len(text) > limit
+    ]
     if oversize:
         raise NetguardError(
             org.source or "org config", f"over the {label} size limit of {limit} characters: {'; '.join(oversize)}"
         )
+    previous = _claim(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # Listed before written: a render cut short leaves no file that the next one would take as foreign.
+        _write_manifest(out, org, kind, sorted(set(previous) | set(rendered)))
         for name, text in rendered.items():
-            (out / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+            _write(out / name, text + "\n")
+        removed = []
+        for name in sorted(set(previous) - set(rendered)):
+            stale = out / name
+            if stale.is_symlink() or stale.is_file():
+                stale.unlink()
+                removed.append(name)
+        _write_manifest(out, org, kind, sorted(rendered))
     except OSError as exc:
-        raise NetguardError(str(out), f"cannot write policies: {exc.strerror}") from None
-    return [(name, len(text)) for name, text in rendered.items()]
+        raise NetguardError(str(out), f"cannot write policies: {exc.strerror or exc}") from None
+    return Rendered([(name.removesuffix(".json"), len(text)) for name, text in rendered.items()], removed)
+
+
+# The manifest render writes into its folder. It ends in .json like the policies, so every reader of
+# a rendered folder (simulate, replay, validate) leaves it out by this name.
+MANIFEST = ".netguard-render.json"
+_MANIFEST_FORMAT = "netguard policy render manifest"
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.json")
+_SHOWN = 10  # files named in a refusal; the rest are counted
+_TEMPORARY = (".netguard-render-", ".tmp")  # prefix and suffix of the files written, then renamed
+
+
+def _temporary(name: str) -> bool:
+    return name.startswith(_TEMPORARY[0]) and name.endswith(_TEMPORARY[1])
+
+
+def _claim(out: Path) -> list[str]:
+    """The files the previous render wrote into out ([] for a new or empty folder); refuses a folder
+    holding any file render did not write, naming them, so that render never overwrites or leaves
+    beside its own output what someone else put there."""
+    if out.exists() and not out.is_dir():
+        raise NetguardError(str(out), "not a folder: --output names the folder render writes into")
+    if not out.exists():
+        return []
+    previous = read_manifest(out)
+    listed = set(previous or ())
+    try:
+        present = sorted(entry.name for entry in out.iterdir() if entry.is_symlink() or not entry.is_dir())
+    except OSError as exc:
+        raise NetguardError(str(out), f"cannot read the folder: {exc.strerror or exc}") from None
+    for name in present:  # a render killed while writing leaves its temporary file: render's own
+        if _temporary(name):
+            (out / name).unlink(missing_ok=True)
+    foreign = [name for name in present if name != MANIFEST and name not in listed and not _temporary(name)]
+    if foreign:
+        why = (
+            f"holds files the last render did not write ({MANIFEST} does not list them)"
+            if previous is not None
+            else f"holds files and no {MANIFEST}, so render did not write them"
+        )
+        raise NetguardError(
+            str(out),
+            f"{why}: {_names(foreign)}; render writes only into a new or empty folder or one it rendered "
+            "before: move those files or choose another folder",
+        )
+    return sorted(listed)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def read_manifest(folder: Path) -> list[str] | None:
+    """The file names the last render listed in folder's manifest, or None when there is none.
+
+    A manifest that is not render's (unreadable, another shape, a name with a path in it) is an error
+    naming it rather than ignored: render would otherwise remove or keep files on its word."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        if path.is_symlink() or path.exists():
+            raise NetguardError(str(path), "not a regular file: a render manifest is one render writes")
+        return None
+    try:
+        data = json.loads(path.read_bytes()[: 1024 * 1024 + 1])
+    except (OSError, ValueError) as exc:
+        raise NetguardError(str(path), f"not a render manifest: cannot read it as JSON: {exc}") from None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT or not isinstance(files, list):
+        raise NetguardError(
+            str(path), f"not a render manifest: expected {{'format': {_MANIFEST_FORMAT!r}, 'files': [...]}}"
+        )
+    bad = [name for name in files if not isinstance(name, str) or not _FILE_NAME.fullmatch(name) or name == MANIFEST]
+    if bad:
+        raise NetguardError(str(path), f"not a render manifest: not a policy file name: {str(bad[0])[:80]!r}")
+    return list(files)
+
+
+def _write_manifest(out: Path, org: OrgConfig, kind: str, files: list[str]) -> None:
+    """The manifest names the org config and its digest too, so that a reader can tell which config a
+    folder was rendered from."""
+    from netguard import __version__
+
+    config = org.source or None
+    digest = None
+    if config:
+        try:
+            digest = hashlib.sha256(Path(config).read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+    manifest = {
+        "format": _MANIFEST_FORMAT,
+        "netguard": __version__,
+        "kind": kind,
+        "config": config,
+        "config_sha256": digest,
+        "files": files,
+    }
+    _write(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename: a symlink left in the folder is replaced, never
+    followed, and a reader never sees half a policy. The file gets the umask's permissions, as a plain
+    write would give it."""
+    temporary = path.with_name(f"{_TEMPORARY[0]}{os.getpid()}-{path.name}{_TEMPORARY[1]}")
+    temporary.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        with os.fdopen(os.open(temporary, flags, 0o666), "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def rendered_folder_problems(folder: Path) -> list[tuple[Path, str]]:
+    """Why a folder render wrote cannot be read as it is: a file its manifest lists is missing, or a
+    *.json file is there that the manifest does not list (left by an older render or put there by
+    hand). A folder without a manifest was not rendered and has no such problems.
+
+    Why: simulate and replay evaluate every *.json in a level, so a stale or foreign policy would
+    change the answer without anyone having rendered it."""
+    listed = read_manifest(folder)
+    if listed is None:
+        return []
+    problems = [
+        (folder / name, f"listed in {MANIFEST} but missing: render again into this folder")
+        for name in listed
+        if not (folder / name).is_file()
+    ]
+    problems.extend(
+        (
+            path,
+            f"not written by the last render ({MANIFEST} does not list it): a stale or foreign policy, "
+            "not evaluated; remove it",
+        )
+        for path in sorted(folder.glob("*.json"))
+        if path.name != MANIFEST and path.name not in listed
+    )
+    return problems

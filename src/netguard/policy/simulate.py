@@ -48,11 +48,26 @@ def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list
 
     Organizations attach FullAWSAccess everywhere by default; unless told otherwise, each level gets it,
     so deny-only guardrails are simulated as they would run.
+
+    A level folder `policy render` wrote (it holds render's manifest) is read only as render left it:
+    a listed file that is missing, or a *.json file the manifest does not list (stale from an older
+    render, or put there by hand), is an error, so that nothing is evaluated that was not rendered.
     """
+    from netguard.errors import NetguardError
+    from netguard.policy.render import MANIFEST, rendered_folder_problems
+
     errors: list[InputError] = []
     if not folder.is_dir():
         return [], [InputError(str(folder), "not a folder of policies")]
     groups = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
+    refused: set[Path] = set()  # stale or foreign files of a rendered level: reported once, not loaded
+    for group in groups:
+        try:
+            problems = rendered_folder_problems(group)
+        except NetguardError as exc:  # a manifest render could not have written
+            problems = [(Path(exc.file), exc.message)]
+        errors.extend(InputError(str(path), why) for path, why in problems)
+        refused.update(path for path, _ in problems)
     for group in groups[1:]:  # a level is one folder deep: deeper policies would be silently left out
         errors.extend(
             InputError(str(deeper), "policies in a folder below a level are not read (levels are one folder deep)")
@@ -62,7 +77,7 @@ def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list
     files = 0
     for group in groups:
         level = [Policy("FullAWSAccess", FULL_AWS_ACCESS)] if full_aws_access else []
-        paths = sorted(group.glob("*.json"))
+        paths = sorted(p for p in group.glob("*.json") if p.name != MANIFEST and p not in refused)
         files += len(paths)
         if group is folder and not paths and not full_aws_access and len(groups) > 1:
             errors.append(
