@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,95 @@ def test_plugin_files_are_named_after_their_controls(engine):
     folder = ROOT / "checks" / ("checkov" if engine == "checkov" else "cfnlint")
     names = {p.stem for p in folder.glob("ng_*.py")}
     assert names == {c.id.lower().replace("-", "_") for c in CATALOG if engine in c.engines}
+
+
+# A config the plug-ins cannot use: a misspelt key, and YAML that does not parse.
+BAD_CONFIGS = {
+    "typo": ('aproved_peer_accounts: ["111122223333"]\n', "invalid config"),
+    "yaml": ("approved_peer_accounts: [\n", "invalid YAML"),
+}
+
+
+def _project_with_bad_config(tmp_path: Path, config: str) -> Path:
+    """A git repository holding the examples and a root .netguard.yaml the plug-ins must refuse."""
+    project = tmp_path / "project"
+    for kind in ("cloudformation", "terraform"):
+        shutil.copytree(ROOT / "examples" / kind, project / kind)
+    (project / ".git").mkdir()  # the repository root, for the config lookup
+    (project / ".netguard.yaml").write_text(config)
+    return project
+
+
+def _in(project: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    env = _env()
+    del env["NETGUARD_CONFIG"]  # the plug-ins find the repository's .netguard.yaml, as for a user
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def _checkov_in(project: Path) -> subprocess.CompletedProcess[str]:
+    checks = str(ROOT / "checks" / "checkov")
+    return _in(project, [str(BIN / "checkov"), "-d", ".", "--external-checks-dir", checks, "-o", "json"])
+
+
+def _netguard_records(stdout: str) -> dict[str, set[tuple[str, str, str]]]:
+    """netguard's checks in Checkov's JSON report, (framework, check, resource) by outcome."""
+    reports = json.loads(stdout)
+    records: dict[str, set[tuple[str, str, str]]] = {"passed": set(), "failed": set()}
+    for report in reports if isinstance(reports, list) else [reports]:
+        for outcome, found in records.items():
+            for record in report["results"][f"{outcome}_checks"]:
+                if record["check_id"].startswith("CKV_NG_"):
+                    found.add((report["check_type"], record["check_id"], record["resource"]))
+    return records
+
+
+@pytest.fixture(scope="module")
+def checkov_with_a_good_config(tmp_path_factory) -> dict[str, set[tuple[str, str, str]]]:
+    proc = _checkov_in(_project_with_bad_config(tmp_path_factory.mktemp("good"), "approved_peer_accounts: []\n"))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    return _netguard_records(proc.stdout)
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_CONFIGS))
+def test_plain_checkov_fails_closed_on_a_bad_config(tmp_path, problem, checkov_with_a_good_config):
+    """Once, a check raising on a bad config made Checkov print a traceback per resource, drop the
+    framework's report and exit 0. Now every netguard check fails every resource it is given (those it
+    passes or fails with a good config), with the reason, and the error naming the config is said once
+    though Checkov runs CloudFormation and Terraform in separate processes."""
+    config, reason = BAD_CONFIGS[problem]
+    project = _project_with_bad_config(tmp_path, config)
+    proc = _checkov_in(project)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    config_path = str((project / ".netguard.yaml").resolve())
+    said = [line for line in proc.stderr.splitlines() if config_path in line]
+    assert len(said) == 1 and reason in said[0], proc.stderr[-3000:]
+    records = _netguard_records(proc.stdout)
+    good = checkov_with_a_good_config
+    assert records["passed"] == set(), records["passed"]
+    assert records["failed"] == good["passed"] | good["failed"]
+    assert {framework for framework, _, _ in records["failed"]} == {"cloudformation", "terraform"}
+    for report in json.loads(proc.stdout):
+        if report["check_type"] == "terraform":  # Checkov reports a check's details for Terraform only
+            for record in report["results"]["failed_checks"]:
+                if record["check_id"].startswith("CKV_NG_"):
+                    assert config_path in record["details"][0] and reason in record["details"][0], record
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_CONFIGS))
+def test_plain_cfnlint_fails_closed_on_a_bad_config(tmp_path, problem):
+    """One error per template names the config; no netguard rule reports anything else."""
+    config, reason = BAD_CONFIGS[problem]
+    project = _project_with_bad_config(tmp_path, config)
+    shutil.copy(project / "cloudformation" / "network.yaml", project / "second.yaml")
+    templates = ["cloudformation/network.yaml", "second.yaml"]
+    proc = _in(
+        project, [str(BIN / "cfn-lint"), "-a", str(ROOT / "checks" / "cfnlint"), "--format", "json", "--", *templates]
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    ours = [m for m in json.loads(proc.stdout) if control_for_engine_id("cfn_lint", m["Rule"]["Id"])]
+    assert sorted(m["Filename"] for m in ours) == sorted(templates), ours
+    config_path = str((project / ".netguard.yaml").resolve())
+    for match in ours:
+        assert match["Rule"]["Id"] == "E9501" and match["Level"] == "Error", match
+        assert config_path in match["Message"] and reason in match["Message"], match

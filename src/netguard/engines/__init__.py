@@ -8,23 +8,75 @@ parity test (tests/test_plugins.py) runs the real engines to prove it does not.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import sys
+import tempfile
 from collections import OrderedDict
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 from netguard.config import CONFIG_ENV, DEFAULT_CONFIG, ScanConfig, find_config, load_config
+from netguard.errors import NetguardError
 
-_configs: dict[str, ScanConfig] = {}
+_configs: dict[str, ScanConfig | NetguardError] = {}
 
 
 def plugin_config() -> ScanConfig:
-    """Under a plain engine there is no --config: $NETGUARD_CONFIG, else the repository root's config."""
+    """Under a plain engine there is no --config: $NETGUARD_CONFIG, else the repository root's config.
+
+    Read once per process. A config that cannot be read or is invalid raises its NetguardError (naming
+    the file) on every call: the plug-ins then fail closed, they never fall back to the defaults.
+    """
     key = os.environ.get(CONFIG_ENV) or os.getcwd()
     if key not in _configs:
         found = Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else find_config(Path(key))
-        _configs[key] = load_config(found) if found else DEFAULT_CONFIG
-    return _configs[key]
+        try:
+            _configs[key] = load_config(found) if found else DEFAULT_CONFIG
+        except NetguardError as exc:
+            _configs[key] = exc
+    config = _configs[key]
+    if isinstance(config, NetguardError):
+        raise config
+    return config
+
+
+def config_key(config: ScanConfig) -> int:
+    """A cache key for a config plugin_config returned: it keeps every config alive, so identity is stable
+    (and a config need not be hashable)."""
+    return id(config)
+
+
+def say_once(message: str) -> None:
+    """Write a message to standard error once per engine run.
+
+    Checkov forks one process per framework (CloudFormation, Terraform, ...), and each would say it
+    again: a marker file named after the process that started the run (and its start time, so a
+    reused process id does not silence a later run) lets the first one say it. Markers of runs that
+    have ended are removed.
+    """
+    parent = multiprocessing.parent_process()
+    top = parent.pid if parent is not None and parent.pid is not None else os.getpid()
+    try:
+        started = Path(f"/proc/{top}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = ""  # not Linux: no marker, each process says it
+    if started:
+        folder = Path(tempfile.gettempdir())
+        for old in folder.glob("netguard-said-*"):
+            if not Path(f"/proc/{old.name.split('-')[2]}").exists():
+                with contextlib.suppress(OSError):
+                    old.unlink(missing_ok=True)
+        digest = sha256(f"{started}:{message}".encode()).hexdigest()[:16]
+        try:
+            os.close(os.open(folder / f"netguard-said-{top}-{digest}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return
+        except OSError:
+            pass  # no writable temporary folder: say it in every process rather than not at all
+    print(message, file=sys.stderr, flush=True)
 
 
 def file_key(path: str) -> tuple[str, int, int] | None:

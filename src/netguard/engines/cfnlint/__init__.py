@@ -4,6 +4,9 @@ cfn-lint calls each rule with its decoded template. The first rule of the pack t
 netguard's per-file evaluation on the file (the same function `netguard scan` runs), and every rule
 reports its control's findings on ["Resources", <logical id>], so cfn-lint supplies the lines.
 
+Fail closed: when netguard cannot evaluate a template (it does not parse, or the config is invalid),
+rule E9501 (NG-VPC-001, an error) reports why, once per template, and the other rules report nothing.
+
 cfn-lint APIs used, all public: CloudFormationLintRule and its class attributes, RuleMatch,
 `cfn.filename` and `cfn.template`.
 """
@@ -16,7 +19,8 @@ from typing import Any, ClassVar
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
 from netguard.catalog import load_catalog
-from netguard.engines import Cache, file_key, plugin_config
+from netguard.engines import Cache, config_key, file_key, plugin_config
+from netguard.errors import NetguardError
 from netguard.scan.findings import Finding
 
 _results: Cache = Cache(64)
@@ -27,8 +31,11 @@ def _evaluate(cfn: Any) -> tuple[list[Finding], list[str]]:
     """Unsuppressed findings and input errors for the template cfn-lint is linting."""
     from netguard.scan.run import scan_template
 
-    config = plugin_config()
     path = str(getattr(cfn, "filename", "") or "")
+    try:
+        config = plugin_config()
+    except NetguardError as exc:  # one error per template, naming the config (see NetguardRule.match)
+        return [], [f"its config cannot be used, so no netguard rule ran: {exc}"]
     key = file_key(path)
     if key is None:  # standard input, or a file that is gone: evaluate cfn-lint's decoded template
         from netguard.cfn import rules as cfn_rules
@@ -41,7 +48,7 @@ def _evaluate(cfn: Any) -> tuple[list[Finding], list[str]]:
             Finding(v.control, path, v.resource, 0, catalog[v.control].severity, v.message, [ENGINE])
             for v in violations
         ], []
-    cache_key = (key, config)
+    cache_key = (key, config_key(config))
     if cache_key not in _results:
         unit = scan_template(path, config)
         real = os.path.realpath(path)  # a nested stack's findings belong to its own file

@@ -15,10 +15,15 @@ Checkov APIs used that are not documented for check authors:
   be deployed with them: a false pass otherwise).
 Checkov tells a check neither the scan root nor the absolute path, so the file is found by joining
 the relative path with the working directory or a `-d/--directory` argument of the command line.
+
+Fail closed: a check never raises into Checkov (which would drop the framework's whole report and
+exit 0). A config that cannot be used fails every resource a netguard check is given, naming the
+config file; the error is said once on standard error.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -30,7 +35,8 @@ from checkov.cloudformation.checks.resource.base_resource_check import BaseResou
 from checkov.common.models.enums import CheckCategories, CheckResult
 
 from netguard.catalog import Control, load_catalog
-from netguard.engines import Cache, file_key, plugin_config
+from netguard.engines import Cache, config_key, file_key, plugin_config, say_once
+from netguard.errors import NetguardError
 from netguard.scan.findings import Finding
 
 _CATEGORY = {"VPC": CheckCategories.LOGGING, "IAM": CheckCategories.IAM}
@@ -106,13 +112,13 @@ def _unit(path: str, framework: str) -> Any:
 
     config = plugin_config()
     if framework == "cloudformation" or _is_plan_file(path):
-        key: Any = (file_key(path), config)
+        key: Any = (file_key(path), config_key(config))
         if key not in _results:
             _results.remember(key, scan_template(path, config))
         return _results[key]
     folder = Path(path).parent
     files = tuple(sorted(str(p) for p in [*folder.glob("*.tf"), *folder.glob("*.tf.json")]))
-    key = (tuple(file_key(f) for f in files), config)
+    key = (tuple(file_key(f) for f in files), config_key(config))
     if key not in _results:
         _results.remember(key, scan_module(files, config))
     return _results[key]
@@ -161,7 +167,27 @@ def _evaluate(path: str, framework: str) -> Evaluated:
 
 
 def verdict(check: Any, control: Control, framework: str, resource: str, conf: Mapping[str, Any]) -> CheckResult:
-    """Checkov's answer for one resource, from netguard's evaluation of its file."""
+    """Checkov's answer for one resource, from netguard's evaluation of its file.
+
+    Never raises: Checkov logs a check's exception and drops the whole framework's report, exits 0 and
+    so passes everything. A config netguard cannot use fails every resource, with the reason in the
+    check's details and said once on standard error; any other failure fails the resource.
+    """
+    try:
+        plugin_config()
+    except NetguardError as exc:
+        say_once(f"netguard: {exc}\nnetguard: every netguard check (CKV_NG_*) fails until the config is fixed")
+        check.details.append(f"{control.id}: netguard cannot run, its config is invalid: {exc}")
+        return CheckResult.FAILED
+    try:
+        return _verdict(check, control, framework, resource, conf)
+    except Exception as exc:
+        logging.getLogger(__name__).debug("netguard failed on %s", resource, exc_info=True)
+        check.details.append(f"{control.id}: netguard failed on {resource}: {type(exc).__name__}: {exc}")
+        return CheckResult.FAILED
+
+
+def _verdict(check: Any, control: Control, framework: str, resource: str, conf: Mapping[str, Any]) -> CheckResult:
     path = locate(check.entity_path, conf)
     if path is None:
         check.details.append(f"{control.id}: netguard could not locate the file of {resource}")
