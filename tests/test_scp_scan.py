@@ -354,7 +354,10 @@ def test_junit_and_text_carry_scp_findings(tmp_path, capsys):
     capsys.readouterr()
     assert main(["scan", str(tmp_path / "scps")]) == 1
     out = capsys.readouterr().out
-    assert "HIGH NG-SCP-003 DenyNetworkDeletes" in out and "unknown action 'ec2:DeleteVpcPeeringConection'" in out
+    assert (
+        "HIGH NG-SCP-003 Service control policy names an action IAM does not know: DenyNetworkDeletes" in out
+        and "unknown action 'ec2:DeleteVpcPeeringConection'" in out
+    )
 
 
 def test_docs_describe_the_scp_controls():

@@ -7,22 +7,58 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from netguard import __version__
 from netguard.errors import NetguardError, printable
+from netguard.suggest import did_you_mean
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean" for a mistyped flag: `--chek` names --check rather than only
+    failing. Subcommand parsers are of this class too, so the hint covers every command's flags."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--out` must not quietly mean --output-something
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            flags = sorted(_option_strings(self))
+            hints = [
+                f"{word}: {hint}"
+                for word in message.split(":", 1)[1].split()
+                if word.startswith("--") and (hint := did_you_mean(word.split("=", 1)[0], flags))
+            ]
+            if hints:
+                message += " (" + "; ".join(hints) + ")"
+        super().error(message)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every long option of parser and of the commands below it."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found |= _option_strings(child)
+    return found
 
 
 def _parser() -> argparse.ArgumentParser:
+    from netguard import controls as controls_command
     from netguard.org import command as org_command
     from netguard.policy import command as policy_command
     from netguard.scan import command as scan_command
 
-    parser = argparse.ArgumentParser(prog="netguard", description="Policy-as-code guardrails for AWS networks.")
+    parser = Parser(prog="netguard", description="Policy-as-code guardrails for AWS networks.")
     parser.add_argument("--version", action="version", version=f"netguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     scan_command.add_parser(sub)
     policy_command.add_parser(sub)
     org_command.add_parser(sub)
+    controls_command.add_parser(sub)
     return parser
 
 

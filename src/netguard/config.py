@@ -10,6 +10,7 @@ import yaml
 
 from netguard.errors import NetguardError
 from netguard.resources import load_schema
+from netguard.scan.selection import ControlSetting, settings_from_config
 
 CONFIG_NAME = ".netguard.yaml"
 
@@ -49,6 +50,8 @@ class ScanConfig:
     scp_paths: tuple[str, ...] = DEFAULT_SCP_PATHS  # policy files judged as SCPs (scan/policy_files.py)
     suppressions: tuple[ConstructSuppression, ...] = ()
     source: str | None = None
+    controls: tuple[tuple[str, ControlSetting], ...] = ()  # `controls:` (id, setting): off or re-rated, with reasons
+    docs_url: str | None = None  # where docs/controls.md is published; None: links name the file in the repository
 
     def dns_approved(self, server: str) -> bool:
         if server.lower() == "amazonprovideddns":
@@ -118,6 +121,8 @@ def load_config(path: Path) -> ScanConfig:
         scp_paths=tuple(data.get("scp_paths", DEFAULT_SCP_PATHS)),
         suppressions=_suppressions(path, data.get("suppressions", [])),
         source=str(path),
+        controls=tuple(settings_from_config(str(path), data.get("controls", {})).items()),
+        docs_url=data.get("docs_url"),
     )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from netguard.catalog import SEVERITY_ORDER
 from netguard.errors import InputError
+from netguard.scan.selection import Selection
 
 
 @dataclass
@@ -63,6 +64,9 @@ class ScanResult:
     files: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # what a reader should know but does not fail the run
     baseline: str | None = None  # the baseline file the findings were compared with
+    config: str | None = None  # the config file the scan used (None: the defaults)
+    docs_url: str | None = None  # base URL of the published controls documentation
+    selection: Selection | None = None  # the controls that ran and why any differ from the catalogue
 
     @property
     def files_scanned(self) -> int:
@@ -97,6 +101,21 @@ class ScanResult:
         if self.errors:
             return 2
         return 1 if self.failing() else 0
+
+    def apply_selection(self, selection: Selection) -> None:
+        """Drop the findings of controls that did not run; give the rest their configured severity."""
+        self.selection = selection
+        self.findings = [f for f in self.findings if f.control in selection.enabled]
+        for finding in self.findings:
+            finding.severity = selection.severity_of(finding.control)
+        self._by_key = {f.key: f for f in self.findings}
+
+    def severity_counts(self) -> dict[str, int]:
+        """Failing findings per severity, most severe first."""
+        counts = {s: 0 for s in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.get, reverse=True)}
+        for finding in self.failing():
+            counts[finding.severity] += 1
+        return counts
 
     def apply_threshold(self, threshold: str) -> None:
         floor = SEVERITY_ORDER[threshold]

@@ -13,13 +13,24 @@ from netguard.catalog import load_catalog
 from netguard.errors import printable
 from netguard.scan.findings import Finding, ScanResult
 
-DOCS_URL = "https://github.com/netguard/netguard/blob/main/docs/controls.md"
+DOCS_FILE = "docs/controls.md"  # in the netguard repository; `docs_url` in the config names a published copy
 _SARIF_LEVEL = {"low": "note", "medium": "warning", "high": "error", "critical": "error"}
 _SECURITY_SEVERITY = {"low": "3.0", "medium": "5.5", "high": "8.0", "critical": "9.5"}
+_COLOUR = {"critical": "\033[1;31m", "high": "\033[31m", "medium": "\033[33m", "low": "\033[36m"}
+_RESET = "\033[0m"
+FORMATS = ("text", "json", "sarif", "junit", "github")
 
 
-def render(result: ScanResult, fmt: str) -> str:
-    return {"text": to_text, "json": to_json, "sarif": to_sarif, "junit": to_junit, "github": to_github}[fmt](result)
+def render(result: ScanResult, fmt: str, *, color: bool = False, quiet: bool = False) -> str:
+    if fmt == "text":
+        return to_text(result, color=color, quiet=quiet)
+    return {"json": to_json, "sarif": to_sarif, "junit": to_junit, "github": to_github}[fmt](result)
+
+
+def doc_link(control: str, docs_url: str | None) -> str:
+    """Where a control is documented: the published page when the config names one, else the section
+    of docs/controls.md in the netguard repository (there is no public site to point at)."""
+    return f"{docs_url or DOCS_FILE}#{control.lower()}"
 
 
 def _status(f: Finding) -> str:
@@ -38,33 +49,82 @@ def _summary(result: ScanResult) -> dict[str, int]:
     }
 
 
-def to_text(result: ScanResult) -> str:
-    """Human-readable report; every piece that came from input is shown with control characters escaped."""
+def summary_line(result: ScanResult) -> str:
+    """One line a person can gate on by eye: counts, failing findings per severity, and the config used."""
+    counts = _summary(result)
+    by_severity = ", ".join(f"{n} {s}" for s, n in result.severity_counts().items() if n)
+    extra = "".join(f", {counts[k]} {k}" for k in ("baselined", "suppressed") if counts[k])
+    config = f"config {result.config}" if result.config else "no config file (defaults)"
+    return (
+        f"netguard: {counts['files_scanned']} files scanned, {counts['findings']} findings"
+        f"{f' ({by_severity})' if by_severity else ''}{extra}, {counts['errors']} errors; {config}"
+    )
+
+
+def _paint(text: str, severity: str, color: bool) -> str:
+    return f"{_COLOUR[severity]}{text}{_RESET}" if color else text
+
+
+def to_text(result: ScanResult, *, color: bool = False, quiet: bool = False) -> str:
+    """Human-readable report; every piece that came from input is shown with control characters escaped.
+
+    quiet keeps only what fails the run (failing findings and errors) and the summary. Each control
+    reported is explained once at the end: its fix and where it is documented."""
+    catalog = load_catalog()
     lines = []
-    for f in result.findings:
-        lines.append(printable(f"{f.file}:{f.line}: {f.severity.upper()} {f.control} {f.resource}{_status(f)}"))
+    shown = result.failing() if quiet else result.findings
+    for f in shown:
+        title = catalog[f.control].title
+        head = printable(f"{f.file}:{f.line}: ")
+        lines.append(
+            head
+            + _paint(f.severity.upper(), f.severity, color)
+            + printable(f" {f.control} {title}: {f.resource}{_status(f)}")
+        )
         lines.append(printable(f"    {f.message}  [{', '.join(f.engines)}]"))
     for e in result.errors:
         where = f"{e.file}:{e.line}" if e.line else e.file
         lines.append(printable(f"error: {where}: {e.message}"))
-    for notice in result.notices:
-        lines.append(printable(f"notice: {notice}"))
-    counts = _summary(result)
-    extra = "".join(f", {counts[k]} {k}" for k in ("baselined", "suppressed") if counts[k])
-    lines.append(
-        f"netguard: {counts['files_scanned']} files scanned, {counts['findings']} findings{extra}, "
-        f"{counts['errors']} errors"
-    )
+    if not quiet:
+        for notice in result.notices:
+            lines.append(printable(f"notice: {notice}"))
+        for change in result.selection.changes if result.selection else ():
+            lines.append(printable(f"note: {change}"))
+        reported = list(dict.fromkeys(f.control for f in shown))
+        if reported:
+            lines.append("")
+            for cid in reported:
+                lines.append(f"{cid} {catalog[cid].title}")
+                lines.append(f"    fix: {catalog[cid].remediation}")
+                lines.append(f"    docs: {doc_link(cid, result.docs_url)}")
+    lines.append(summary_line(result))
     return "\n".join(lines) + "\n"
 
 
 def to_json(result: ScanResult) -> str:
+    """Every finding with its control's title, remediation and doc link; the config and the control
+    selection, so a stored report says what it was measured against."""
+    catalog = load_catalog()
+    findings = []
+    for f in result.findings:
+        entry = f.to_dict()
+        control = catalog[f.control]
+        entry.update(
+            title=control.title, remediation=control.remediation, help_uri=doc_link(f.control, result.docs_url)
+        )
+        findings.append(entry)
+    selection = result.selection
     payload = {
         "version": __version__,
-        "findings": [f.to_dict() for f in result.findings],
+        "config": result.config,
+        "controls": {
+            "run": sorted(selection.enabled) if selection else sorted(catalog),
+            "changes": list(selection.changes) if selection else [],
+        },
+        "findings": findings,
         "errors": [e.to_dict() for e in result.errors],
         "notices": list(result.notices),
-        "summary": _summary(result),
+        "summary": {**_summary(result), "by_severity": result.severity_counts()},
     }
     return json.dumps(payload, indent=2) + "\n"
 
@@ -80,16 +140,21 @@ def _uri(path: str) -> str:
     return quote(p.as_posix(), safe="/")
 
 
-def sarif_rules() -> list[dict]:
-    """One reportingDescriptor per catalogue control, in catalogue order."""
-    return [
-        {
+def sarif_rules(docs_url: str | None = None) -> list[dict]:
+    """One reportingDescriptor per catalogue control, in catalogue order. helpUri only with a published
+    docs_url: SARIF wants an absolute URI, and a link to a page that does not exist helps nobody."""
+    rules = []
+    for control in load_catalog().values():
+        link = doc_link(control.id, docs_url)
+        rule = {
             "id": control.id,
             "name": "".join(word.capitalize() for word in control.title.replace("-", " ").split()),
             "shortDescription": {"text": control.title},
             "fullDescription": {"text": control.rationale},
-            "help": {"text": control.remediation, "markdown": f"**Remediation:** {control.remediation}"},
-            "helpUri": f"{DOCS_URL}#{control.id.lower()}",
+            "help": {
+                "text": f"{control.remediation} Docs: {link}",
+                "markdown": f"**Remediation:** {control.remediation}\n\nDocs: {link}",
+            },
             "defaultConfiguration": {"level": _SARIF_LEVEL[control.severity]},
             "properties": {
                 "tags": ["security", "aws", "network", control.id],
@@ -98,8 +163,27 @@ def sarif_rules() -> list[dict]:
                 "problem.severity": "error" if control.severity in ("high", "critical") else "warning",
             },
         }
-        for control in load_catalog().values()
-    ]
+        if docs_url:
+            rule["helpUri"] = link
+        rules.append(rule)
+    return rules
+
+
+def _overrides(result: ScanResult) -> list[dict]:
+    """SARIF ruleConfigurationOverrides: the controls the config or the command line turned off or re-rated."""
+    selection = result.selection
+    if selection is None:
+        return []
+    overrides = []
+    for index, control in enumerate(load_catalog().values()):
+        configuration: dict = {}
+        if control.id not in selection.enabled:
+            configuration["enabled"] = False
+        if selection.severity_of(control.id) != control.severity:
+            configuration["level"] = _SARIF_LEVEL[selection.severity_of(control.id)]
+        if configuration:
+            overrides.append({"descriptor": {"id": control.id, "index": index}, "configuration": configuration})
+    return overrides
 
 
 def _logical_locations(f: Finding) -> list[dict]:
@@ -150,13 +234,18 @@ def to_sarif(result: ScanResult) -> str:
             location["physicalLocation"]["region"] = {"startLine": e.line}
         notifications.append({"level": "error", "message": {"text": e.message}, "locations": [location]})
     notifications.extend({"level": "note", "message": {"text": notice}} for notice in result.notices)
-    run = {
-        "tool": {
-            "driver": {"name": "netguard", "version": __version__, "informationUri": DOCS_URL, "rules": sarif_rules()}
-        },
-        "results": results,
-        "invocations": [{"executionSuccessful": not result.errors, "toolExecutionNotifications": notifications}],
+    invocation = {"executionSuccessful": not result.errors, "toolExecutionNotifications": notifications}
+    overrides = _overrides(result)
+    if overrides:
+        invocation["ruleConfigurationOverrides"] = overrides
+    invocation["properties"] = {
+        "config": result.config,
+        "controlChanges": list(result.selection.changes) if result.selection else [],
     }
+    driver = {"name": "netguard", "version": __version__, "rules": sarif_rules(result.docs_url)}
+    if result.docs_url:
+        driver["informationUri"] = result.docs_url
+    run = {"tool": {"driver": driver}, "results": results, "invocations": [invocation]}
     sarif = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0", "runs": [run]}
     return json.dumps(sarif, indent=2) + "\n"
 
@@ -167,9 +256,13 @@ def to_junit(result: ScanResult) -> str:
     for f in result.failing():
         by_case[(f.file, f.control)].append(f)
     cases = set(by_case)
+    enabled = result.selection.enabled if result.selection else frozenset(load_catalog())
+    broken = {e.file for e in result.errors}  # a file that could not be evaluated passed nothing
     for file in result.files:
+        if file in broken:
+            continue
         framework = "terraform" if file.endswith(".tf") else "cloudformation"
-        cases |= {(file, c.id) for c in load_catalog().values() if c.resource_types(framework)}
+        cases |= {(file, c.id) for c in load_catalog().values() if c.resource_types(framework) and c.id in enabled}
     suite = ET.Element(
         "testsuite",
         name="netguard",
@@ -195,6 +288,9 @@ def to_junit(result: ScanResult) -> str:
             element.text = "\n".join(printable(line) for line in element.text.split("\n"))
     if result.notices:
         ET.SubElement(suite, "system-out").text = "\n".join(printable(n) for n in result.notices)
+    properties = ET.Element("properties")
+    ET.SubElement(properties, "property", name="config", value=printable(result.config or "(defaults)"))
+    suite.insert(0, properties)
     suites = ET.Element("testsuites")
     suites.append(suite)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
@@ -225,8 +321,5 @@ def to_github(result: ScanResult) -> str:
             f"::error file={_escape_property(_uri(e.file))}{line},title=netguard input error::{_escape_data(e.message)}"
         )
     lines.extend(f"::notice title=netguard::{_escape_data(notice)}" for notice in result.notices)
-    counts = _summary(result)
-    lines.append(
-        f"netguard: {counts['files_scanned']} files scanned, {counts['findings']} findings, {counts['errors']} errors"
-    )
+    lines.append(summary_line(result))
     return "\n".join(lines) + "\n"

@@ -23,6 +23,7 @@ from netguard.errors import InputError
 from netguard.scan.discover import discover
 from netguard.scan.findings import Finding, ScanResult
 from netguard.scan.policy_files import is_policy_document, scan_policy_file
+from netguard.scan.selection import Selection, select
 from netguard.scan.suppress import Spans, apply_suppressions
 from netguard.scan.unit import ENGINE, Unit, UnitResult
 from netguard.violations import Violation
@@ -294,9 +295,14 @@ def units_of(cfn: list[Path], terraform: list[Path]) -> list[Unit]:
     return units
 
 
-def scan(paths: list[str], config: ScanConfig, debug: bool = False, jobs: int = 1) -> ScanResult:
-    """Scan paths; never raises for bad input: each problem becomes an error naming the file."""
-    result = ScanResult()
+def scan(
+    paths: list[str], config: ScanConfig, debug: bool = False, jobs: int = 1, selection: Selection | None = None
+) -> ScanResult:
+    """Scan paths; never raises for bad input: each problem becomes an error naming the file.
+
+    selection (scan/selection.py) says which controls are reported and at which severity; without it,
+    the config's `controls:` settings alone decide."""
+    result = ScanResult(config=config.source, docs_url=config.docs_url)
     found = discover(paths)
     result.errors.extend(found.errors)
     result.notices.extend(found.notices)
@@ -313,6 +319,7 @@ def scan(paths: list[str], config: ScanConfig, debug: bool = False, jobs: int = 
         result.notices.extend(n for n in unit_result.notices if n not in result.notices)
         result.files.extend(f for f in unit_result.scanned if f not in seen_files)
         seen_files.update(unit_result.scanned)
+    result.apply_selection(selection or select(settings=dict(config.controls)))
     result.apply_threshold(config.severity_threshold)
     result.sort()
     return result
