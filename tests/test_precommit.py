@@ -104,4 +104,4 @@ def test_a_file_named_like_an_option_cannot_hijack_the_hook(tmp_path, hook_env):
     assert blocked.returncode == 1, blocked.stdout + blocked.stderr
     assert "baselined" not in blocked.stdout
     assert not (repo / "notes.yaml").exists()
-    assert blocked.stdout.count("NG-EIP-001") == 2, blocked.stdout
+    assert blocked.stdout.count("LOW NG-EIP-001") == 2, blocked.stdout

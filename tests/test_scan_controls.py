@@ -280,3 +280,56 @@ def test_a_mistyped_flag_gets_a_suggestion_and_abbreviations_are_not_guessed(rep
     with pytest.raises(SystemExit):
         main(["scan", "network.yaml", "--creat", "x.yaml"])
     assert "unrecognized arguments: --creat" in capsys.readouterr().err
+
+
+# --- which config applies ------------------------------------------------------------------------------------
+
+
+def test_the_config_is_the_scanned_repositorys_from_any_working_directory(tmp_path, capsys, monkeypatch):
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "infra").mkdir()
+    shutil.copy(EXAMPLE, project / "infra" / "network.yaml")
+    (project / ".netguard.yaml").write_text("controls:\n  NG-EIP-001: {enabled: false, reason: reserved}\n")
+    (project / "infra" / ".netguard.yaml").write_text("controls:\n  NG-VPC-001: {enabled: false, reason: pr}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("NETGUARD_CONFIG", raising=False)
+    code, out, _ = scan(capsys, str(project / "infra" / "network.yaml"), "--format", "json")
+    report = json.loads(out)
+    assert report["config"] == str(project / ".netguard.yaml")  # the root's, never the subfolder's
+    assert {f["control"] for f in report["findings"]} >= {"NG-VPC-001"} and code == 1
+    assert "NG-EIP-001" not in {f["control"] for f in report["findings"]}
+
+
+def test_a_stray_config_beside_a_file_outside_any_repository_does_not_apply(tmp_path, capsys, monkeypatch):
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    shutil.copy(EXAMPLE, downloads / "network.yaml")
+    (downloads / ".netguard.yaml").write_text("controls:\n  NG-VPC-001: {enabled: false, reason: stray}\n")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.delenv("NETGUARD_CONFIG", raising=False)
+    code, out, _ = scan(capsys, str(downloads / "network.yaml"), "--format", "json")
+    report = json.loads(out)
+    assert code == 1
+    assert report["config"] is None and "NG-VPC-001" in {f["control"] for f in report["findings"]}
+
+
+def test_paths_in_repositories_with_different_configs_are_an_error(tmp_path, capsys, monkeypatch):
+    for name in ("one", "two"):
+        (tmp_path / name / ".git").mkdir(parents=True)
+        shutil.copy(EXAMPLE, tmp_path / name / "network.yaml")
+        (tmp_path / name / ".netguard.yaml").write_text(
+            f"approved_peer_accounts: ['{'1' * 12 if name == 'one' else '2' * 12}']\n"
+        )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NETGUARD_CONFIG", raising=False)
+    code, out, err = scan(capsys, str(tmp_path / "one"), str(tmp_path / "two"))
+    assert code == 2 and out == "" and "different configs" in err
+    code, _, _ = scan(
+        capsys, str(tmp_path / "one"), str(tmp_path / "two"), "--config", str(tmp_path / "one" / ".netguard.yaml")
+    )
+    assert code == 1

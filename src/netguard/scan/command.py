@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     paths = args.paths
     if args.tf_module_dirs:
         paths = list(dict.fromkeys(str(Path(p).parent) if p.endswith(".tf") else p for p in paths))
-    config = resolve_config(args.config)
+    config = resolve_config(args.config, paths)
     selection = select(args.check, args.skip_check, dict(config.controls))
     result = scan(paths, config, debug=args.debug, jobs=args.jobs, selection=selection)
     if args.baseline:

@@ -18,8 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from netguard.catalog import load_catalog
-from netguard.config import CONFIG_ENV, CONFIG_NAME, DEFAULT_CONFIG, ScanConfig, find_config, load_config
-from netguard.errors import InputError
+from netguard.config import (
+    CONFIG_ENV,
+    CONFIG_NAME,
+    DEFAULT_CONFIG,
+    ScanConfig,
+    find_config,
+    load_config,
+    repository_root,
+)
+from netguard.errors import InputError, NetguardError
 from netguard.scan.discover import discover
 from netguard.scan.findings import Finding, ScanResult
 from netguard.scan.policy_files import is_policy_document, scan_policy_file
@@ -29,17 +37,32 @@ from netguard.scan.unit import ENGINE, Unit, UnitResult
 from netguard.violations import Violation
 
 
-def resolve_config(explicit: str | None) -> ScanConfig:
-    """--config, else $NETGUARD_CONFIG, else `.netguard.yaml` at the root of the repository the scan runs in.
+def resolve_config(explicit: str | None, paths: list[str] | None = None) -> ScanConfig:
+    """--config, else $NETGUARD_CONFIG, else `.netguard.yaml` at the root of the repository holding the
+    scanned paths (the working directory's when none is given), as the Checkov and cfn-lint plug-ins
+    find it.
 
-    Scanned paths never choose the config: pre-commit orders file names as it likes, and a config in
-    a subfolder is written by whoever writes the pull request.
+    Only a repository root's file counts: pre-commit orders file names as it likes, and a config in a
+    subfolder is written by whoever writes the pull request. Paths in repositories whose configs differ
+    are an error: which one applies would otherwise depend on the order of the arguments.
     """
     chosen = explicit or os.environ.get(CONFIG_ENV)
     if chosen:
         return load_config(Path(chosen))
-    found = find_config(Path.cwd())
-    return load_config(found) if found else DEFAULT_CONFIG
+    starts = [Path(p) if Path(p).is_dir() else Path(p).parent for p in paths or ()] or [Path.cwd()]
+    # a path outside any repository (a download in /tmp) takes the working directory's config, never
+    # a stray .netguard.yaml lying beside it
+    starts = [
+        start if start.exists() and (repository_root(start) / ".git").exists() else Path.cwd() for start in starts
+    ]
+    found = {config: None for start in starts if (config := find_config(start))}
+    if len(found) > 1:
+        names = ", ".join(str(path) for path in found)
+        raise NetguardError(
+            "--config",
+            f"the paths are in repositories with different configs ({names}): scan them apart, or give --config",
+        )
+    return load_config(next(iter(found))) if found else DEFAULT_CONFIG
 
 
 def _findings(violations: list[Violation], where: dict[str, tuple[str, int]], fallback: str) -> list[Finding]:
