@@ -7,17 +7,22 @@ export BC_SKIP_MAPPING := TRUE
 
 .PHONY: demo test lint format bench docs clean
 
+INSTALL_LOG := $(VENV)/install.log
+
+# pip's and setuptools' output goes to $(INSTALL_LOG); on failure its end is shown.
+# One resolver run for everything: installing tools one by one breaks checkov's pins.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# One resolver run for everything: installing tools one by one breaks checkov's pins.
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	$(BIN)/python -m pip check
-	touch $(STAMP)
+	@echo "== installing netguard and its pinned engines into $(VENV)... (log: $(INSTALL_LOG))"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --upgrade pip \
+	  && $(BIN)/python -m pip install -e ".[dev]" \
+	  && $(BIN)/python -m pip check; } > $(INSTALL_LOG) 2>&1 \
+	  || { echo "== install failed; the end of $(INSTALL_LOG):"; tail -n 25 $(INSTALL_LOG); exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	@echo "== netguard scan examples/ (exit 1 means findings, as intended here)"
-	-$(BIN)/netguard scan examples/
+	@$(BIN)/netguard scan examples/ || test $$? -eq 1
 
 test: $(STAMP)
 	$(BIN)/ruff check src checks tests
