@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,3 +110,20 @@ def test_plain_cfnlint_loads_the_pack_by_module_path():
     expect = expectations(template)
     expected = {str(expect.lines[r]) for control, r in expect.ruleid if control == "NG-EIP-001"}
     assert len(expected) >= 5 and reported == expected, proc.stdout
+
+
+def test_the_readme_wheel_command_builds_the_wheel_it_names(tmp_path):
+    """The README's wheel command, as written, in a clean clone: it writes the wheel the README installs."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("a clean clone needs a git checkout")
+    readme = (ROOT / "README.md").read_text()
+    (command,) = re.findall(r"^(python -m pip wheel [^#\n]*?)\s*#", readme, re.M)
+    (wheel,) = set(re.findall(r"pip install (dist/netguard-\S+\.whl)", readme))
+    clone = tmp_path / "netguard"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, capture_output=True, timeout=300)
+    env = _env(PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # `python`: this environment's
+    proc = subprocess.run(
+        ["bash", "-e", "-c", command], cwd=clone, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [p.relative_to(clone).as_posix() for p in (clone / "dist").iterdir()] == [wheel]
