@@ -96,7 +96,136 @@ def test_errors_that_retrying_cannot_fix_fail_at_once():
         with pytest.raises(aws.AwsCallFailed) as caught:
             organization.call("attach_policy", PolicyId="p-1", TargetId="ou-1")
     assert fake.sleeps == []
-    assert caught.value.message == "AttachPolicy p-1 ou-1 failed: AccessDeniedException: not allowed"
+    assert caught.value.message.startswith(
+        "AttachPolicy p-1 ou-1 failed: AccessDeniedException: not allowed; likely fix: the identity these"
+        " credentials belong to may not call organizations:AttachPolicy: allow it"
+    )
+    assert "management account or a delegated administrator" in caught.value.message
+
+
+def test_a_connection_that_cannot_be_made_gets_two_quick_retries():
+    from botocore.exceptions import EndpointConnectionError
+
+    fake = FakeTime()
+    attempts = []
+
+    def refused():
+        attempts.append(fake.now)
+        raise EndpointConnectionError(endpoint_url="https://organizations.us-east-1.amazonaws.com/")
+
+    with pytest.raises(aws.AwsCallFailed) as caught:
+        aws.call(refused, "ListRoots", aws.Budget(clock=fake.clock, sleep=fake.sleep), where="organization")
+    assert fake.sleeps == [0.5, 1.0]  # not a minute of backoff on a network that is not there
+    assert caught.value.message.startswith(
+        "ListRoots failed: no connection could be made (3 attempts in 1.5 s): EndpointConnectionError:"
+    )
+    assert "likely fix: check the network and any proxy (HTTPS_PROXY), the --endpoint-url and the --region" in (
+        caught.value.message
+    )
+    assert caught.value.uncertain is False  # the request never left: nothing may have been carried out
+
+
+def test_connect_timeouts_bound_a_call_to_about_ten_seconds():
+    from botocore.exceptions import ConnectTimeoutError
+
+    fake = FakeTime()
+
+    def black_hole():
+        fake.now += aws.CONNECT_TIMEOUT  # what a network that drops packets costs each attempt
+        raise ConnectTimeoutError(endpoint_url="https://s3.amazonaws.com/")
+
+    with pytest.raises(aws.AwsCallFailed, match=r"no connection could be made \(2 attempts in 10.5 s\)"):
+        aws.call(black_hole, "ListObjectsV2 s3://b/p", aws.Budget(clock=fake.clock, sleep=fake.sleep), where="s3://b/p")
+    assert fake.now <= aws.CONNECT_SECONDS + 1
+
+
+def test_throttling_still_gets_the_whole_budget_after_a_refused_connection():
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    fake = FakeTime()
+    answers = [EndpointConnectionError(endpoint_url="x")] + [
+        ClientError({"Error": {"Code": "Throttling", "Message": "slow"}}, "ListRoots") for _ in range(4)
+    ]
+
+    def flaky():
+        if answers:
+            raise answers.pop(0)
+        return "ok"
+
+    assert aws.call(flaky, "ListRoots", aws.Budget(clock=fake.clock, sleep=fake.sleep)) == "ok"
+    assert fake.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0]
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"),
+    [
+        ("NoSuchBucket", "check the bucket name in the s3:// location"),
+        ("AccessDenied", "may not call s3:ListObjectsV2"),
+        ("ExpiredToken", "the credentials have expired"),
+        ("InvalidAccessKeyId", "the credentials were refused"),
+        ("PermanentRedirect", "pass --region with the bucket's region"),
+    ],
+)
+def test_s3_mistakes_fail_at_once_saying_the_likely_fix(code, fix):
+    from botocore.exceptions import ClientError
+
+    fake = FakeTime()
+
+    def answer():
+        raise ClientError({"Error": {"Code": code, "Message": "no"}}, "ListObjectsV2")
+
+    with pytest.raises(aws.AwsCallFailed) as caught:
+        aws.call(answer, "ListObjectsV2 s3://b/p", aws.Budget(clock=fake.clock, sleep=fake.sleep), where="s3://b/p")
+    assert fake.sleeps == []
+    assert caught.value.message.startswith(f"ListObjectsV2 s3://b/p failed: {code}: no; likely fix: ")
+    assert fix in caught.value.message
+
+
+def test_no_credentials_fail_at_once_saying_where_credentials_come_from():
+    from botocore.exceptions import NoCredentialsError
+
+    fake = FakeTime()
+
+    def unsigned():
+        raise NoCredentialsError()
+
+    with pytest.raises(aws.AwsCallFailed) as caught:
+        aws.call(unsigned, "ListRoots", aws.Budget(clock=fake.clock, sleep=fake.sleep), where="organization")
+    assert fake.sleeps == []
+    assert caught.value.message == (
+        "ListRoots failed: NoCredentialsError: Unable to locate credentials; likely fix: no usable AWS credentials:"
+        " pass --profile (or set AWS_PROFILE), run `aws configure` or `aws sso login`, or set AWS_ACCESS_KEY_ID and"
+        " AWS_SECRET_ACCESS_KEY; netguard finds credentials as the AWS CLI does"
+    )
+
+
+def test_a_failed_call_survives_pickling_so_a_worker_pool_does_not_hang():
+    import pickle
+
+    failed = aws.AwsCallFailed(
+        "s3://b/p", "ListObjectsV2 s3://b/p failed: NoSuchBucket", code="NoSuchBucket", uncertain=True
+    )
+    again = pickle.loads(pickle.dumps(failed))
+    assert (type(again), again.file, again.message, again.code, again.uncertain) == (
+        aws.AwsCallFailed,
+        "s3://b/p",
+        "ListObjectsV2 s3://b/p failed: NoSuchBucket",
+        "NoSuchBucket",
+        True,
+    )
+
+
+def test_an_unknown_profile_and_a_bad_endpoint_are_user_errors():
+    from netguard.errors import NetguardError
+
+    with pytest.raises(
+        NetguardError,
+        match=r"creating the s3 client failed: ProfileNotFound: .*likely fix: the"
+        r" profile is in neither ~/.aws/config",
+    ):
+        aws.make_client("s3", profile="no-such-profile-netguard")
+    with pytest.raises(NetguardError, match="is not a usable endpoint URL"):
+        aws.make_client("s3", endpoint_url="not a url")
 
 
 class _Server:

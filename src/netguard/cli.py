@@ -97,6 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if getattr(args, "debug", False):
             raise
+        from netguard.org.aws import user_error
+
+        known = user_error(exc)  # a botocore error (credentials, network, access) is the user's to fix
+        if known is not None:
+            print(printable(f"netguard: error: {known.file}: {known.message}"), file=sys.stderr)
+            return 2
         print(
             printable(f"netguard: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"),
             file=sys.stderr,

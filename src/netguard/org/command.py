@@ -42,13 +42,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """An AWS call that fails is an error naming the organization, never a traceback."""
+    """An AWS call that fails is an error naming the call and the likely fix, never a traceback."""
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from netguard.org.aws import user_error
 
     try:
         return _run(args)
     except (BotoCoreError, ClientError) as exc:
-        raise NetguardError("organization", f"AWS call failed: {exc}") from None
+        known = user_error(exc)
+        raise NetguardError("organization", known.message if known else str(exc)) from None
 
 
 def _run(args: argparse.Namespace) -> int:
