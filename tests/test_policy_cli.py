@@ -285,3 +285,143 @@ def test_validate_reads_a_rendered_folder_without_its_manifest(scp, capsys):
     code, out, _ = run(capsys, "policy", "validate", str(scp), "--config", str(ORG))
     assert code == 0 and MANIFEST not in out
     assert "netguard: 4 policies checked, 0 with problems" in out
+
+
+# filters and arguments that match nothing --------------------------------------------------------
+
+DAY = "AWSLogs/123456789012/CloudTrail/eu-west-1/2026/11/02"
+
+
+def _logs(tmp_path: Path) -> Path:
+    """Seed records in the CloudTrail layout, in account 123456789012 and eu-west-1, on 2026-11-02."""
+    records = [
+        {**r, "recipientAccountId": "123456789012", "awsRegion": "eu-west-1", "eventTime": "2026-11-02T10:00:00Z"}
+        for r in _records("seed-events.json")
+    ]
+    _trail(tmp_path / "logs" / DAY, "part-1.json", records)
+    return tmp_path / "logs"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--since", "2026-11-01", "--until", "2026-08-01"], "--since: 2026-11-01T00:00:00 is after --until"),
+        (["--accounts", "12345"], "argument --accounts: not a 12-digit account id: '12345'"),
+        (["--accounts", "123456789012,eu-west-1"], "argument --accounts: not a 12-digit account id: 'eu-west-1'"),
+        (["--regions", "eu-west"], "argument --regions: not a region name such as eu-west-1: 'eu-west'"),
+        (["--regions", "123456789012"], "argument --regions: not a region name"),
+        (["--jobs", "0"], "argument --jobs/-j: must be at least 1: 0"),
+        (["--jobs", "-3"], "argument --jobs/-j: must be at least 1: -3"),
+        (["-j", "two"], "argument --jobs/-j: not a whole number: 'two'"),
+        (["--since", "yesterday"], "argument --since: not a date: 'yesterday'"),
+    ],
+)
+def test_replay_refuses_arguments_that_cannot_match(scp, tmp_path, capsys, argv, message):
+    try:
+        code = main([*_replay(scp, _logs(tmp_path)), *argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
+
+
+def test_replay_takes_filter_values_spaced_or_comma_separated(scp, tmp_path, capsys):
+    logs = _logs(tmp_path)
+    spaced = run(capsys, *_replay(scp, logs), "--accounts", "123456789012", "210987654321", "--format", "json")
+    commas = run(capsys, *_replay(scp, logs), "--accounts", "123456789012,210987654321", "--format", "json")
+    assert spaced[0] == commas[0] == 0
+    assert json.loads(spaced[1])["summary"] == json.loads(commas[1])["summary"]
+    assert json.loads(spaced[1])["summary"]["would_be_denied"] == 17
+
+
+def test_a_filter_value_that_matched_nothing_is_a_warning(scp, tmp_path, capsys):
+    logs = _logs(tmp_path)
+    argv = [*_replay(scp, logs), "--accounts", "123456789012", "111122223333", "--regions", "eu-west-1", "us-east-2"]
+    code, out, err = run(capsys, *argv, "--format", "json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["warnings"] == [
+        "--accounts 111122223333 matched no record: no log file or record of this account was read",
+        "--regions us-east-2 matched no record: no log file or record of this region was read",
+    ]
+    assert report["summary"]["would_be_denied"] == 17
+    assert "netguard: warning: --accounts 111122223333 matched no record" in err
+    assert "netguard: warning: --regions us-east-2 matched no record" in err
+    code, out, err = run(capsys, *argv)  # text: in the report and on stderr
+    assert "warning: --accounts 111122223333 matched no record" in out
+    assert "netguard: warning: --accounts 111122223333" in err
+
+
+def test_records_read_but_none_in_scope_is_said_explicitly(scp, tmp_path, capsys):
+    flat = _trail(tmp_path / "flat", "trail.json", _records("seed-events.json"))  # no AWSLogs/ layout
+    code, out, err = run(capsys, *_replay(scp, flat), "--accounts", "111122223333", "--format", "json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["summary"]["records"] == 0 and report["summary"]["would_be_denied"] == 0
+    assert report["warnings"] == [
+        "--accounts 111122223333 matched no record: no log file or record of this account was read",
+        "0 records in scope: every record is outside --accounts 111122223333 (1 file read)",
+    ]
+    assert "netguard: warning: 0 records in scope" in err
+    code, out, err = run(capsys, *_replay(scp, flat), "--since", "2030-01-01")
+    assert code == 0 and "warning: 0 records in scope" in out and "--since 2030-01-01T00:00:00" in out
+
+
+def test_files_skipped_by_their_path_are_counted_when_nothing_is_in_scope(scp, tmp_path, capsys):
+    logs = _logs(tmp_path)
+    code, out, _ = run(capsys, *_replay(scp, logs), "--since", "2026-12-01", "--format", "json", "-j", "2")
+    report = json.loads(out)
+    assert code == 0 and report["summary"]["files"] == 0
+    assert report["warnings"] == [
+        "0 records in scope: every record is outside --since 2026-12-01T00:00:00 (1 file skipped by its AWSLogs/ path)"
+    ]
+
+
+def test_filters_are_marked_from_worker_processes(scp, tmp_path, capsys):
+    flat = tmp_path / "flat"
+    for index in range(4):
+        _trail(flat, f"trail-{index}.json", _records("seed-events.json"))
+    argv = [*_replay(scp, flat)[:-2], "--jobs", "2", "--accounts", "123456789012,111122223333", "--format", "json"]
+    code, out, _ = run(capsys, *argv)
+    account = {r["recipientAccountId"] for r in _records("seed-events.json")}
+    assert code == 0 and "123456789012" in account and "111122223333" not in account
+    assert json.loads(out)["warnings"] == [
+        "--accounts 111122223333 matched no record: no log file or record of this account was read"
+    ]
+
+
+def test_replay_of_a_folder_without_log_files_says_so(scp, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = run(capsys, *_replay(scp, empty), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["warnings"] == [f"no CloudTrail log files (*.json, *.json.gz, *.gz) in --events {empty}"]
+    code, _, err = run(capsys, *_replay(scp, tmp_path / "missing"))
+    assert code == 2 and f"netguard: error: {tmp_path / 'missing'}: no such file or directory (--events)" in err
+
+
+def test_an_offset_in_since_is_converted_to_utc(scp, tmp_path, capsys):
+    logs = _logs(tmp_path)  # every record at 2026-11-02T10:00:00Z
+    code, out, _ = run(capsys, *_replay(scp, logs), "--since", "2026-11-02T11:30:00+02:00", "--format", "json")
+    assert code == 0 and json.loads(out)["summary"]["would_be_denied"] == 17  # 09:30 UTC
+    code, out, _ = run(capsys, *_replay(scp, logs), "--since", "2026-11-02T10:30:00Z", "--format", "json")
+    assert code == 0 and json.loads(out)["summary"]["would_be_denied"] == 0
+
+
+def test_validate_refuses_paths_that_name_no_policy(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("")
+    code, out, err = run(capsys, "policy", "validate", str(tmp_path / "nodir"), str(empty))
+    assert code == 2 and "policies checked" not in out
+    assert f"netguard: error: {tmp_path / 'nodir'}: no such file or directory" in err
+    assert f"netguard: error: {empty}: no policy files (*.json) in this folder" in err
+    with pytest.raises(SystemExit) as exit_:
+        main(["policy", "validate", str(empty), "--size-limit", "0"])
+    assert exit_.value.code == 2
+
+
+def test_validate_skips_a_render_manifest_named_by_a_hook(scp, capsys):
+    code, out, _ = run(capsys, "policy", "validate", str(scp / MANIFEST), str(scp / "ng-protect-flow-logs.json"))
+    assert code == 0 and "netguard: 1 policies checked, 0 with problems" in out

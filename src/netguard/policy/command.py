@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from netguard.errors import NetguardError, printable
 from netguard.org.aws import add_retry_option
-from netguard.policy.limits import add_limit_options, limits_from
+from netguard.policy.limits import add_limit_options, limits_from, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     validate = actions.add_parser("validate", help="check SCP files: grammar, size, Sids, actions, lockout guard")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders of *.json")
     validate.add_argument("--config", metavar="ORG_YAML", help="organization config (exemptions, size limit)")
-    validate.add_argument("--size-limit", type=int, metavar="N", help="characters per SCP (default 10240)")
+    validate.add_argument("--size-limit", type=positive_int, metavar="N", help="characters per SCP (default 10240)")
     validate.add_argument("--format", choices=("text", "json"), default="text")
     simulate = actions.add_parser("simulate", help="decide each CloudTrail record against the SCPs, offline")
     simulate.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
@@ -52,9 +53,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     replay.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
     _events_option(replay)
     replay.add_argument("--since", type=_date, metavar="DATE", help="first day (YYYY-MM-DD or ISO time)")
-    replay.add_argument("--until", type=_date, metavar="DATE", help="last moment (YYYY-MM-DD is the start of it)")
-    replay.add_argument("--accounts", nargs="+", default=[], metavar="ID")
-    replay.add_argument("--regions", nargs="+", default=[], metavar="REGION")
+    replay.add_argument(
+        "--until", type=_date, metavar="DATE", help="last moment (YYYY-MM-DD is the start of it); not before --since"
+    )
+    replay.add_argument(
+        "--accounts",
+        nargs="+",
+        type=_account_ids,
+        default=[],
+        metavar="ID",
+        help="only these 12-digit account ids (spaces or commas between them)",
+    )
+    replay.add_argument(
+        "--regions",
+        nargs="+",
+        type=_region_names,
+        default=[],
+        metavar="REGION",
+        help="only these regions, such as eu-west-1 (spaces or commas between them)",
+    )
     replay.add_argument(
         "--config", metavar="ORG_YAML", help="organization config (management account, organization id)"
     )
@@ -62,7 +79,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     replay.add_argument("--no-full-aws-access", action="store_true")
     replay.add_argument("--format", choices=("text", "json", "csv"), default="text")
     _fail_on_option(replay, "group")
-    replay.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N")
+    replay.add_argument(
+        "--jobs",
+        "-j",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes (default: the cores)",
+    )
     replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
     replay.add_argument("--profile", help="AWS profile for S3")
     replay.add_argument("--region", help="AWS region for S3")
@@ -81,7 +105,8 @@ def _output_option(render: argparse.ArgumentParser) -> None:
         "-o",
         dest="output",
         metavar="DIR",
-        help="folder for the rendered policies (--out is the former name)",
+        help="folder for the rendered policies, render's own: a new or empty one, or one it rendered before "
+        "(it removes its files no longer rendered and refuses files it did not write; --out is the former name)",
     )
     where.add_argument("--out", dest="output", metavar="DIR", help=argparse.SUPPRESS)
 
@@ -99,13 +124,41 @@ def _events_option(replay: argparse.ArgumentParser) -> None:
     source.add_argument("--source", dest="events", metavar="PATH|s3://BUCKET/PREFIX", help=argparse.SUPPRESS)
 
 
+_ACCOUNT_ID = re.compile(r"\d{12}")
+# A region name as AWS forms them: us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1, us-isob-east-1.
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
+def _values(text: str, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
+    """One value or a comma list, each checked, so that a typo is refused rather than filtering out
+    every record."""
+    values = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"no {what} in {text!r}")
+    for value in values:
+        if not pattern.fullmatch(value):
+            raise argparse.ArgumentTypeError(f"not {what}: {value[:40]!r}")
+    return values
+
+
+def _account_ids(text: str) -> tuple[str, ...]:
+    return _values(text, _ACCOUNT_ID, "a 12-digit account id")
+
+
+def _region_names(text: str) -> tuple[str, ...]:
+    return _values(text, _REGION, "a region name such as eu-west-1")
+
+
 def _date(text: str):
-    from datetime import datetime
+    """A day or a moment, in UTC as CloudTrail's eventTime is: a time with an offset is converted, not
+    stripped of it."""
+    from datetime import UTC, datetime
 
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a date: {text[:40]!r} (YYYY-MM-DD or ISO time)") from None
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 # What --fail-on accepts, and the decision each names. AlreadyFailing is not among them: a call that
@@ -175,6 +228,8 @@ def _replay(args: argparse.Namespace, org) -> int:
     from netguard.policy import replay as rp
     from netguard.policy.simulate import load_policy_levels
 
+    if args.since and args.until and args.since > args.until:  # no record could be in scope
+        raise NetguardError("--since", f"{args.since.isoformat()} is after --until {args.until.isoformat()}: swap them")
     facts = _org_facts(args, org)
     levels, errors = load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
     if errors:
@@ -188,7 +243,7 @@ def _replay(args: argparse.Namespace, org) -> int:
         client = make_client("s3", endpoint_url=args.endpoint_url, profile=args.profile, region=args.region)
     elif not Path(args.events).exists():
         raise NetguardError(args.events, "no such file or directory (--events)")
-    filters = rp.Filters(args.since, args.until, frozenset(args.accounts), frozenset(args.regions))
+    filters = rp.Filters(args.since, args.until, frozenset().union(*args.accounts), frozenset().union(*args.regions))
     start = time.monotonic()
     tty = sys.stderr.isatty()
 
@@ -204,12 +259,20 @@ def _replay(args: argparse.Namespace, org) -> int:
         rp.Source(args.events, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
         filters,
         facts=facts,
-        jobs=max(args.jobs, 1),
+        jobs=args.jobs,
         progress=progress,
     )
     if tty and time.monotonic() - start > 2:
         sys.stderr.write("\n")
-    sys.stdout.write({"text": rp.to_text, "json": rp.to_json, "csv": rp.to_csv}[args.format](totals))
+    warnings = filters.warnings(totals)
+    if not totals.files and not filters.skipped_files:
+        warnings.append(f"no CloudTrail log files (*.json, *.json.gz, *.gz) in --events {args.events}")
+    if args.format == "csv":
+        sys.stdout.write(rp.to_csv(totals))
+    else:
+        sys.stdout.write((rp.to_json if args.format == "json" else rp.to_text)(totals, warnings))
+    for warning in warnings:  # on stderr too: a report sent to a file should not hide them
+        print(printable(f"netguard: warning: {warning}"), file=sys.stderr)
     if args.format == "csv":  # a CSV report has no place for them
         for error in totals.errors:
             print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
@@ -265,14 +328,27 @@ def _validate(args: argparse.Namespace, org) -> int:
     limit = args.size_limit or (org.scp_size_limit if org else 10240)
     files: list[Path] = []
     report: list[dict] = []
+    wrong: list[str] = []  # arguments that name nothing to check: the run stops before checking anything
     for raw in args.paths:
         path = Path(raw)
         if path.is_dir():  # render's manifest is no policy
-            files.extend(sorted(p for p in path.glob("*.json") if p.name != MANIFEST))
+            found = sorted(p for p in path.glob("*.json") if p.name != MANIFEST)
+            if not found:
+                wrong.append(f"{raw}: no policy files (*.json) in this folder")
+            files.extend(found)
+        elif path.name == MANIFEST:  # named by a pre-commit hook with the rendered files: not a policy
+            continue
         elif path.is_file():
             files.append(path)
+        elif path.exists() or path.is_symlink():
+            wrong.append(f"{raw}: not a file or folder")
         else:
-            report.append({"file": raw, "problems": ["no such file or directory"]})
+            wrong.append(f"{raw}: no such file or directory")
+    if wrong:
+        for message in wrong:
+            print(printable(f"netguard: error: {message}"), file=sys.stderr)
+        print("netguard: no policy checked: fix the paths above", file=sys.stderr)
+        return 2
     for path in files:
         problems = validate_file(path, size_limit=limit, org=org)
         report.append({"file": str(path), "problems": problems})

@@ -47,7 +47,7 @@ def add_limit_options(parser: Any) -> None:
         default = getattr(LIMITS, name)
         shown = f"{default} = {size_text(default)}" if name == "max_file_bytes" else f"{default}"
         parser.add_argument(
-            option, type=_positive, default=default, metavar="N", dest=name, help=f"{text} (default {shown})"
+            option, type=positive_int, default=default, metavar="N", dest=name, help=f"{text} (default {shown})"
         )
 
 
@@ -55,7 +55,9 @@ def limits_from(args: Any) -> Limits:
     return Limits(**{name: getattr(args, name, getattr(LIMITS, name)) for _, name, _ in LIMIT_OPTIONS})
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type for counts and bounds (--jobs, --max-records): 0 or a negative number is a
+    typo, not a request, so it is refused with the value rather than quietly taken as 1 or as none."""
     try:
         value = int(text)
     except ValueError:

@@ -215,10 +215,44 @@ def evaluate_record(
 
 @dataclass
 class Filters:
+    """Which records a replay takes in (--since, --until, --accounts, --regions), and what they matched.
+
+    A filter that matches nothing reads as "nothing would be denied", so the filters keep count: which
+    account and region values matched a log file path or a record, and whether records were read but
+    none was in scope. `warnings` turns that into sentences for the report. The marks live in memory
+    shared with the worker processes (they are forked after the filters are made), and are only ever
+    set, never cleared, so no lock is needed; the files skipped by their path are counted in the main
+    process, which lists the files.
+    """
+
     since: datetime | None = None
     until: datetime | None = None
     accounts: frozenset[str] = frozenset()
     regions: frozenset[str] = frozenset()
+    skipped_files: int = field(default=0, init=False, compare=False)
+    _marks: Any = field(default=None, init=False, repr=False, compare=False)
+    _account_slots: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _region_slots: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    _OUT_OF_SCOPE, _IN_SCOPE = 0, 1  # marks: a record was read outside the filters / inside them
+
+    def __post_init__(self) -> None:
+        self.accounts = frozenset(self.accounts)
+        self.regions = frozenset(self.regions)
+        self._account_slots = {value: 2 + index for index, value in enumerate(sorted(self.accounts))}
+        self._region_slots = {value: 2 + len(self.accounts) + index for index, value in enumerate(sorted(self.regions))}
+        if self.active:
+            from multiprocessing.sharedctypes import RawArray
+
+            self._marks = RawArray("B", 2 + len(self.accounts) + len(self.regions))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.accounts or self.regions or self.since or self.until)
+
+    def _mark(self, slot: int) -> None:
+        if not self._marks[slot]:
+            self._marks[slot] = 1
 
     def path_may_match(self, name: str) -> bool:
         """Skip whole files by the AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/ layout."""
@@ -226,28 +260,88 @@ class Filters:
         if not match:
             return True
         account, region, year, month, day = match.groups()
-        if self.accounts and account not in self.accounts:
-            return False
-        if self.regions and region not in self.regions:
-            return False
+        matches = self._values_match(account, region)
         day_start = datetime(int(year), int(month), int(day))
-        if self.since and day_start.date() < self.since.date():
-            return False
-        return not (self.until and day_start.date() > self.until.date())
+        if matches and self.since and day_start.date() < self.since.date():
+            matches = False
+        if matches and self.until and day_start.date() > self.until.date():
+            matches = False
+        if not matches:
+            self.skipped_files += 1
+        return matches
+
+    def _values_match(self, account: str | None, region: str | None) -> bool:
+        """Whether account and region pass --accounts and --regions, marking each value seen on its own:
+        an account whose records are all in other regions still exists, and is no typo."""
+        matches = True
+        if self.accounts:
+            slot = self._account_slots.get(account) if account else None
+            if slot is None:
+                matches = False
+            else:
+                self._mark(slot)
+        if self.regions:
+            slot = self._region_slots.get(region) if region else None
+            if slot is None:
+                matches = False
+            else:
+                self._mark(slot)
+        return matches
 
     def record_matches(self, record: Mapping[str, Any]) -> bool:
         """Whether the record is in scope; a field of the wrong type matches no filter."""
-        if self.accounts and _s(record.get("recipientAccountId")) not in self.accounts:
-            return False
-        if self.regions and _s(record.get("awsRegion")) not in self.regions:
-            return False
-        if self.since or self.until:
+        if not self.active:
+            return True
+        matches = self._values_match(_s(record.get("recipientAccountId")), _s(record.get("awsRegion")))
+        if matches and (self.since or self.until):
             when = _time(record.get("eventTime"))
-            if when is None:
-                return False
-            if (self.since and when < self.since) or (self.until and when > self.until):
-                return False
-        return True
+            if when is None or (self.since and when < self.since) or (self.until and when > self.until):
+                matches = False
+        self._mark(self._IN_SCOPE if matches else self._OUT_OF_SCOPE)
+        return matches
+
+    def describe(self) -> str:
+        """The filters as the command line gives them, for messages."""
+        parts = []
+        if self.accounts:
+            parts.append(f"--accounts {' '.join(sorted(self.accounts))}")
+        if self.regions:
+            parts.append(f"--regions {' '.join(sorted(self.regions))}")
+        if self.since:
+            parts.append(f"--since {self.since.isoformat()}")
+        if self.until:
+            parts.append(f"--until {self.until.isoformat()}")
+        return ", ".join(parts)
+
+    def warnings(self, totals: Totals) -> list[str]:
+        """What the filters matched nothing of, over the whole run: each --accounts and --regions value
+        no log file path and no record carried, and a run that read records or files but took none in."""
+        if not self.active:
+            return []
+        marks = self._marks
+        found = [
+            f"--accounts {value} matched no record: no log file or record of this account was read"
+            for value, slot in sorted(self._account_slots.items())
+            if not marks[slot]
+        ]
+        found.extend(
+            f"--regions {value} matched no record: no log file or record of this region was read"
+            for value, slot in sorted(self._region_slots.items())
+            if not marks[slot]
+        )
+        if not marks[self._IN_SCOPE]:
+            seen = []
+            if marks[self._OUT_OF_SCOPE]:
+                seen.append(_plural(totals.files, "file") + " read")
+            if self.skipped_files:
+                seen.append(_plural(self.skipped_files, "file") + " skipped by its AWSLogs/ path")
+            if seen:
+                found.append(f"0 records in scope: every record is outside {self.describe()} ({', '.join(seen)})")
+        return found
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _time(value: Any) -> datetime | None:
@@ -587,7 +681,9 @@ def _line(row: dict[str, Any]) -> str:
     )
 
 
-def to_text(totals: Totals) -> str:
+def to_text(totals: Totals, warnings: Iterable[str] = ()) -> str:
+    """The groups, the calls already failing, the errors, the summary; then the warnings (Filters.warnings
+    and the like), so that a filter that matched nothing is said where the "0 would be denied" is."""
     all_rows = rows(totals)
     failing = [r for r in all_rows if r["decision"] == ALREADY_FAILING]
     lines = [_line(row) for row in all_rows if row["decision"] != ALREADY_FAILING]
@@ -603,12 +699,14 @@ def to_text(totals: Totals) -> str:
         f"{counts['already_failing']} already failing, {len(totals.errors)} errors"
     )
     lines.extend(supply_hints((r["missing_keys"], r["count"]) for r in all_rows if r["decision"] == INDETERMINATE))
+    lines.extend(printable(f"warning: {warning}") for warning in warnings)
     return "\n".join(lines) + "\n"
 
 
-def to_json(totals: Totals) -> str:
+def to_json(totals: Totals, warnings: Iterable[str] = ()) -> str:
     """The impact in `groups`, the calls already failing apart in `already_failing` (each with its
-    error_code and the guardrails' decision), the errors, and the counts in `summary`."""
+    error_code and the guardrails' decision), the errors, the `warnings` (a filter or an input that
+    matched nothing), and the counts in `summary`."""
     import json
 
     all_rows = rows(totals)
@@ -618,6 +716,7 @@ def to_json(totals: Totals) -> str:
                 "groups": [r for r in all_rows if r["decision"] != ALREADY_FAILING],
                 "already_failing": [r for r in all_rows if r["decision"] == ALREADY_FAILING],
                 "errors": [e.to_dict() for e in totals.errors],
+                "warnings": list(warnings),
                 "summary": {
                     "files": totals.files,
                     "records": totals.records,
