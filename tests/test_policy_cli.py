@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from netguard.cli import main
-from netguard.policy.render import MANIFEST
+from netguard.policy.render import MANIFEST, did_you_mean
 from netguard.policy.simulate import load_policy_levels
 from tests.conftest import ROOT
 
@@ -425,3 +425,39 @@ def test_validate_refuses_paths_that_name_no_policy(tmp_path, capsys):
 def test_validate_skips_a_render_manifest_named_by_a_hook(scp, capsys):
     code, out, _ = run(capsys, "policy", "validate", str(scp / MANIFEST), str(scp / "ng-protect-flow-logs.json"))
     assert code == 0 and "netguard: 1 policies checked, 0 with problems" in out
+
+
+# did you mean ------------------------------------------------------------------------------------
+
+
+def test_a_mistyped_guardrail_in_org_yaml_gets_a_suggestion(tmp_path, capsys):
+    config = _org(tmp_path, ["ng-deny-network-deletes", "ng-deny-eip-managment", "ng-protect-flowlogs", "ng-zzz"])
+    code, out, err = _render(capsys, config, tmp_path / "scp")
+    assert code == 2 and out == "" and not (tmp_path / "scp").exists()
+    assert f"netguard: error: {config}: unknown guardrails: " in err
+    assert "ng-deny-eip-managment (did you mean ng-deny-eip-management?)" in err
+    assert "ng-protect-flowlogs (did you mean ng-protect-flow-logs?)" in err
+    assert "ng-zzz, " in err or "ng-zzz (available" in err  # nothing close: no suggestion
+
+
+def test_a_mistyped_guardrail_in_a_target_is_caught_at_render(tmp_path, capsys):
+    targets = (
+        "targets:\n"
+        "  - target: /Sandbox\n"
+        "    guardrails: [ng-deny-network-delete]\n"
+        "  - target: root\n"
+        "    guardrails: [ng-protect-flow-logs]\n"
+    )
+    config = _org(tmp_path, ALL[:3], targets)
+    code, _, err = _render(capsys, config, tmp_path / "scp")
+    assert code == 2
+    assert "target /Sandbox: unknown guardrail ng-deny-network-delete (did you mean ng-deny-network-deletes?)" in err
+    assert "target root: guardrail ng-protect-flow-logs is not rendered (add it to guardrails)" in err
+    assert _render(capsys, _org(tmp_path, ALL, targets.replace("delete]", "deletes]")), tmp_path / "scp")[0] == 0
+
+
+def test_did_you_mean_suggests_the_closest_name_or_nothing():
+    assert did_you_mean("ng-deny-eip-managment", ALL) == " (did you mean ng-deny-eip-management?)"
+    assert did_you_mean("NG-DENY-EIP-MANAGEMENT", ALL) == " (did you mean ng-deny-eip-management?)"
+    assert did_you_mean("something-else", ALL) == ""
+    assert did_you_mean("x", []) == ""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -67,16 +69,54 @@ def _fill(node: Any, org: OrgConfig, template: str) -> Any:
     return node
 
 
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """ " (did you mean X?)" for the choice closest to a mistyped name, or "" when none is close.
+
+    Guardrail names are long and alike (ng-deny-eip-management, ng-deny-network-deletes); a list of
+    every name makes the reader find the typo, a suggestion points at it. Case is ignored, since YAML
+    users type NG-... as often as ng-...; for other code that takes typed guardrail names (the
+    rollout's targets)."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    if name.lower() in by_lower:
+        return f" (did you mean {by_lower[name.lower()]}?)"
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]}?)" if close else ""
+
+
 def render(org: OrgConfig, kind: str = "scp") -> dict[str, dict[str, Any]]:
-    """The organization's guardrails as policy documents, by name."""
+    """The organization's guardrails as policy documents, by name.
+
+    The names org.yaml types, in `guardrails` and in each target's `guardrails`, must be guardrails
+    this render produces: a typo is an error with a suggestion here, before simulate would evaluate
+    the policies without it or the rollout would stop on it."""
     available = templates(kind)
     wanted = org.guardrails if org.guardrails is not None else tuple(available)
-    unknown = [name for name in wanted if name not in available]
+    unknown = [f"{name}{did_you_mean(name, available)}" for name in wanted if name not in available]
     if unknown:
         raise NetguardError(
             org.source or "org config", f"unknown guardrails: {', '.join(unknown)} (available: {', '.join(available)})"
         )
+    if kind == "scp":
+        _check_targets(org, wanted, available)
     return {name: _fill(available[name], org, f"policies/{kind}/{name}.json") for name in wanted}
+
+
+def _check_targets(org: OrgConfig, wanted: Iterable[str], available: Iterable[str]) -> None:
+    """Each target's guardrails are among those rendered: the rollout attaches only what render writes."""
+    rendered = list(wanted)
+    problems = []
+    for target in org.targets:
+        names = target.get("guardrails") if isinstance(target, dict) else None
+        where = target.get("target", "?") if isinstance(target, dict) else "?"
+        for name in names if isinstance(names, list) else []:
+            if name in rendered:
+                continue
+            if name in available:
+                problems.append(f"target {where}: guardrail {name} is not rendered (add it to guardrails)")
+            else:
+                problems.append(f"target {where}: unknown guardrail {name}{did_you_mean(name, rendered)}")
+    if problems:
+        raise NetguardError(org.source or "org config", "; ".join(problems))
 
 
 IAM_MANAGED_POLICY_LIMIT = 6144  # characters per customer managed policy, whitespace excluded
