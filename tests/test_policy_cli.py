@@ -461,3 +461,15 @@ def test_did_you_mean_suggests_the_closest_name_or_nothing():
     assert did_you_mean("NG-DENY-EIP-MANAGEMENT", ALL) == " (did you mean ng-deny-eip-management?)"
     assert did_you_mean("something-else", ALL) == ""
     assert did_you_mean("x", []) == ""
+
+
+def test_simulate_of_a_folder_without_log_files_says_so(scp, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "notes").mkdir(parents=True)
+    (empty / "notes" / "readme.txt").write_text("")
+    code, out, err = _simulate(capsys, scp, empty, "--format", "json")
+    assert code == 0
+    assert json.loads(out)["warnings"] == [f"no CloudTrail log files (*.json, *.json.gz, *.gz) in --events {empty}"]
+    assert f"netguard: warning: no CloudTrail log files (*.json, *.json.gz, *.gz) in --events {empty}" in err
+    code, out, _ = _simulate(capsys, scp, TRAILS / "seed-events.json", "--format", "json")
+    assert json.loads(out)["warnings"] == []

@@ -312,7 +312,14 @@ def run(args: argparse.Namespace) -> int:
         print("netguard: no record evaluated: fix the policies above", file=sys.stderr)
         return 2
     outcome = sim.simulate(levels, [Path(p) for p in args.events], limits=limits_from(args), facts=facts)
-    sys.stdout.write(sim.to_json(outcome) if args.format == "json" else sim.to_text(outcome))
+    warnings = [
+        f"no CloudTrail log files (*.json, *.json.gz, *.gz) in --events {folder}"
+        for folder in args.events
+        if Path(folder).is_dir() and not any(True for _ in sim.event_files([Path(folder)]))
+    ]
+    sys.stdout.write((sim.to_json if args.format == "json" else sim.to_text)(outcome, warnings))
+    for warning in warnings:  # on stderr too: a report sent to a file should not hide them
+        print(printable(f"netguard: warning: {warning}"), file=sys.stderr)
     if outcome.errors:
         return 2
     return _failed_on(args, sim.decision_summary(outcome))

@@ -9,7 +9,7 @@ that cannot be evaluated, for whatever reason, is an error naming it, and the re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,7 +208,9 @@ def _result(levels: list[list[Policy]], parsed: Any, code: str | None = None) ->
     return entry
 
 
-def to_text(outcome: SimulationResult) -> str:
+def to_text(outcome: SimulationResult, warnings: Iterable[str] = ()) -> str:
+    """One line per record, the errors, the counts; then the warnings (an --events folder holding no
+    log file), so that "0 records" says why."""
     lines = []
     for r in outcome.results:
         by = f" by {r['policy']} / {r['sid']}" if r["policy"] and r["sid"] else ""
@@ -235,11 +237,14 @@ def to_text(outcome: SimulationResult) -> str:
         + f", {failing} already failing (not counted as impact), {len(outcome.errors)} errors"
     )
     lines.extend(supply_hints((r["missing_keys"], 1) for r in outcome.results if r["decision"] == INDETERMINATE))
+    lines.extend(printable(f"warning: {warning}") for warning in warnings)
     return "\n".join(lines) + "\n"
 
 
-def to_json(outcome: SimulationResult) -> str:
-    return json.dumps({"results": outcome.results, "errors": [e.to_dict() for e in outcome.errors]}, indent=2) + "\n"
+def to_json(outcome: SimulationResult, warnings: Iterable[str] = ()) -> str:
+    """The results, the errors and the warnings (an --events folder holding no log file)."""
+    report = {"results": outcome.results, "errors": [e.to_dict() for e in outcome.errors], "warnings": list(warnings)}
+    return json.dumps(report, indent=2) + "\n"
 
 
 def decision_summary(outcome: SimulationResult) -> dict[str, str]:
