@@ -80,9 +80,10 @@ def test_plan_apply_then_nothing_to_do(moto_org):
         )
     ]
     assert sum(1 for a in actions if a[0] == "attach") == 2 + 4 + 1
+    assert [c.policy for c in first.changes if c.action == "tag"] == sorted(c.policy for c in first.changes[:4])
     counter = WriteCounter(client)
     rollout.apply(org, organization, first.changes)
-    assert counter.count == 4 + 7
+    assert counter.count == 4 + 7 + 4  # creates, attaches, then each policy's record of its targets
     assert _names(client, ids["prod"]) == {
         "FullAWSAccess",
         "netguard-ng-deny-network-deletes",
@@ -103,6 +104,7 @@ def test_plan_apply_then_nothing_to_do(moto_org):
     assert " " not in content and "\n" not in content  # minified before CreatePolicy
     tags = {t["Key"]: t["Value"] for t in client.list_tags_for_resource(ResourceId=policy["Id"])["Tags"]}
     assert tags["managed-by"] == "netguard" and tags["netguard-hash"] == rollout.content_hash(content)
+    assert tags["netguard-targets"] == " ".join(sorted([ids["sandbox"], ids["prod"]]))
 
 
 def test_staged_rollout_canary_first(moto_org):
@@ -336,12 +338,12 @@ def test_end_to_end_against_a_moto_server(moto_server):
 
     planned = netguard("plan")
     assert planned.returncode == 0, planned.stderr
-    assert len(json.loads(planned.stdout)["changes"]) == 4 + 7
+    assert len(json.loads(planned.stdout)["changes"]) == 4 + 7 + 4
     shown = netguard("apply")
     assert shown.returncode == 0 and _names(client, ids["prod"]) == {"FullAWSAccess"}
     applied = netguard("apply", "--yes")
     assert applied.returncode == 0, applied.stderr
-    assert json.loads(applied.stdout)["write_calls"] == 11
+    assert json.loads(applied.stdout)["write_calls"] == 15
     assert json.loads(netguard("plan").stdout)["changes"] == []
     assert netguard("drift").returncode == 0
     policy = next(
@@ -433,7 +435,7 @@ def test_a_dropped_connection_stops_apply_naming_the_writes_and_the_rerun_finish
     assert "its connection dropped, so AWS may or may not have carried it out" in err
     assert (
         "writes made before the failure (2): CreatePolicy netguard-ng-deny-eip-management,"
-        " CreatePolicy netguard-ng-deny-network-deletes; not made (8): CreatePolicy netguard-ng-protect-flow-logs,"
+        " CreatePolicy netguard-ng-deny-network-deletes; not made (12): CreatePolicy netguard-ng-protect-flow-logs,"
         " AttachPolicy netguard-ng-deny-eip-management to /Sandbox," in err
     )
     assert "DuplicatePolicyException" not in err
@@ -448,7 +450,7 @@ def test_a_dropped_connection_stops_apply_naming_the_writes_and_the_rerun_finish
             " attaching it, or detached by hand); this plan attaches it"
         ) in out
     assert "create  netguard-ng-protect-flow-logs" in out and out.count("create ") == 1
-    assert "netguard: 8 changes applied" in out
+    assert "netguard: 12 changes applied" in out
     assert main(["org", "plan", "--config", str(CONFIG)]) == 0
     assert "netguard: 0 changes planned" in capsys.readouterr().out
     assert len(_names(client, ids["prod"])) == 5
@@ -523,3 +525,214 @@ def test_an_attachment_already_made_when_sent_again_counts_as_done(moto_org, act
         f" /Sandbox: AWS answers {code}: already made, by an earlier attempt whose answer a dropped connection lost"
         " (or by another run); found it made as netguard sends it"
     ]
+
+
+# --- issue #17: what drift calls a hand edit, canaried content updates ------------------------------
+
+
+def _policy_id(client, name: str) -> str:
+    return next(p["Id"] for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"] if p["Name"] == name)
+
+
+def _variant(tmp_path: Path, old: str, new: str, name: str = "org.yaml") -> Path:
+    """The test config with one edit, as a user would make it in org.yaml."""
+    text = CONFIG.read_text()
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new))
+    return path
+
+
+ADD_EXEMPTION = (
+    "  - arn:aws:iam::*:role/network/NetworkAdmin\n",
+    "  - arn:aws:iam::*:role/network/NetworkAdmin\n  - arn:aws:iam::*:role/network/Automation\n",
+)  # every guardrail's exemption list grows, so every guardrail's content changes
+
+
+def _kinds(found: rollout.Plan) -> set[tuple[str, str, str | None, str]]:
+    return {(c.action, c.policy, c.target, c.kind) for c in found.changes}
+
+
+def test_drift_tells_a_hand_edit_from_config_not_yet_applied(moto_org, tmp_path):
+    client, ids = moto_org
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    org = load_org_config(CONFIG)
+    rollout.apply(org, organization, rollout.plan(org, organization).changes)
+
+    more = load_org_config(
+        _variant(
+            tmp_path,
+            "    guardrails: [ng-deny-network-deletes, ng-deny-eip-management]\n",
+            "    guardrails: [ng-deny-network-deletes, ng-deny-eip-management, ng-deny-topology-creation]\n",
+        )
+    )
+    topology = "netguard-ng-deny-topology-creation"
+    found = rollout.drift(more, organization)
+    assert _kinds(found) == {
+        ("attach", topology, ids["sandbox"], rollout.UNAPPLIED),
+        ("tag", topology, None, rollout.UNAPPLIED),
+    }
+    assert found.hand_edits == []
+
+    eip, deletes, flow = (
+        "netguard-ng-deny-eip-management",
+        "netguard-ng-deny-network-deletes",
+        "netguard-ng-protect-flow-logs",
+    )
+    client.detach_policy(PolicyId=_policy_id(client, eip), TargetId=ids["prod"])
+    client.attach_policy(PolicyId=_policy_id(client, deletes), TargetId=ids["root"])
+    client.update_policy(
+        PolicyId=_policy_id(client, flow),
+        Content='{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ec2:X","Resource":"*"}]}',
+    )
+    found = rollout.drift(more, organization)
+    assert _kinds(found) == {
+        ("attach", topology, ids["sandbox"], rollout.UNAPPLIED),
+        ("tag", topology, None, rollout.UNAPPLIED),
+        ("attach", eip, ids["prod"], rollout.HAND_EDIT),  # detached by hand: netguard had left it there
+        ("detach", deletes, ids["root"], rollout.HAND_EDIT),  # attached by hand: netguard never put it there
+        ("update", flow, None, rollout.HAND_EDIT),  # its content is not what netguard wrote
+    }
+    assert found.to_dict()["summary"] == {"changes": 5, "hand-edit": 3, "unapplied": 2}
+    rollout.apply(more, organization, found.changes)
+    assert rollout.drift(more, organization).changes == []
+
+    content_change = load_org_config(_variant(tmp_path, *ADD_EXEMPTION, name="exempt.yaml"))
+    found = rollout.drift(content_change, organization)
+    assert {c.kind for c in found.changes} == {rollout.UNAPPLIED}
+    assert sum(c.action == "update" for c in found.changes) == 4
+
+
+def test_a_target_record_too_long_for_a_tag_is_a_hash_and_judges_the_whole_set():
+    many = [f"ou-abcd-{i:08d}" for i in range(40)]
+    record = rollout.targets_record(many)
+    assert record.startswith("sha256:") and len(record) <= rollout.TAG_VALUE_MAX
+    assert rollout.targets_record(["ou-b", "ou-a", "ou-b"]) == "ou-a ou-b"
+    have = {"content": "{}", "tags": {rollout.TARGETS_TAG: record}, "targets": many}
+    current = {"netguard-x": have}
+    new_target = rollout.Change("attach", "netguard-x", "ou-new")
+    assert rollout._kind(new_target, current) == rollout.UNAPPLIED
+    have["targets"] = many[1:]  # one detached by hand: which one, a hash cannot say, but the set differs
+    assert rollout._kind(rollout.Change("attach", "netguard-x", many[0]), current) == rollout.HAND_EDIT
+
+
+def test_a_policy_without_a_target_record_is_recorded_and_counted_as_hand_edited_meanwhile(moto_org, tmp_path):
+    client, ids = moto_org
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    org = load_org_config(CONFIG)
+    rollout.apply(org, organization, rollout.plan(org, organization).changes)
+    eip = "netguard-ng-deny-eip-management"
+    client.untag_resource(ResourceId=_policy_id(client, eip), TagKeys=[rollout.TARGETS_TAG])  # an older netguard
+    found = rollout.drift(org, organization)
+    assert _kinds(found) == {("tag", eip, None, rollout.UNAPPLIED)}
+    assert any(n.startswith(f"{eip} has no netguard-targets record (tagged by an older netguard)") for n in found.notes)
+    client.detach_policy(PolicyId=_policy_id(client, eip), TargetId=ids["prod"])
+    assert ("attach", eip, ids["prod"], rollout.HAND_EDIT) in _kinds(rollout.drift(org, organization))
+    rollout.apply(org, organization, rollout.plan(org, organization).changes)
+    assert rollout.drift(org, organization).changes == []
+
+
+def _content_at(client, target: str, guardrail: str) -> tuple[str, str]:
+    """(name, content) of the netguard policy carrying `guardrail` on `target`; exactly one must."""
+    (name,) = [n for n in _names(client, target) if n.startswith(f"netguard-{guardrail}")]
+    return name, client.describe_policy(PolicyId=_policy_id(client, name))["Policy"]["Content"]
+
+
+def test_a_content_update_is_canaried_then_promoted(moto_org, tmp_path):
+    client, ids = moto_org
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    old = load_org_config(CONFIG)
+    rollout.apply(old, organization, rollout.plan(old, organization).changes)
+    new = load_org_config(_variant(tmp_path, *ADD_EXEMPTION))
+    old_content = rollout.desired_policies(old)["netguard-ng-deny-eip-management"].content
+    new_content = rollout.desired_policies(new)["netguard-ng-deny-eip-management"].content
+    assert old_content != new_content
+
+    canary = rollout.plan(new, organization, stage="canary")
+    steps = [(c.action, c.policy, c.target) for c in canary.changes if c.action != "tag"]
+    assert steps == [
+        ("create", "netguard-ng-deny-eip-management-canary", None),
+        ("create", "netguard-ng-deny-network-deletes-canary", None),
+        ("attach", "netguard-ng-deny-eip-management-canary", ids["sandbox"]),
+        ("attach", "netguard-ng-deny-network-deletes-canary", ids["sandbox"]),
+        ("detach", "netguard-ng-deny-eip-management", ids["sandbox"]),
+        ("detach", "netguard-ng-deny-network-deletes", ids["sandbox"]),
+    ]
+    assert "Automation" in canary.diffs["netguard-ng-deny-eip-management-canary"]
+    assert any("deferred to --stage all" in n and "ng-protect-flow-logs" in n for n in canary.notes)
+    rollout.apply(new, organization, canary.changes)
+
+    assert _content_at(client, ids["sandbox"], "ng-deny-eip-management") == (
+        "netguard-ng-deny-eip-management-canary",
+        new_content,
+    )
+    assert _content_at(client, ids["prod"], "ng-deny-eip-management") == (
+        "netguard-ng-deny-eip-management",
+        old_content,
+    )
+    canary_tags = client.list_tags_for_resource(ResourceId=_policy_id(client, "netguard-ng-deny-eip-management-canary"))
+    assert {"Key": "managed-by", "Value": "netguard"} in canary_tags["Tags"]
+    assert rollout.plan(new, organization, stage="canary").changes == []  # a rerun of the canary stage is a no-op
+    waiting = rollout.drift(new, organization)
+    assert waiting.changes and waiting.hand_edits == []  # a canary not yet promoted is config not applied
+
+    promote = rollout.plan(new, organization, stage="all")
+    assert [(c.action, c.policy, c.target) for c in promote.changes if "eip" in c.policy and c.action != "tag"] == [
+        ("update", "netguard-ng-deny-eip-management", None),
+        ("attach", "netguard-ng-deny-eip-management", ids["sandbox"]),
+        ("detach", "netguard-ng-deny-eip-management-canary", ids["sandbox"]),
+        ("delete", "netguard-ng-deny-eip-management-canary", None),
+    ]
+    counter = WriteCounter(client)
+    rollout.apply(new, organization, promote.changes)
+    assert counter.count == len(promote.changes)
+    for target in (ids["sandbox"], ids["prod"]):
+        assert _content_at(client, target, "ng-deny-eip-management") == ("netguard-ng-deny-eip-management", new_content)
+    names = {p["Name"] for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]}
+    assert not any(n.endswith("-canary") for n in names)
+    assert rollout.drift(new, organization).changes == []
+
+
+def test_a_canary_rolled_back_by_reverting_the_config(moto_org, tmp_path):
+    client, ids = moto_org
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    old = load_org_config(CONFIG)
+    rollout.apply(old, organization, rollout.plan(old, organization).changes)
+    new = load_org_config(_variant(tmp_path, *ADD_EXEMPTION))
+    rollout.apply(new, organization, rollout.plan(new, organization, stage="canary").changes)
+    back = rollout.plan(old, organization, stage="canary")
+    assert {(c.action, c.policy) for c in back.changes if c.action != "tag"} == {
+        ("attach", "netguard-ng-deny-eip-management"),
+        ("attach", "netguard-ng-deny-network-deletes"),
+        ("detach", "netguard-ng-deny-eip-management-canary"),
+        ("detach", "netguard-ng-deny-network-deletes-canary"),
+        ("delete", "netguard-ng-deny-eip-management-canary"),
+        ("delete", "netguard-ng-deny-network-deletes-canary"),
+    }
+    rollout.apply(old, organization, back.changes)
+    old_content = rollout.desired_policies(old)["netguard-ng-deny-eip-management"].content
+    assert _content_at(client, ids["sandbox"], "ng-deny-eip-management")[1] == old_content
+    assert rollout.drift(old, organization).changes == []
+
+
+def test_a_swap_that_would_pass_the_quota_for_a_moment_is_refused(moto_org, tmp_path):
+    client, ids = moto_org
+    organization = rollout.Organization(client, sleep=lambda _: None)
+    old = load_org_config(CONFIG)
+    rollout.apply(old, organization, rollout.plan(old, organization).changes)
+    for i in range(2):  # the sandbox now holds FullAWSAccess, two guardrails and two team policies
+        team = client.create_policy(
+            Content='{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ec2:X","Resource":"*"}]}',
+            Description="x",
+            Name=f"team-{i}",
+            Type="SERVICE_CONTROL_POLICY",
+        )["Policy"]["PolicySummary"]["Id"]
+        client.attach_policy(PolicyId=team, TargetId=ids["sandbox"])
+    tight = _variant(tmp_path, *ADD_EXEMPTION)
+    tight.write_text(tight.read_text() + "max_scps_per_target: 6\n")
+    counter = WriteCounter(client)
+    with pytest.raises(NetguardError) as caught:  # 5 now, 5 after, but 7 between the attaches and the detaches
+        rollout.plan(load_org_config(tight), organization, stage="canary")
+    assert "target /Sandbox would have 7 SCPs attached for a moment, over the quota of 6" in caught.value.message
+    assert "free a slot on the target first" in caught.value.message
+    assert counter.count == 0
