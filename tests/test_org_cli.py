@@ -173,3 +173,183 @@ def test_replay_from_a_bucket_that_does_not_exist(rendered, moto_server):
             "netguard: error: s3://org-trial/AWSLogs: ListObjectsV2 s3://org-trial/AWSLogs failed: NoSuchBucket:",
             "likely fix: check the bucket name in the s3:// location",
         )
+
+
+# --- 1. exit codes that gate, 2. the safety flag, 3. the canary cycle, as a pipeline runs them --------
+
+
+def _org(url: str, *args: str, config: Path = CONFIG) -> subprocess.CompletedProcess[str]:
+    done, _ = netguard("org", *args, "--config", str(config), "--endpoint-url", url)
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    return done
+
+
+def _json(url: str, *args: str, config: Path = CONFIG) -> tuple[int, dict]:
+    done = _org(url, *args, "--format", "json", config=config)
+    return done.returncode, json.loads(done.stdout) if done.stdout else {}
+
+
+def _variant(tmp_path: Path, old: str, new: str, name: str = "org.yaml") -> Path:
+    text = CONFIG.read_text()
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_exit_codes_gate_plan_apply_and_drift(moto_server, tmp_path):
+    client = boto3.client("organizations", region_name="us-east-1", endpoint_url=moto_server)
+    test_org.build_org(client)
+
+    assert _org(moto_server, "plan").returncode == 0  # without the flag: 0 whatever is pending, as before
+    code, planned = _json(moto_server, "plan", "--detailed-exitcode")
+    assert code == 1 and planned["summary"]["changes"] == 15
+    assert _org(moto_server, "apply", "--detailed-exitcode").returncode == 1  # no --yes: a plan
+    assert _org(moto_server, "plan", "--stage", "canary", "--detailed-exitcode").returncode == 1
+    code, drifted = _json(moto_server, "drift")
+    assert code == 3 and drifted["summary"] == {"changes": 15, "hand-edit": 0, "unapplied": 15}
+
+    code, applied = _json(moto_server, "apply", "--yes", "--detailed-exitcode")
+    assert code == 0 and applied["write_calls"] == 15
+    assert _org(moto_server, "plan", "--detailed-exitcode").returncode == 0
+    assert _org(moto_server, "apply", "--detailed-exitcode").returncode == 0
+    assert _org(moto_server, "drift").returncode == 0
+
+    changed = _variant(
+        tmp_path,
+        "    guardrails: [ng-deny-network-deletes, ng-deny-eip-management]\n",
+        "    guardrails: [ng-deny-network-deletes, ng-deny-eip-management, ng-deny-topology-creation]\n",
+    )
+    code, drifted = _json(moto_server, "drift", config=changed)
+    assert code == 3  # org.yaml changed and not applied yet; nobody edited the organization
+    assert {c["kind"] for c in drifted["changes"]} == {"unapplied"}
+    assert _org(moto_server, "plan", "--detailed-exitcode", config=changed).returncode == 1
+
+    flow = next(
+        p["Id"]
+        for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]
+        if p["Name"] == "netguard-ng-protect-flow-logs"
+    )
+    client.update_policy(
+        PolicyId=flow,
+        Content='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}',
+    )
+    code, drifted = _json(moto_server, "drift", config=changed)
+    assert code == 1  # a hand edit, whatever else is pending
+    kinds = {(c["action"], c["policy"], c["kind"]) for c in drifted["changes"]}
+    assert ("update", "netguard-ng-protect-flow-logs", "hand-edit") in kinds
+    assert ("attach", "netguard-ng-deny-topology-creation", "unapplied") in kinds
+    text = _org(moto_server, "drift", config=changed)
+    assert text.returncode == 1
+    assert "update  netguard-ng-protect-flow-logs  (content differs)  [hand edit: changed outside netguard]" in (
+        text.stdout
+    )
+    assert "attach  netguard-ng-deny-topology-creation to /Sandbox  [config not applied yet]" in text.stdout
+    assert "netguard: 3 changes drifted: 1 hand edits, 2 config not applied yet" in text.stdout
+
+    missing = tmp_path / "nope.yaml"
+    for command in ("plan", "apply", "drift"):
+        done = _org(moto_server, command, "--detailed-exitcode" if command != "drift" else "--format=text",
+                    config=missing)  # fmt: skip
+        assert done.returncode == 2 and done.stderr.startswith(f"netguard: error: {missing}: cannot read")
+
+
+def test_apply_refuses_a_config_with_no_targets_unless_told(moto_server, tmp_path):
+    client = boto3.client("organizations", region_name="us-east-1", endpoint_url=moto_server)
+    ids = test_org.build_org(client)
+    assert _org(moto_server, "apply", "--yes").returncode == 0
+    bare = tmp_path / "org.yaml"
+    bare.write_text(CONFIG.read_text().split("targets:")[0])  # the same org.yaml with its targets cut off
+    for args in (("apply", "--yes"), ("apply",)):
+        done = _org(moto_server, *args, config=bare)
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr == (
+            f"netguard: error: {bare}: the config has no targets, so applying it would detach every guardrail"
+            " netguard manages; check that this is the right org.yaml, or pass --allow-detach-all if that is what"
+            " you want\n"
+        )
+    assert len(test_org._names(client, ids["prod"])) == 5  # nothing detached
+    shown = _org(moto_server, "plan", config=bare)
+    assert shown.returncode == 0 and "apply refuses it without --allow-detach-all" in shown.stdout
+    done = _org(moto_server, "apply", "--yes", "--allow-detach-all", config=bare)
+    assert done.returncode == 0, done.stderr
+    for target in ids.values():
+        assert test_org._names(client, target) == {"FullAWSAccess"}
+
+
+def test_apply_refuses_a_plan_that_strips_a_target_of_every_guardrail(moto_server, tmp_path):
+    client = boto3.client("organizations", region_name="us-east-1", endpoint_url=moto_server)
+    ids = test_org.build_org(client)
+    assert _org(moto_server, "apply", "--yes").returncode == 0
+    no_sandbox = _variant(
+        tmp_path,
+        "  - target: /Sandbox\n    guardrails: [ng-deny-network-deletes, ng-deny-eip-management]\n    stage: canary\n",
+        "",
+    )
+    done = _org(moto_server, "apply", "--yes", config=no_sandbox)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"netguard: error: {no_sandbox}: refusing to apply: the plan detaches every netguard guardrail from"
+        f" {ids['sandbox']}; pass --allow-detach-all if that is what you want\n"
+    )
+    assert len(test_org._names(client, ids["sandbox"])) == 3
+    fewer = _variant(  # one of the sandbox's two guardrails removed: not every one, so no refusal
+        tmp_path,
+        "    guardrails: [ng-deny-network-deletes, ng-deny-eip-management]\n    stage",
+        "    guardrails: [ng-deny-network-deletes]\n    stage",
+        name="fewer.yaml",
+    )
+    assert _org(moto_server, "apply", "--detailed-exitcode", config=fewer).returncode == 1
+    done = _org(moto_server, "apply", "--yes", "--allow-detach-all", config=no_sandbox)
+    assert done.returncode == 0, done.stderr
+    assert test_org._names(client, ids["sandbox"]) == {"FullAWSAccess"}
+
+
+def test_the_canary_cycle_through_the_command_line(moto_server, tmp_path):
+    client = boto3.client("organizations", region_name="us-east-1", endpoint_url=moto_server)
+    ids = test_org.build_org(client)
+    assert _org(moto_server, "apply", "--yes").returncode == 0
+    new = _variant(tmp_path, *test_org.ADD_EXEMPTION)
+
+    def content(target: str) -> tuple[str, str]:
+        (name,) = [n for n in test_org._names(client, target) if n.startswith("netguard-ng-deny-network-deletes")]
+        policy = next(p for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"] if p["Name"] == name)
+        return name, client.describe_policy(PolicyId=policy["Id"])["Policy"]["Content"]
+
+    shown = _org(moto_server, "plan", "--stage", "canary", config=new)
+    assert shown.returncode == 0
+    for line in (
+        "create  netguard-ng-deny-network-deletes-canary  (canary version of netguard-ng-deny-network-deletes with"
+        " its new content,",
+        "attach  netguard-ng-deny-network-deletes-canary to /Sandbox  (canary: in place of"
+        " netguard-ng-deny-network-deletes)",
+        "detach  netguard-ng-deny-network-deletes from /Sandbox  (canary: replaced by"
+        " netguard-ng-deny-network-deletes-canary)",
+    ):
+        assert line in shown.stdout
+    assert '    +            "arn:aws:iam::*:role/network/Automation"' in shown.stdout  # the canary diff
+
+    assert _org(moto_server, "apply", "--yes", "--stage", "canary", config=new).returncode == 0
+    assert content(ids["sandbox"])[0] == "netguard-ng-deny-network-deletes-canary"
+    assert "Automation" in content(ids["sandbox"])[1]
+    assert content(ids["prod"])[0] == "netguard-ng-deny-network-deletes"
+    assert "Automation" not in content(ids["prod"])[1]
+    assert _org(moto_server, "plan", "--stage", "canary", "--detailed-exitcode", config=new).returncode == 0
+    assert _org(moto_server, "drift", config=new).returncode == 3  # the promotion is config not applied yet
+
+    shown = _org(moto_server, "plan", config=new)
+    for line in (
+        "update  netguard-ng-deny-network-deletes  (content differs; promotes the content tried on the canary"
+        " targets as netguard-ng-deny-network-deletes-canary)",
+        "attach  netguard-ng-deny-network-deletes to /Sandbox  (promote: in place of"
+        " netguard-ng-deny-network-deletes-canary)",
+        "detach  netguard-ng-deny-network-deletes-canary from /Sandbox  (promote: replaced by"
+        " netguard-ng-deny-network-deletes)",
+        "delete  netguard-ng-deny-network-deletes-canary  (promoted: canary version retired)",
+    ):
+        assert line in shown.stdout
+    assert _org(moto_server, "apply", "--yes", config=new).returncode == 0
+    for target in (ids["sandbox"], ids["prod"]):
+        name, text = content(target)
+        assert name == "netguard-ng-deny-network-deletes" and "Automation" in text
+    assert _org(moto_server, "drift", config=new).returncode == 0

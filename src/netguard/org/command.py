@@ -1,4 +1,9 @@
-"""`netguard org`: plan, apply and drift of the guardrails in AWS Organizations."""
+"""`netguard org`: plan, apply and drift of the guardrails in AWS Organizations.
+
+Exit codes follow netguard's convention (2 is an error, 1 is "something to act on"), not Terraform's
+(where 1 is the error and 2 the changes): plan --detailed-exitcode 0 no changes, 1 changes pending;
+drift 0 in sync, 1 hand edits, 3 only config not yet applied; apply 0 done. Every error is 2.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import sys
 from netguard.errors import NetguardError
 from netguard.org.aws import add_retry_option
 
+NO_CHANGES, CHANGES, ERROR, UNAPPLIED_ONLY = 0, 1, 2, 3
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     org = sub.add_parser("org", help="roll the SCP guardrails out through AWS Organizations")
@@ -15,7 +22,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for name, text in (
         ("plan", "show the changes that would make the organization match the config"),
         ("apply", "make the planned changes (only shows them without --yes)"),
-        ("drift", "managed policies whose content or attachments changed by hand; exit 1 if any"),
+        (
+            "drift",
+            "differences from the config, each a hand edit or config not applied yet; exit 0 in sync, 1 hand edits,"
+            " 3 only config not applied, 2 error",
+        ),
     ):
         action = org_actions.add_parser(name, help=text)
         action.add_argument("--config", required=True, metavar="ORG_YAML", help="organization config with targets")
@@ -36,8 +47,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                 action="store_true",
                 help="also run IAM Access Analyzer ValidatePolicy on every guardrail",
             )
+        if name != "drift":
+            action.add_argument(
+                "--detailed-exitcode",
+                action="store_true",
+                help="exit 1 when changes are pending, 0 when none, 2 on error (with apply: without --yes only)",
+            )
         if name == "apply":
             action.add_argument("--yes", action="store_true", help="make the changes")
+            action.add_argument(
+                "--allow-detach-all",
+                action="store_true",
+                help="apply a config with no targets, or a plan that detaches every netguard guardrail from a target",
+            )
     org.set_defaults(run=run)
 
 
@@ -54,6 +76,23 @@ def run(args: argparse.Namespace) -> int:
         raise NetguardError("organization", known.message if known else str(exc)) from None
 
 
+def _refuse_detach_all(org, result=None) -> None:
+    """A config with no targets, or a plan that strips a target of every netguard guardrail, is
+    almost always the wrong file or a typo; apply makes it only when --allow-detach-all says so."""
+    if not org.targets:
+        raise NetguardError(
+            org.source,
+            "the config has no targets, so applying it would detach every guardrail netguard manages; check that"
+            " this is the right org.yaml, or pass --allow-detach-all if that is what you want",
+        )
+    if result is not None and result.emptied:
+        raise NetguardError(
+            org.source,
+            f"refusing to apply: the plan detaches every netguard guardrail from {', '.join(result.emptied)};"
+            " pass --allow-detach-all if that is what you want",
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -62,6 +101,10 @@ def _run(args: argparse.Namespace) -> int:
     from netguard.policy.orgconfig import load_org_config
 
     org = load_org_config(Path(args.config))
+    command = args.org_command
+    guarded = command == "apply" and not args.allow_detach_all
+    if guarded:
+        _refuse_detach_all(org)  # before any AWS call: nothing in the organization can make it right
     connection = {"endpoint_url": args.endpoint_url, "profile": args.profile, "region": args.region}
     budget = aws.Budget(call_seconds=args.aws_retry_seconds)
     organization = rollout.Organization(rollout.make_client("organizations", **connection), budget=budget)
@@ -71,13 +114,15 @@ def _run(args: argparse.Namespace) -> int:
             print(f"access-analyzer: {finding['policy']}: {finding['type']} {finding['code']}: {finding['detail']}")
         if any(f["type"] == "ERROR" for f in findings):
             print("netguard: error: Access Analyzer reports errors; nothing changed", file=sys.stderr)
-            return 2
-    if args.org_command == "drift":
+            return ERROR
+    if command == "drift":
         result = rollout.drift(org, organization)
     else:
         result = rollout.plan(org, organization, stage=args.stage)
+    if guarded:
+        _refuse_detach_all(org, result)
     written = None
-    if args.org_command == "apply" and args.yes and result.changes:
+    if command == "apply" and args.yes and result.changes:
         written = rollout.apply(org, organization, result.changes, result.notes)
     if args.format == "json":
         payload = result.to_dict()
@@ -86,20 +131,21 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2))
     else:
         for change in result.changes:
-            print(change.describe())
-            if change.policy in result.diffs and change.action == "update":
+            print(change.describe(with_kind=command == "drift"))
+            if change.policy in result.diffs and change.action in ("update", "create"):
                 print("\n".join(f"    {line}" for line in result.diffs[change.policy].splitlines()))
         for note in result.notes:
             print(f"note: {note}")
         verb = {"plan": "planned", "drift": "drifted", "apply": "applied" if written is not None else "planned"}
-        print(
-            f"netguard: {len(result.changes)} changes {verb[args.org_command]}"
-            + (
-                " (run with --yes to make them)"
-                if args.org_command == "apply" and not args.yes and result.changes
-                else ""
-            )
-        )
-    if args.org_command == "drift":
-        return 1 if result.changes else 0
-    return 0
+        summary = f"netguard: {len(result.changes)} changes {verb[command]}"
+        if command == "drift" and result.changes:
+            unapplied = len(result.changes) - len(result.hand_edits)
+            summary += f": {len(result.hand_edits)} hand edits, {unapplied} config not applied yet"
+        if command == "apply" and not args.yes and result.changes:
+            summary += " (run with --yes to make them)"
+        print(summary)
+    if command == "drift":
+        return CHANGES if result.hand_edits else UNAPPLIED_ONLY if result.changes else NO_CHANGES
+    if args.detailed_exitcode and written is None and result.changes:
+        return CHANGES
+    return NO_CHANGES
