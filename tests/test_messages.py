@@ -185,3 +185,123 @@ def test_suppression_notices_reach_the_report(tmp_path, capsys):
     capsys.readouterr()
     main(["scan", str(tmp_path)])
     assert "warning: " in capsys.readouterr().out
+
+
+# --- HCL syntax errors -----------------------------------------------------------------------------
+
+NOISE = ("Expected one of", "/[", "__ANON", "Token(", "$END", "_NEW_LINE", "RBRACE", "STRING_LIT", "Previous tokens")
+
+BROKEN_TF = {
+    "missing-brace": (
+        b'resource "aws_eip" "a" {\n  domain = "vpc"\n',
+        1,
+        "'{' is never closed: the file ends before its '}'",
+    ),
+    "stray-brace": (
+        b'resource "aws_eip" "a" {\n  domain = "vpc"\n}\n}\n',
+        4,
+        "unexpected '}' at column 1: nothing is open here to close",
+    ),
+    "unclosed-string": (
+        b'resource "aws_eip" "a" {\n  domain = "vpc\n}\n',
+        2,
+        "unclosed string: a '\"' has no closing quote on its line",
+    ),
+    "unclosed-heredoc": (
+        b'resource "aws_iam_policy" "p" {\n  policy = <<EOF\n{}\n}\n',
+        2,
+        "unclosed heredoc: no line holding only EOF closes the <<EOF opened here",
+    ),
+    "heredoc-without-name": (
+        b"locals {\n  a = <<\nx\n}\n",
+        2,
+        "a heredoc needs a name right after << and then a line break (<<EOF)",
+    ),
+    "missing-equals": (
+        b'resource "aws_eip" "a" {\n  domain "vpc"\n}\n',
+        2,
+        "expected an attribute or block: `domain \"vpc\"` needs '=' (an attribute) or '{' (a block)",
+    ),
+    "invalid-label": (
+        b'resource aws_eip.a "x" {\n  domain = "vpc"\n}\n',
+        1,
+        "invalid block label '.' at column 17: labels are quoted strings or names",
+    ),
+    "missing-value": (
+        b"locals {\n  a =\n}\n",
+        2,
+        "expected a value after '=' at column 6, found the end of the line",
+    ),
+    "unclosed-call": (
+        b"locals {\n  a = max(1, 2\n}\n",
+        3,
+        "unexpected '}' at column 1: the '(' opened at line 2 is not closed",
+    ),
+    "unclosed-comment": (
+        b"locals {\n  /* about a\n  a = 1\n}\n",
+        2,
+        "unclosed comment: '/*' without '*/'",
+    ),
+    "control-character": (
+        b"locals {\n  a = \x1b[31m\n}\n",
+        2,
+        "unexpected character '\\x1b' at column 7",
+    ),
+    "not-utf-8": (
+        b'locals {\n  a = "caf\xe9"\n}\n',
+        2,
+        "not valid UTF-8 (byte 19, column 11)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_TF)
+def test_a_terraform_file_that_does_not_parse_is_an_error_in_words(tmp_path, capsys, case):
+    content, line, message = BROKEN_TF[case]
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "broken.tf").write_bytes(content)
+    (module / "fine.tf").write_text('resource "aws_eip" "ok" {\n  domain = "vpc"\n}\n')
+    code, report = _scan(capsys, str(module))
+    assert code == 2
+    [error] = report["errors"]
+    expected = message if case == "not-utf-8" else f"invalid HCL: {message}"
+    assert (error["file"], error["line"], error["message"]) == (str(module / "broken.tf"), line, expected)
+    assert not any(noise in error["message"] for noise in NOISE)
+    assert [f["resource"] for f in report["findings"]] == ["aws_eip.ok"]  # the rest of the folder is still judged
+    capsys.readouterr()
+    main(["scan", str(module)])
+    text = capsys.readouterr().out
+    assert f"error: {module / 'broken.tf'}:{line}: " in text
+    assert not any(noise in text for noise in NOISE)
+
+
+def test_an_empty_terraform_file_is_fine(tmp_path, capsys):
+    (tmp_path / "empty.tf").write_bytes(b"")
+    (tmp_path / "comments.tf").write_text("# nothing yet\n")
+    code, report = _scan(capsys, str(tmp_path))
+    assert (code, report["errors"], report["findings"]) == (0, [], [])
+
+
+def test_a_variables_file_that_does_not_parse_names_its_line(tmp_path, capsys):
+    (tmp_path / "main.tf").write_text('variable "x" {}\n')
+    (tmp_path / "terraform.tfvars").write_text('x = "a"\ny =\n')
+    code, report = _scan(capsys, str(tmp_path))
+    [error] = report["errors"]
+    assert code == 2 and error["line"] == 2 and error["message"].startswith("invalid HCL: expected a value after '='")
+
+
+def test_anything_else_is_shown_as_the_text_where_parsing_stopped():
+    """The fallback for an error no rule names: the line and its text, cut and with control characters
+    escaped, never the exception's own text."""
+    from lark.exceptions import LarkError
+
+    from netguard.terraform.loader import hcl_syntax_error
+
+    error = LarkError("Expected one of: * __ANON_0 * /[a-z]+/")
+    error.line, error.column = 2, 3
+    text = "locals {\n  \x07" + "b" * 60 + "\n}\n"
+    message, line = hcl_syntax_error(error, text)
+    assert line == 2
+    assert message == "cannot parse HCL near line 2: \\x07" + "b" * 39 + "..."
+    assert hcl_syntax_error(RecursionError(), "") == ("invalid HCL: nested too deeply to parse", None)

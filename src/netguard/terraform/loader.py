@@ -32,25 +32,235 @@ class LoadedModule:
     notices: list[str] = field(default_factory=list)  # modules not followed, and why
 
 
-def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None, list[str]]:
-    """A .tf or .tf.json file in the shape python-hcl2 gives, or why not, and its lines."""
+def _parse(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None, list[str], int | None]:
+    """A .tf or .tf.json file in the shape python-hcl2 gives, or why not (and on which line), and its lines."""
     raw, problem = read_vetted(path, config.limits)
     if problem:
-        return None, problem, []
+        return None, problem, [], None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return None, f"not valid UTF-8 (byte {exc.start})", []
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, f"not valid UTF-8 (byte {exc.start}, column {column})", [], line
     if path.name.endswith(".tf.json"):
-        return _parse_json_syntax(text)
+        data, problem, lines = _parse_json_syntax(text)
+        return data, problem, lines, None
     import hcl2
     from lark.exceptions import LarkError
 
     try:
-        return hcl2.loads(text), None, text.split("\n")  # lines as HCL counts them (not str.splitlines)
+        return hcl2.loads(text), None, text.split("\n"), None  # lines as HCL counts them (not str.splitlines)
     except (LarkError, ValueError, RecursionError) as exc:
-        detail = " ".join(str(exc).split())[:300]
-        return None, f"invalid HCL: {detail}", []
+        problem, line = hcl_syntax_error(exc, text)
+        return None, problem, [], line
+
+
+# --- HCL syntax errors in words ------------------------------------------------------------------
+# python-hcl2 parses with lark, whose messages list the grammar's terminals (`Expected one of: *
+# __ANON_0 * /<<(?P<heredoc>.../`). A user needs the line and what is wrong there, so each error is
+# rebuilt from the exception's position and token, and never quotes the grammar.
+
+_CLOSERS = {"}": "{", "]": "[", ")": "("}
+_HEREDOC_OPENS = re.compile(r"<<-?([A-Za-z][A-Za-z0-9._-]*)[ \t]*\r?\n")
+
+
+def hcl_syntax_error(exc: BaseException, text: str) -> tuple[str, int | None]:
+    """A short reason for an HCL file python-hcl2 refused (`invalid HCL: unexpected '}'`), and its line
+    (None when unknown)."""
+    message, line = _hcl_reason(exc, text)
+    return (message if message.startswith("cannot parse HCL") else f"invalid HCL: {message}"), line
+
+
+def _hcl_reason(exc: BaseException, text: str) -> tuple[str, int | None]:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
+
+    lines = text.split("\n")
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to parse", None
+    if isinstance(exc, ValueError) and str(exc).startswith("Line has unclosed quote marks: "):
+        written = str(exc).split(": ", 1)[1]  # hcl2's own check names the line's text, not its number
+        line = next((i for i, text_line in enumerate(lines, 1) if written and text_line.startswith(written)), None)
+        return "unclosed string: a '\"' has no closing quote on its line", line
+    if isinstance(exc, UnexpectedToken):
+        return _unexpected_token(exc, text, lines)
+    if isinstance(exc, UnexpectedCharacters):
+        return _unexpected_character(exc, lines), exc.line
+    if isinstance(exc, UnexpectedEOF):
+        return _end_of_file(text, len(lines))
+    if isinstance(exc, VisitError):
+        meta = getattr(getattr(exc, "obj", None), "meta", None)
+        line = getattr(meta, "line", None)
+        return (
+            _near(lines, line, 1) if line else ("cannot parse HCL: the file holds an expression it cannot read", None)
+        )
+    line = getattr(exc, "line", None)
+    return _near(lines, line if isinstance(line, int) and line > 0 else None, getattr(exc, "column", 1))
+
+
+def _terminal_kinds(names: set[str]) -> set[str]:
+    """What each expected terminal stands for: a punctuation mark as written, or a kind of thing."""
+    from hcl2.parser import Hcl2
+
+    patterns = {t.name: t.pattern for t in Hcl2.lark_parser.terminals}
+    kinds = set()
+    for name in names:
+        pattern = patterns.get(name)
+        if name == "$END":
+            kinds.add("end")
+        elif name == "_NEW_LINE_OR_COMMENT":
+            kinds.add("newline")
+        elif name in ("STRING_LIT", "DECIMAL"):
+            kinds.add(name)
+        elif pattern is not None and pattern.type == "str":
+            kinds.add(pattern.value)
+        elif pattern is not None and pattern.value.startswith("<<"):
+            kinds.add("heredoc")
+        elif pattern is not None and pattern.value.startswith("[a-zA-Z_]"):
+            kinds.add("name")
+    return kinds
+
+
+def _shown(token: Any) -> str:
+    """A token as a reader knows it: '}' or 'the end of the line', never the grammar's name for it."""
+    from netguard.errors import printable
+
+    if token.type == "$END":
+        return "the end of the file"
+    value = str(token)
+    if token.type == "_NEW_LINE_OR_COMMENT":
+        return "a comment" if value.strip().startswith(("#", "//")) else "the end of the line"
+    return f"'{printable(value[:40])}'"
+
+
+def _unexpected_token(exc: Any, text: str, lines: list[str]) -> tuple[str, int | None]:
+    token, line, column = exc.token, exc.line, exc.column
+    expected = _terminal_kinds(set(exc.expected or ()))
+    position = getattr(exc, "pos_in_stream", None)
+    rest = text[position:] if isinstance(position, int) and 0 <= position <= len(text) else ""
+    previous = getattr(exc, "token_history", None) or []
+    after = str(previous[-1]) if previous else ""
+    where = f" at column {column}" if isinstance(column, int) and column > 0 else ""
+    if token.type == "$END":
+        return _end_of_file(text, line)
+    if rest.startswith("<<"):
+        marker = _HEREDOC_OPENS.match(rest)
+        if not marker:
+            return "a heredoc needs a name right after << and then a line break (<<EOF)", line
+        name = marker.group(1)
+        return f"unclosed heredoc: no line holding only {name} closes the <<{name} opened here", line
+    if rest.startswith("/*"):
+        return "unclosed comment: '/*' without '*/'", line
+    if expected and expected <= {"{", "STRING_LIT", "name"}:  # a block header: labels, then '{'
+        if token.type == "_NEW_LINE_OR_COMMENT":
+            head = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+            return (
+                f"expected an attribute or block: `{_cut(head)}` needs '=' (an attribute) or '{{' (a block)",
+                line,
+            )
+        return f"invalid block label {_shown(token)}{where}: labels are quoted strings or names", line
+    if token.type in ("RBRACE", "RSQB", "RPAR"):
+        opener = _open_brackets(text, position if isinstance(position, int) else len(text))
+        wanted = {v: k for k, v in _CLOSERS.items()}.get(opener[-1][0]) if opener else None
+        if wanted in (")", "]") and wanted != str(token) and wanted in expected:  # a '{' may always close
+            mark, opened = opener[-1]
+            return f"unexpected {_shown(token)}{where}: the '{mark}' opened at line {opened} is not closed", line
+        if not opener:
+            return f"unexpected {_shown(token)}{where}: nothing is open here to close", line
+        if not {"STRING_LIT", "DECIMAL", "name"} <= expected:
+            return f"unexpected {_shown(token)}{where}", line
+    if expected and expected <= {"name", "newline", "}", "end"}:  # inside a body: an attribute or a block
+        return f"expected an attribute or block{where}, found {_shown(token)}", line
+    if {"STRING_LIT", "DECIMAL", "name"} <= expected:  # a value is missing
+        before = f" after '{after}'" if after[:1] and not after[:1].isalnum() and after[:1] not in '"\n#/' else ""
+        return f"expected a value{before}{where}, found {_shown(token)}", line
+    if expected and expected <= {"=", "{", "newline"}:
+        return f"expected '=' or '{{'{where}, found {_shown(token)}", line
+    return f"unexpected {_shown(token)}{where}", line
+
+
+def _unexpected_character(exc: Any, lines: list[str]) -> str:
+    from netguard.errors import printable
+
+    line, column = exc.line, exc.column
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    rest = source[column - 1 :] if column else ""
+    where = f" at column {column}" if column else ""
+    if rest.startswith('"'):
+        if "${" in rest or "%{" in rest:
+            return f"unclosed string or template{where}: a '${{' or '%{{' in it has no matching '}}'"
+        return f"unclosed string{where}: a '\"' has no closing quote"
+    if rest.startswith("<<"):
+        return f"a heredoc needs a name right after << and then a line break (<<EOF){where}"
+    expected = _terminal_kinds(set(exc.allowed or ()))
+    char = printable(exc.char or rest[:1])
+    if expected and expected <= {"name", "newline", "}", "end"}:
+        return f"expected an attribute or block{where}, found '{char}'"
+    return f"unexpected character '{char}'{where}"
+
+
+def _end_of_file(text: str, line: int | None) -> tuple[str, int | None]:
+    """The file ends inside something: name the innermost bracket left open, on its own line."""
+    opener = _open_brackets(text, len(text))
+    if opener:
+        mark, opened = opener[-1]
+        closer = {v: k for k, v in _CLOSERS.items()}[mark]
+        return f"'{mark}' is never closed: the file ends before its '{closer}'", opened
+    return "unexpected end of the file", line
+
+
+def _open_brackets(text: str, end: int) -> list[tuple[str, int]]:
+    """The brackets still open at offset end, outermost first, with their lines: strings, comments
+    and heredocs skipped as HCL reads them. Best effort, for messages only."""
+    stack: list[tuple[str, int]] = []
+    index, line = 0, 1
+    while index < min(end, len(text)):
+        char = text[index]
+        if char == "\n":
+            line += 1
+        elif char == "#" or text.startswith("//", index):
+            stop = text.find("\n", index)
+            index = len(text) if stop < 0 else stop
+            continue
+        elif text.startswith("/*", index):
+            stop = text.find("*/", index + 2)
+            stop = len(text) if stop < 0 else stop + 2
+            line += text.count("\n", index, stop)
+            index = stop
+            continue
+        elif char == '"':
+            stop = index + 1
+            while stop < len(text) and text[stop] not in '"\n':
+                stop += 2 if text[stop] == "\\" else 1
+            index = stop + 1 if stop < len(text) and text[stop] == '"' else stop
+            continue
+        elif heredoc := _HEREDOC_OPENS.match(text, index):
+            closing = re.compile(rf"^[ \t]*{re.escape(heredoc.group(1))}[ \t]*$", re.M).search(text, heredoc.end())
+            stop = closing.end() if closing else len(text)
+            line += text.count("\n", index, stop)
+            index = stop
+            continue
+        elif char in "{[(":
+            stack.append((char, line))
+        elif char in _CLOSERS and stack and stack[-1][0] == _CLOSERS[char]:
+            stack.pop()
+        index += 1
+    return stack
+
+
+def _near(lines: list[str], line: int | None, column: int | None) -> tuple[str, int | None]:
+    """The fallback: the text where parsing stopped."""
+    if not line or not 0 < line <= len(lines):
+        return "cannot parse HCL", None
+    source = lines[line - 1]
+    text = source[(column or 1) - 1 :].strip() or source.strip()
+    return f"cannot parse HCL near line {line}: {_cut(text)}", line
+
+
+def _cut(text: str) -> str:
+    from netguard.errors import printable
+
+    return printable(text[:40] + ("..." if len(text) > 40 else ""))
 
 
 _BLOCK_KINDS = ("resource", "data")
@@ -108,20 +318,20 @@ def _block_body(parent: Any, name: str, body: dict[str, Any]) -> dict[str, Any]:
     return shaped
 
 
-def _parse_tfvars(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None]:
+def _parse_tfvars(path: Path, config: ScanConfig) -> tuple[dict[str, Any] | None, str | None, int | None]:
     if path.suffix != ".json":
-        data, problem, _ = _parse(path, config)
-        return data, problem
+        data, problem, _, line = _parse(path, config)
+        return data, problem, line
     raw, problem = read_vetted(path, config.limits)
     if problem:
-        return None, problem
+        return None, problem, None
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        return None, f"invalid JSON: {' '.join(str(exc).split())[:200]}"
+        return None, f"invalid JSON: {' '.join(str(exc).split())[:200]}", getattr(exc, "lineno", None)
     if not isinstance(data, dict):
-        return None, "a variables file must hold a JSON object"
-    return {name: [value] for name, value in data.items()}, None  # the shape hcl2 gives (wrapped values)
+        return None, "a variables file must hold a JSON object", None
+    return {name: [value] for name, value in data.items()}, None, None  # the shape hcl2 gives (wrapped values)
 
 
 def _is_override(path: Path) -> bool:
@@ -162,9 +372,9 @@ def _tfvars(folder: Path, config: ScanConfig, errors: list[InputError]) -> dict[
     for path in files:
         if not path.is_file():
             continue
-        data, problem = _parse_tfvars(path, config)
+        data, problem, line = _parse_tfvars(path, config)
         if problem:
-            errors.append(InputError(str(path), problem))
+            errors.append(InputError(str(path), problem, line))
             continue
         for name, raw in (data or {}).items():
             values[name] = expr.evaluate(unwrap(raw), expr.Bindings())
@@ -205,9 +415,9 @@ def _read_folder(files: list[Path], config: ScanConfig, out: LoadedModule, recor
     declared: dict[tuple[str, str, str], _Declared] = {}
     overrides: list[_Declared] = []
     for path in sorted(files, key=_is_override):  # override files merge last
-        data, problem, lines = _parse(path, config)
+        data, problem, lines, line = _parse(path, config)
         if problem:
-            out.errors.append(InputError(str(path), problem))
+            out.errors.append(InputError(str(path), problem, line))
             if record_failures:
                 out.failed.add(str(path))
             continue
