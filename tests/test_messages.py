@@ -173,11 +173,6 @@ def test_a_reasoned_known_suppression_is_silent(tmp_path, capsys, suppression_no
     assert code == 0 and report["findings"][0]["suppressed"] and suppression_notices == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs scan/run.py (and scan/policy_files.py) to add apply_suppressions' return value to the unit's"
-    " notices (Issue 17 report); remove this marker once they do",
-)
 def test_suppression_notices_reach_the_report(tmp_path, capsys):
     (tmp_path / "t.yaml").write_text(TYPOS["cfn-comment"][1])
     _, report = _scan(capsys, str(tmp_path))

@@ -56,9 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     scan_command.add_parser(sub)
+    controls_command.add_parser(sub)
     policy_command.add_parser(sub)
     org_command.add_parser(sub)
-    controls_command.add_parser(sub)
     return parser
 
 

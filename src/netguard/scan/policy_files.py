@@ -107,7 +107,7 @@ def scan_policy_file(path: str, document: dict, config: ScanConfig) -> UnitResul
                 message = f"{name}: " + "; ".join(hit.describe() for hit in hits)
                 findings.append(Finding(control.id, path, name, line, control.severity, message, [ENGINE]))
     spans = _spans(document, name)
-    apply_suppressions(findings, {path: Spans(spans)})
+    out.notices.extend(apply_suppressions(findings, {path: Spans(spans)}))
     out.findings.extend(findings)
     out.scanned.append(path)
     out.resources[path] = set(spans)

@@ -157,7 +157,7 @@ def _evaluate_template(
         for finding in found:
             finding.via = via
             finding.message += f" (nested stack of {via}, with the parameters it passes)"
-    apply_suppressions(found, {path: Spans(spans, data)}, config)
+    out.notices.extend(apply_suppressions(found, {path: Spans(spans, data)}, config))
     out.findings.extend(found)
     if via is None:  # a nested child counts as scanned where it is scanned on its own
         out.scanned.append(path)
@@ -265,7 +265,7 @@ def _scan_plan(path: str, data: dict, config: ScanConfig, out: UnitResult) -> Un
     violations = tf_rules.evaluate(module, config)
     out.errors.extend(dict.fromkeys(module.problems))
     out.findings = _findings(violations, {b.address: (b.file, b.line) for b in module.blocks}, path)
-    apply_suppressions(out.findings, module.spans())
+    out.notices.extend(apply_suppressions(out.findings, module.spans()))
     out.scanned.append(path)
     out.resources[path] = {name for block in module.blocks for name in (block.address, block.base)}
     return out
@@ -287,7 +287,7 @@ def scan_module(files: tuple[str, ...], config: ScanConfig) -> UnitResult:
     out.errors.extend(dict.fromkeys(module.problems))  # each rule may meet the same problem
     where = {block.address: (block.file, block.line) for block in module.blocks}
     out.findings = _findings(violations, where, files[0])
-    apply_suppressions(out.findings, module.spans())
+    out.notices.extend(apply_suppressions(out.findings, module.spans()))
     out.scanned.extend(f for f in files if f not in loaded.failed)
     for block in module.blocks:
         out.resources.setdefault(block.file, set()).update({block.address, block.base})
