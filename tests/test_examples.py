@@ -111,11 +111,8 @@ def release_clone(tmp_path_factory) -> Path:
         pytest.skip("the stand-in upstream needs a git checkout")
     clone = tmp_path_factory.mktemp("upstream") / "netguard"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, capture_output=True, timeout=300)
-    tag = _git_out(
-        "-c", "user.name=t", "-c", "user.email=t@example.com",
-        "tag", "-f", "-a", example_rev(), "-m", "stand-in release", "HEAD",
-        cwd=clone,
-    )
+    who = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    tag = _git_out(*who, "tag", "-f", "-a", example_rev(), "-m", "stand-in release", "HEAD", cwd=clone)
     assert tag.returncode == 0, tag.stderr
     return clone
 

@@ -51,7 +51,7 @@ def _names(control: Control) -> list[str]:
 
 
 def suggestion(word: str, choices: Iterable[str]) -> str:
-    """" (did you mean X?)" for a near miss, else ""."""
+    """The text ' (did you mean X?)' for a near miss, else an empty string."""
     hint = did_you_mean(word, choices)
     return f" ({hint})" if hint else ""
 
