@@ -317,3 +317,40 @@ def test_plain_cfnlint_fails_closed_on_a_bad_config(tmp_path, problem):
     for match in ours:
         assert match["Rule"]["Id"] == "E9501" and match["Level"] == "Error", match
         assert config_path in match["Message"] and reason in match["Message"], match
+
+
+OFF = "controls:\n  NG-VPC-003: {enabled: false, reason: DHCP options come from the shared-services VPC}\n"
+
+
+def test_plain_checkov_skips_a_control_the_config_turns_off(tmp_path, checkov_with_a_good_config):
+    """`controls:` in .netguard.yaml is one switch for every engine: under plain Checkov the control's
+    checks are skipped (not passed) with the config's reason, and every other check answers as before."""
+    proc = _checkov_in(_project_with_bad_config(tmp_path, "approved_peer_accounts: []\n" + OFF))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    records = _netguard_records(proc.stdout)
+    good = checkov_with_a_good_config
+    vpc_003 = {r for r in good["passed"] | good["failed"] if r[1] == "CKV_NG_VPC_003"}
+    assert vpc_003 and any(r in good["failed"] for r in vpc_003)  # the example has a finding to lose
+    assert records["failed"] == good["failed"] - vpc_003
+    assert records["passed"] == good["passed"] - vpc_003
+    skipped = {
+        (report["check_type"], r["check_id"], r["resource"])
+        for report in json.loads(proc.stdout)
+        for r in report["results"]["skipped_checks"]
+        if r["check_id"].startswith("CKV_NG_")
+    }
+    assert skipped == vpc_003
+
+
+def test_plain_cfnlint_drops_a_control_the_config_turns_off(tmp_path):
+    """Under plain cfn-lint the rule of a control the config turns off reports nothing; the rest stay."""
+    project = _project_with_bad_config(tmp_path, "approved_peer_accounts: []\n")
+    command = [str(BIN / "cfn-lint"), "-a", str(ROOT / "checks" / "cfnlint"), "--format", "json"]
+    command += ["--", "cloudformation/network.yaml"]
+    before = {m["Rule"]["Id"] for m in json.loads(_in(project, command).stdout)}
+    assert "E9504" in before, before  # NG-DHCP-001 fires on the example without the switch
+    (project / ".netguard.yaml").write_text(
+        "controls:\n  NG-DHCP-001: {enabled: false, reason: the resolvers are checked by the DNS team}\n"
+    )
+    after = {m["Rule"]["Id"] for m in json.loads(_in(project, command).stdout)}
+    assert after == before - {"E9504"}, (before, after)

@@ -43,6 +43,17 @@ def plugin_config() -> ScanConfig:
     return config
 
 
+def turned_off(config: ScanConfig, control_id: str) -> str | None:
+    """Why the config's `controls:` turns this control off (naming the config), else None.
+
+    The plug-ins honour it as `netguard scan` does, so one switch covers every engine; --check and
+    --skip-check stay with each engine's own flags."""
+    setting = dict(config.controls).get(control_id)
+    if setting is None or setting.enabled:
+        return None
+    return f"{control_id} is turned off in {config.source or 'the config'}: {setting.reason}"
+
+
 def config_key(config: ScanConfig) -> int:
     """A cache key for a config plugin_config returned: it keeps every config alive, so identity is stable
     (and a config need not be hashable)."""

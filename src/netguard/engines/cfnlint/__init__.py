@@ -19,12 +19,20 @@ from typing import Any, ClassVar
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
 from netguard.catalog import load_catalog
-from netguard.engines import Cache, config_key, file_key, plugin_config
+from netguard.engines import Cache, config_key, file_key, plugin_config, turned_off
 from netguard.errors import NetguardError
 from netguard.scan.findings import Finding
 
 _results: Cache = Cache(64)
-DOCS_URL = "https://github.com/netguard/netguard/blob/main/docs/controls.md"
+
+
+def _docs_url() -> str | None:
+    """The config's `docs_url` (a published docs/controls.md), as `netguard scan` links to it; without
+    one, rules carry no link rather than a guessed URL."""
+    try:
+        return plugin_config().docs_url
+    except NetguardError:
+        return None
 
 
 def _evaluate(cfn: Any) -> tuple[list[Finding], list[str]]:
@@ -61,7 +69,6 @@ class NetguardRule(CloudFormationLintRule):
     """Base for the pack's cfn-lint rules. Subclasses set only `control_id`."""
 
     control_id: ClassVar[str] = ""
-    source_url = DOCS_URL
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -69,11 +76,15 @@ class NetguardRule(CloudFormationLintRule):
         cls.id = control.engines["cfn_lint"]
         cls.shortdesc = control.title
         cls.description = f"{control.id}: {control.rationale}"
-        cls.source_url = f"{DOCS_URL}#{control.id.lower()}"
+        docs_url = _docs_url()
+        if docs_url:
+            cls.source_url = f"{docs_url}#{control.id.lower()}"
         cls.tags = ["netguard", control.id, *control.resource_types("cloudformation")]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         findings, errors = _evaluate(cfn)
+        if not errors and turned_off(plugin_config(), self.control_id):
+            return []
         matches = [
             RuleMatch(["Resources", f.resource], f"{self.control_id} {f.message}")
             for f in findings

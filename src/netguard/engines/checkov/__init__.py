@@ -35,7 +35,7 @@ from checkov.cloudformation.checks.resource.base_resource_check import BaseResou
 from checkov.common.models.enums import CheckCategories, CheckResult
 
 from netguard.catalog import Control, load_catalog
-from netguard.engines import Cache, config_key, file_key, plugin_config, say_once
+from netguard.engines import Cache, config_key, file_key, plugin_config, say_once, turned_off
 from netguard.errors import NetguardError
 from netguard.scan.findings import Finding
 
@@ -174,11 +174,15 @@ def verdict(check: Any, control: Control, framework: str, resource: str, conf: M
     check's details and said once on standard error; any other failure fails the resource.
     """
     try:
-        plugin_config()
+        config = plugin_config()
     except NetguardError as exc:
         say_once(f"netguard: {exc}\nnetguard: every netguard check (CKV_NG_*) fails until the config is fixed")
         check.details.append(f"{control.id}: netguard cannot run, its config is invalid: {exc}")
         return CheckResult.FAILED
+    off = turned_off(config, control.id)
+    if off:
+        check.details.append(off)
+        return CheckResult.SKIPPED
     try:
         return _verdict(check, control, framework, resource, conf)
     except Exception as exc:
