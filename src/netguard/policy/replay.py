@@ -411,6 +411,82 @@ class Totals:
             mine["samples"] = (mine["samples"] + theirs["samples"])[:SAMPLES]
 
 
+@dataclass
+class Replayer:
+    """What turns CloudTrail records into Totals: the compiled policies and the run's settings.
+
+    Picklable, so the same object goes to worker processes here and to Spark executors
+    (netguard.spark); `records` is the one loop every engine runs, so their groups cannot differ."""
+
+    compiled: Compiled
+    filters: Filters = field(default_factory=Filters)
+    management_account: str | None = None
+    limits: Limits = LIMITS
+    facts: OrgFacts | None = None
+
+    def file(self, raw: bytes, name: str) -> Totals:
+        """One log file's bytes (any format cloudtrail.decode_records reads), counted as one file."""
+        records = cloudtrail.decode_records(raw, name, self.limits)  # the reader simulate uses too
+        if isinstance(records, RecordError):
+            totals = Totals(files=1)
+            totals.errors.append(records.as_input_error())
+            return totals
+        totals = self.records(records, name)
+        totals.files = 1
+        return totals
+
+    def records(self, records: Iterable[Any], name: str) -> Totals:
+        """Decide and group records of any shape (record_shapes.normalise); name labels their errors.
+
+        Records outside the filters are not counted; records no Deny can match are counted and not
+        evaluated; a record that cannot be evaluated is an error naming it, and the rest go on."""
+        totals = Totals()
+        compiled, filters, limits = self.compiled, self.filters, self.limits
+        filtering = bool(filters.accounts or filters.regions or filters.since or filters.until)
+        verdicts = compiled.verdicts  # (eventSource, eventName) -> needs evaluation; the hot path is one lookup
+        errors = FileErrors(name, limits.max_record_errors)
+        counted = 0
+        for index, record in enumerate(records):
+            try:
+                key = (record["eventSource"], record["eventName"])
+            except (TypeError, KeyError, IndexError):
+                key = None
+            if key is None or not isinstance(key[0], str) or not isinstance(key[1], str):
+                if not isinstance(record, Mapping):
+                    errors.add(not_an_object(name, index).message)
+                    continue
+                try:  # an Athena, Glue or Lake row names its fields otherwise: normalised, it may have both
+                    record = normalise(record)
+                    key = (record.get("eventSource"), record.get("eventName"))
+                except Exception as exc:
+                    counted += 1
+                    errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
+                    continue
+                if not isinstance(key[0], str) or not isinstance(key[1], str):
+                    counted += 1
+                    errors.add(f"record {index} ({record_label(record)}): {_why_malformed(record, limits)}")
+                    continue
+            try:
+                if filtering and not filters.record_matches(record):
+                    continue
+                counted += 1
+                need = verdicts.get(key)
+                if need is None:
+                    need = compiled.needs_evaluation(*key)
+                if not need:
+                    continue
+                totals.evaluated += 1
+                record = normalise(record)  # as evaluate_record sees it: Lake's times become CloudTrail's
+                result = evaluate_record(compiled, record, self.management_account, limits.max_depth, facts=self.facts)
+                if result["decision"] != ALLOW:
+                    totals.add(result["decision"], result, record)
+            except Exception as exc:  # one record's failure, whatever it is, is that record's error
+                errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
+        totals.records += counted
+        totals.errors.extend(errors.close())
+        return totals
+
+
 def replay_file(
     compiled: Compiled,
     raw: bytes,
@@ -421,54 +497,8 @@ def replay_file(
     *,
     facts: OrgFacts | None = None,
 ) -> Totals:
-    totals = Totals(files=1)
-    records = cloudtrail.decode_records(raw, name, limits)  # the reader simulate uses too
-    if isinstance(records, RecordError):
-        totals.errors.append(records.as_input_error())
-        return totals
-    filtering = bool(filters.accounts or filters.regions or filters.since or filters.until)
-    verdicts = compiled.verdicts  # (eventSource, eventName) -> needs evaluation; the hot path is one lookup
-    errors = FileErrors(name, limits.max_record_errors)
-    counted = 0
-    for index, record in enumerate(records):
-        try:
-            key = (record["eventSource"], record["eventName"])
-        except (TypeError, KeyError, IndexError):
-            key = None
-        if key is None or not isinstance(key[0], str) or not isinstance(key[1], str):
-            if not isinstance(record, Mapping):
-                errors.add(not_an_object(name, index).message)
-                continue
-            try:  # an Athena, Glue or Lake row names its fields otherwise: normalised, it may have both
-                record = normalise(record)
-                key = (record.get("eventSource"), record.get("eventName"))
-            except Exception as exc:
-                counted += 1
-                errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
-                continue
-            if not isinstance(key[0], str) or not isinstance(key[1], str):
-                counted += 1
-                errors.add(f"record {index} ({record_label(record)}): {_why_malformed(record, limits)}")
-                continue
-        try:
-            if filtering and not filters.record_matches(record):
-                continue
-            counted += 1
-            need = verdicts.get(key)
-            if need is None:
-                need = compiled.needs_evaluation(*key)
-            if not need:
-                continue
-            totals.evaluated += 1
-            record = normalise(record)  # as evaluate_record sees it: Lake's times become CloudTrail's
-            result = evaluate_record(compiled, record, management_account, limits.max_depth, facts=facts)
-            if result["decision"] != ALLOW:
-                totals.add(result["decision"], result, record)
-        except Exception as exc:  # one record's failure, whatever it is, is that record's error
-            errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
-    totals.records += counted
-    totals.errors.extend(errors.close())
-    return totals
+    """One file's Totals; see Replayer."""
+    return Replayer(compiled, filters, management_account, limits, facts).file(raw, name)
 
 
 def _why_failed(exc: Exception) -> str:
@@ -567,9 +597,7 @@ def _replay_one(name: str) -> Totals:
         totals.errors.append(raw.as_input_error())
         return totals
     try:
-        return replay_file(
-            _state["compiled"], raw, name, _state["filters"], _state["management"], source.limits, facts=_state["facts"]
-        )
+        return _state["replayer"].file(raw, name)
     except Exception as exc:  # a fault outside any one record: an error for the file, and the replay goes on
         totals = Totals(files=1)
         totals.errors.append(InputError(name, f"not replayed: internal error {type(exc).__name__}: {exc}"))
@@ -594,7 +622,8 @@ def replay(
     progress: Any = None,
 ) -> Totals:
     """Replay every log file of source; files are processed in parallel across `jobs` processes."""
-    _state.update(compiled=compiled, source=source, filters=filters, management=management_account, facts=facts)
+    replayer = Replayer(compiled, filters, management_account, source.limits, facts)
+    _state.update(replayer=replayer, source=source)
     _load_reference_data()
     totals = Totals()
     names: Iterable[str] = source.files(filters)
