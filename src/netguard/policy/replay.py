@@ -362,6 +362,8 @@ class Totals:
     evaluated: int = 0
     groups: dict[tuple, dict[str, Any]] = field(default_factory=dict)
     errors: list[InputError] = field(default_factory=list)
+    # (decision, policy, sid, YYYY-MM-DD) -> records: the timeline; bounded by days x statements
+    daily: dict[tuple[str, str | None, str | None, str], int] = field(default_factory=dict)
 
     def add(self, decision: str, result: dict, record: Mapping[str, Any]) -> None:
         """Count a Deny (explicit: by its first policy and Sid; implicit: by the level that has no
@@ -392,8 +394,9 @@ class Totals:
         group["count"] += 1
         group["first_seen"] = min(group["first_seen"], when)
         group["last_seen"] = max(group["last_seen"], when)
-        if len(group["samples"]) < SAMPLES:
-            group["samples"].append(record_label(record))
+        _keep_earliest(group["samples"], [(when, record_label(record))])
+        day = (decision, key[4], key[5], when[:10])
+        self.daily[day] = self.daily.get(day, 0) + 1
 
     def merge(self, other: Totals) -> None:
         self.files += other.files
@@ -408,7 +411,18 @@ class Totals:
             mine["count"] += theirs["count"]
             mine["first_seen"] = min(mine["first_seen"], theirs["first_seen"])
             mine["last_seen"] = max(mine["last_seen"], theirs["last_seen"])
-            mine["samples"] = (mine["samples"] + theirs["samples"])[:SAMPLES]
+            _keep_earliest(mine["samples"], theirs["samples"])
+        for day, count in other.daily.items():
+            self.daily[day] = self.daily.get(day, 0) + count
+
+
+def _keep_earliest(samples: list[tuple[str, str]], more: Iterable[tuple[str, str]]) -> None:
+    """Keep a group's SAMPLES earliest (eventTime, label) pairs, in place: the same samples whatever
+    order files, workers or Spark partitions deliver the records in."""
+    samples.extend(more)
+    if len(samples) > SAMPLES:
+        samples.sort()
+        del samples[SAMPLES:]
 
 
 @dataclass
@@ -667,9 +681,21 @@ def rows(totals: Totals) -> list[dict[str, Any]]:
                 "guardrail_decision": guardrail,
                 "error_code": code,
                 **group,
+                "samples": [label for _, label in sorted(group["samples"])],
             }
         )
     return out
+
+
+def timeline(totals: Totals) -> list[dict[str, Any]]:
+    """Records per day per decision and statement (policy and Sid; None for an implicit deny or an
+    Indeterminate), oldest first: what a chart of would-be denials over time needs."""
+    return [
+        {"day": day, "decision": decision, "policy": policy, "sid": sid, "count": count}
+        for (decision, policy, sid, day), count in sorted(
+            totals.daily.items(), key=lambda item: (item[0][3], item[0][0], item[0][1] or "", item[0][2] or "")
+        )
+    ]
 
 
 def _counts(all_rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -744,6 +770,7 @@ def to_json(totals: Totals, warnings: Iterable[str] = ()) -> str:
             {
                 "groups": [r for r in all_rows if r["decision"] != ALREADY_FAILING],
                 "already_failing": [r for r in all_rows if r["decision"] == ALREADY_FAILING],
+                "timeline": timeline(totals),
                 "errors": [e.to_dict() for e in totals.errors],
                 "warnings": list(warnings),
                 "summary": {
