@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     validate.add_argument("--size-limit", type=positive_int, metavar="N", help="characters per SCP (default 10240)")
     validate.add_argument("--format", choices=("text", "json"), default="text")
     simulate = actions.add_parser("simulate", help="decide each CloudTrail record against the SCPs, offline")
-    simulate.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
+    _policies_options(simulate)
     simulate.add_argument(
         "--events", required=True, nargs="+", metavar="PATH", help="CloudTrail files or folders of them"
     )
@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _fail_on_option(simulate, "record")
     add_limit_options(simulate)
     replay = actions.add_parser("replay", help="whom would the SCPs have blocked? CloudTrail history, grouped")
-    replay.add_argument("--policies", required=True, metavar="DIR", help="folder of rendered SCPs")
+    _policies_options(replay)
     _events_option(replay)
     replay.add_argument("--since", type=_date, metavar="DATE", help="first day (YYYY-MM-DD or ISO time)")
     replay.add_argument(
@@ -94,6 +94,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_limit_options(replay)
 
     policy.set_defaults(run=run)
+
+
+def _policies_options(parser: argparse.ArgumentParser) -> None:
+    """What the records are decided against: a folder of SCPs as if attached to every account, or the
+    organization's real chains from a snapshot plus the guardrails org.yaml would roll out."""
+    against = parser.add_mutually_exclusive_group(required=True)
+    against.add_argument("--policies", metavar="DIR", help="folder of rendered SCPs, as if attached everywhere")
+    against.add_argument(
+        "--org",
+        metavar="SNAPSHOT",
+        help="organization snapshot (`netguard org export`): each record is decided against its caller's "
+        "account's SCP chain today and after the rollout of --config's targets; needs --config",
+    )
+    parser.add_argument(
+        "--stage",
+        choices=("canary", "all"),
+        default="all",
+        help="with --org: the rollout stage to evaluate, as `org apply --stage` (default all)",
+    )
+
+
+def _chains(args: argparse.Namespace, org):
+    """The organization's chains today and after the rollout (--org), or None with --policies."""
+    if not args.org:
+        if args.stage != "all":
+            raise NetguardError("--stage", "only with --org: --policies folders have no stages")
+        return None
+    from netguard.org.snapshot import load_snapshot
+    from netguard.policy.orgchain import org_chains
+
+    if org is None:
+        raise NetguardError("--org", "needs --config ORG_YAML: its guardrails and targets are the rollout evaluated")
+    if args.no_full_aws_access:
+        raise NetguardError("--no-full-aws-access", "not with --org: the snapshot says where FullAWSAccess is attached")
+    snapshot = load_snapshot(args.org)
+    for what, ours, theirs in (
+        ("management account", org.management_account_id, snapshot.management_account_id),
+        ("organization", org.organization_id, snapshot.organization_id),
+    ):
+        if ours and ours != theirs:
+            raise NetguardError(
+                args.org,
+                f"{what} {theirs} differs from {ours} in {org.source or 'the org config'}: "
+                "a snapshot of another organization?",
+            )
+    return org_chains(snapshot, org, args.stage)
 
 
 def _output_option(render: argparse.ArgumentParser) -> None:
@@ -208,16 +254,17 @@ def _principal_tags_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _org_facts(args: argparse.Namespace, org):
-    """What the records lack, from the org config and the principal tags file (policy/facts.py)."""
+def _org_facts(args: argparse.Namespace, org, chains=None):
+    """What the records lack, from the org config, the snapshot (--org) and the principal tags file
+    (policy/facts.py)."""
     from pathlib import Path
 
     from netguard.policy.facts import OrgFacts, PrincipalTags, load_principal_tags
 
     tags = load_principal_tags(Path(args.principal_tags)) if args.principal_tags else PrincipalTags()
-    return OrgFacts(
-        org.management_account_id if org else None, org.organization_id if org else None, principal_tags=tags
-    )
+    management = chains.management_account_id if chains else org.management_account_id if org else None
+    organization = (org.organization_id if org else None) or (chains.organization_id if chains else None)
+    return OrgFacts(management, organization, principal_tags=tags)
 
 
 def _replay(args: argparse.Namespace, org) -> int:
@@ -230,12 +277,17 @@ def _replay(args: argparse.Namespace, org) -> int:
 
     if args.since and args.until and args.since > args.until:  # no record could be in scope
         raise NetguardError("--since", f"{args.since.isoformat()} is after --until {args.until.isoformat()}: swap them")
-    facts = _org_facts(args, org)
-    levels, errors = load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
-    if errors:
-        for error in errors:
-            print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
-        return 2
+    chains = _chains(args, org)
+    facts = _org_facts(args, org, chains)
+    if chains is None:
+        levels, errors = load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
+        if errors:
+            for error in errors:
+                print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
+            return 2
+        compiled = rp.compile_policies(levels)
+    else:
+        compiled = chains
     client = None
     if args.events.startswith("s3://"):
         from netguard.org.rollout import make_client
@@ -255,7 +307,7 @@ def _replay(args: argparse.Namespace, org) -> int:
             sys.stderr.flush()
 
     totals = rp.replay(
-        rp.compile_policies(levels),
+        compiled,
         rp.Source(args.events, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
         filters,
         facts=facts,
@@ -264,7 +316,9 @@ def _replay(args: argparse.Namespace, org) -> int:
     )
     if tty and time.monotonic() - start > 2:
         sys.stderr.write("\n")
-    warnings = filters.warnings(totals)
+    if chains is not None:
+        totals.organization = chains.describe()
+    warnings = filters.warnings(totals) + (chains.warnings() if chains else [])
     if not totals.files and not filters.skipped_files:
         warnings.append(f"no CloudTrail log files (*.json, *.json.gz, *.gz) in --events {args.events}")
     if args.format == "csv":
@@ -304,19 +358,24 @@ def run(args: argparse.Namespace) -> int:
         return _replay(args, org)
     from netguard.policy import simulate as sim
 
-    facts = _org_facts(args, org)
-    levels, errors = sim.load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
-    if errors:  # decisions without a policy that failed to load would pass what was never evaluated
-        for error in errors:
-            print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
-        print("netguard: no record evaluated: fix the policies above", file=sys.stderr)
-        return 2
-    outcome = sim.simulate(levels, [Path(p) for p in args.events], limits=limits_from(args), facts=facts)
-    warnings = [
+    chains = _chains(args, org)
+    facts = _org_facts(args, org, chains)
+    levels: list = []
+    if chains is None:
+        levels, errors = sim.load_policy_levels(Path(args.policies), full_aws_access=not args.no_full_aws_access)
+        if errors:  # decisions without a policy that failed to load would pass what was never evaluated
+            for error in errors:
+                print(printable(f"netguard: error: {error.file}: {error.message}"), file=sys.stderr)
+            print("netguard: no record evaluated: fix the policies above", file=sys.stderr)
+            return 2
+    outcome = sim.simulate(levels, [Path(p) for p in args.events], limits=limits_from(args), facts=facts, chains=chains)
+    warnings = (chains.warnings() if chains else []) + [
         f"no CloudTrail log files (*.json, *.json.gz, *.gz) in --events {folder}"
         for folder in args.events
         if Path(folder).is_dir() and not any(True for _ in sim.event_files([Path(folder)]))
     ]
+    if chains is not None:
+        outcome.organization = chains.describe()
     sys.stdout.write((sim.to_json if args.format == "json" else sim.to_text)(outcome, warnings))
     for warning in warnings:  # on stderr too: a report sent to a file should not hide them
         print(printable(f"netguard: warning: {warning}"), file=sys.stderr)

@@ -81,6 +81,46 @@ class Compiled:
             self.verdicts[key] = cached
         return cached
 
+    def decide(self, request: Any) -> Any:
+        """The evaluator's Decision, remembered per request as far as the policies can tell requests apart."""
+        context = request.context
+        if self.context_keys is None:
+            key: tuple = (request.action, request.resources, tuple(sorted(context.values.items())), context.absent)
+            key += (context.absent_prefixes,)
+        else:  # only what the policies read: the same decision for requests that differ elsewhere
+            key = (
+                request.action,
+                request.resources if self.reads_resources else None,
+                tuple(context.lookup(name) for name in self.context_keys),
+            )
+        decision = self.decisions.get(key)
+        if decision is None:
+            decision = evaluate_scps(self.levels, request)
+            if len(self.decisions) < 100_000:
+                self.decisions[key] = decision
+        return decision
+
+    def result(self, parsed: Any, record: Mapping[str, Any], code: str | None, action: str) -> dict[str, Any]:
+        """evaluate_record's answer for a parsed record the SCPs apply to (orgchain.ChainedPolicies
+        answers the same call per account)."""
+        return result_fields(self.decide(parsed.request), code, parsed.principal, action)
+
+
+def result_fields(decision: Any, code: str | None, principal: str, action: str) -> dict[str, Any]:
+    """The fields of one decided record, as Totals.add and the reports read them."""
+    return {
+        "decision": outcome(decision.decision, code),
+        "guardrail_decision": decision.decision,
+        "policy": decision.policy,
+        "sid": decision.sid,
+        "error_code": code,
+        "principal": principal,
+        "action": action,
+        "denied_by": decision.denied_by,
+        "missing_keys": decision.missing,
+        "reason": decision.reason,
+    }
+
 
 def compile_policies(levels: list[list[Policy]]) -> Compiled:
     patterns: list[re.Pattern[str]] = []
@@ -153,7 +193,7 @@ def _what_decisions_read(levels: list[list[Policy]]) -> tuple[tuple[str, ...] | 
 
 
 def evaluate_record(
-    compiled: Compiled,
+    compiled: Compiled | Any,
     record: Mapping[str, Any],
     management_account: str | None = None,
     max_depth: int = 32,
@@ -167,7 +207,9 @@ def evaluate_record(
     that the guardrails would deny or cannot decide; `guardrail_decision` is then the guardrails' own,
     and `error_code` the record's errorCode. `action` is the canonical `service:Action` name.
 
-    facts carries what records lack (organization id, principal tags); see policy/facts.py.
+    facts carries what records lack (organization id, principal tags); see policy/facts.py. compiled
+    may also be an orgchain.ChainedPolicies: each record is then decided against its caller's account's
+    chain, and the result carries `account` and `impact`.
 
     Raises MalformedRecord, naming the field, for a record the request context cannot be built from."""
     record = normalise(record)
@@ -185,32 +227,7 @@ def evaluate_record(
             "missing_keys": [],
             "reason": parsed.scp_exempt_reason,
         }
-    request = parsed.request
-    context = request.context
-    if compiled.context_keys is None:
-        key: tuple = (request.action, request.resources, tuple(sorted(context.values.items())), context.absent)
-        key += (context.absent_prefixes,)
-    else:  # only what the policies read: the same decision for requests that differ elsewhere
-        key = (
-            request.action,
-            request.resources if compiled.reads_resources else None,
-            tuple(context.lookup(name) for name in compiled.context_keys),
-        )
-    decision = compiled.decisions.get(key)
-    if decision is None:
-        decision = evaluate_scps(compiled.levels, request)
-        if len(compiled.decisions) < 100_000:
-            compiled.decisions[key] = decision
-    return {
-        "decision": outcome(decision.decision, code),
-        "guardrail_decision": decision.decision,
-        "error_code": code,
-        "principal": parsed.principal,
-        "action": action,
-        "denied_by": decision.denied_by,
-        "missing_keys": decision.missing,
-        "reason": decision.reason,
-    }
+    return compiled.result(parsed, record, code, action)
 
 
 @dataclass
@@ -364,6 +381,7 @@ class Totals:
     errors: list[InputError] = field(default_factory=list)
     # (decision, policy, sid, YYYY-MM-DD) -> records: the timeline; bounded by days x statements
     daily: dict[tuple[str, str | None, str | None, str], int] = field(default_factory=dict)
+    organization: dict[str, Any] | None = None  # --org: the snapshot and rollout (ChainedPolicies.describe)
 
     def add(self, decision: str, result: dict, record: Mapping[str, Any]) -> None:
         """Count a Deny (explicit: by its first policy and Sid; implicit: by the level that has no
@@ -386,7 +404,7 @@ class Totals:
                 tuple(result["missing_keys"]),
                 result["reason"],
             )
-        key += (guardrail, code)
+        key += (guardrail, code, result.get("impact"))
         when = _s(record.get("eventTime")) or ""
         group = self.groups.get(key)
         if group is None:
@@ -664,7 +682,7 @@ def replay(
 def rows(totals: Totals) -> list[dict[str, Any]]:
     """Every group, the impact first (most frequent first), the calls already failing after them."""
     out = []
-    for (decision, principal, action, account, policy, sid, missing, reason, guardrail, code), group in sorted(
+    for (decision, principal, action, account, policy, sid, missing, reason, guardrail, code, impact), group in sorted(
         totals.groups.items(),
         key=lambda item: (item[0][0] == ALREADY_FAILING, -item[1]["count"], item[0][1] or "", item[0][2]),
     ):
@@ -680,6 +698,7 @@ def rows(totals: Totals) -> list[dict[str, Any]]:
                 "reason": reason,
                 "guardrail_decision": guardrail,
                 "error_code": code,
+                "impact": impact,
                 **group,
                 "samples": [label for _, label in sorted(group["samples"])],
             }
@@ -698,23 +717,31 @@ def timeline(totals: Totals) -> list[dict[str, Any]]:
     ]
 
 
-def _counts(all_rows: list[dict[str, Any]]) -> dict[str, int]:
-    def total(decision: str) -> int:
-        return sum(r["count"] for r in all_rows if r["decision"] == decision)
+def _counts(all_rows: list[dict[str, Any]], organization: bool = False) -> dict[str, int]:
+    def total(decision: str, impact: str | None = None) -> int:
+        return sum(r["count"] for r in all_rows if r["decision"] == decision and impact in (None, r["impact"]))
 
-    return {
+    counts = {
         "would_be_denied": total(DENY),
         "indeterminate": total(INDETERMINATE),
         "already_failing": total(ALREADY_FAILING),
     }
+    if organization:  # --org: what the rollout adds, apart from what today's SCPs already deny
+        counts.update(
+            newly_denied=total(DENY, "new"),
+            already_denied=total(DENY, "existing"),
+            newly_indeterminate=total(INDETERMINATE, "new"),
+        )
+    return counts
 
 
 def decision_summary(totals: Totals) -> dict[str, str]:
     """Deny and Indeterminate, each with its groups and records ("" for none), for --fail-on. Groups
-    already failing are left out: a call that failed when it was made is no impact to fail on."""
+    already failing are left out: a call that failed when it was made is no impact to fail on; with
+    --org, so are calls today's SCPs already deny: the rollout changes nothing for them."""
     found = {}
     for decision in (DENY, INDETERMINATE):
-        groups = [group for key, group in totals.groups.items() if key[0] == decision]
+        groups = [group for key, group in totals.groups.items() if key[0] == decision and key[-1] != "existing"]
         records = sum(group["count"] for group in groups)
         plural = "s" if len(groups) != 1 else "", "s" if records != 1 else ""
         found[decision] = f"{len(groups)} group{plural[0]} of {records} record{plural[1]}" if groups else ""
@@ -741,16 +768,41 @@ def to_text(totals: Totals, warnings: Iterable[str] = ()) -> str:
     and the like), so that a filter that matched nothing is said where the "0 would be denied" is."""
     all_rows = rows(totals)
     failing = [r for r in all_rows if r["decision"] == ALREADY_FAILING]
-    lines = [_line(row) for row in all_rows if row["decision"] != ALREADY_FAILING]
+    impact = [r for r in all_rows if r["decision"] != ALREADY_FAILING]
+    org = totals.organization
+    if org is None:
+        lines = [_line(row) for row in impact]
+    else:
+        lines = [
+            printable(
+                f"organization: {org['snapshot']} (exported {org['exported_at']}, {org['accounts']} accounts), "
+                f"rollout --stage {org['stage']}: {_plural(len(org['rollout']), 'change')}"
+            )
+        ]
+        lines.extend(printable(f"  {change}") for change in org["rollout"])
+        lines.extend(printable(f"  note: {note}") for note in org["notes"])
+        for title, decision, impact_of in (
+            ("newly denied: allowed today, denied after the rollout", DENY, "new"),
+            ("newly undecided: allowed today, then up to keys the records lack", INDETERMINATE, "new"),
+            ("undecided today already: today's SCPs depend on keys the records lack", None, "undetermined"),
+            ("already denied today by the organization's SCPs: the rollout changes nothing for them", None, "existing"),
+        ):
+            chosen = [r for r in impact if r["impact"] == impact_of and decision in (None, r["decision"])]
+            if chosen:
+                lines.append(title)
+                lines.extend(_line(row) for row in chosen)
     if failing:
         lines.append("already failing: calls CloudTrail recorded as failed (errorCode), not counted as impact")
         lines.extend(_line(row) for row in failing)
     for error in totals.errors:
         lines.append(printable(f"error: {error.file}: {error.message}"))
-    counts = _counts(all_rows)
+    counts = _counts(all_rows, org is not None)
+    denied = f"{counts['would_be_denied']} would be denied"
+    if org is not None:
+        denied += f" ({counts['newly_denied']} newly, {counts['already_denied']} already today)"
     lines.append(
         f"netguard: {totals.files} files, {totals.records} records, {totals.evaluated} evaluated: "
-        f"{counts['would_be_denied']} would be denied, {counts['indeterminate']} indeterminate, "
+        f"{denied}, {counts['indeterminate']} indeterminate, "
         f"{counts['already_failing']} already failing, {len(totals.errors)} errors"
     )
     lines.extend(supply_hints((r["missing_keys"], r["count"]) for r in all_rows if r["decision"] == INDETERMINATE))
@@ -761,7 +813,9 @@ def to_text(totals: Totals, warnings: Iterable[str] = ()) -> str:
 def to_json(totals: Totals, warnings: Iterable[str] = ()) -> str:
     """The impact in `groups`, the calls already failing apart in `already_failing` (each with its
     error_code and the guardrails' decision), the errors, the `warnings` (a filter or an input that
-    matched nothing), and the counts in `summary`."""
+    matched nothing), and the counts in `summary`. With --org, each group's `impact` is new, existing
+    or undetermined, `organization` describes the snapshot and the rollout, and `summary` counts
+    newly_denied, already_denied and newly_indeterminate."""
     import json
 
     all_rows = rows(totals)
@@ -771,13 +825,14 @@ def to_json(totals: Totals, warnings: Iterable[str] = ()) -> str:
                 "groups": [r for r in all_rows if r["decision"] != ALREADY_FAILING],
                 "already_failing": [r for r in all_rows if r["decision"] == ALREADY_FAILING],
                 "timeline": timeline(totals),
+                "organization": totals.organization,
                 "errors": [e.to_dict() for e in totals.errors],
                 "warnings": list(warnings),
                 "summary": {
                     "files": totals.files,
                     "records": totals.records,
                     "evaluated": totals.evaluated,
-                    **_counts(all_rows),
+                    **_counts(all_rows, totals.organization is not None),
                     "errors": len(totals.errors),
                 },
             },

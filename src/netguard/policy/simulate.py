@@ -32,6 +32,12 @@ from netguard.policy.facts import OrgFacts, supply_hints
 from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, error_code, label, normalise, outcome
 from netguard.policy.validate import grammar_problems
 
+IMPACT_TEXT = {
+    "new": "new: allowed today",
+    "existing": "denied today already",
+    "undetermined": "today undecided",
+}
+
 # A policy file is a few kilobytes (an SCP holds at most 5,120 characters, 10,240 with a raised quota).
 MAX_POLICY_BYTES = 1024 * 1024
 MAX_POLICY_DEPTH = 32  # a policy nests six levels: document, Statement, statement, Condition, operator, key
@@ -41,6 +47,7 @@ MAX_POLICY_DEPTH = 32  # a policy nests six levels: document, Statement, stateme
 class SimulationResult:
     results: list[dict[str, Any]] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+    organization: dict[str, Any] | None = None  # --org: the snapshot and rollout (ChainedPolicies.describe)
 
 
 def load_policy_levels(folder: Path, full_aws_access: bool = True) -> tuple[list[list[Policy]], list[InputError]]:
@@ -133,8 +140,12 @@ def simulate(
     limits: Limits = LIMITS,
     *,
     facts: OrgFacts | None = None,
+    chains: Any = None,
 ) -> SimulationResult:
-    """One result per record; unreadable files and malformed records are errors, and the rest goes on."""
+    """One result per record; unreadable files and malformed records are errors, and the rest goes on.
+
+    chains (an orgchain.ChainedPolicies, for --org) decides each record against its caller's account's
+    chain today and after the rollout instead of levels; each result then has `account` and `impact`."""
     outcome = SimulationResult()
     for path in event_files(events):
         if isinstance(path, InputError):
@@ -154,7 +165,7 @@ def simulate(
             try:
                 shaped = normalise(record)  # an Athena, Glue or Lake row becomes a CloudTrail record
                 parsed = parse_record(shaped, management_account, limits.max_depth, facts=facts)
-                result = _result(levels, parsed, error_code(shaped))
+                result = _result(levels, parsed, error_code(shaped), chains, shaped)
             except Exception as exc:  # one record's failure, whatever it is, is that record's error
                 errors.add(f"record {index} ({label(record)}): {_why_failed(exc)}")
                 continue
@@ -174,7 +185,13 @@ def _why_failed(exc: Exception) -> str:
     return f"not evaluated: internal error {type(exc).__name__}: {message}"
 
 
-def _result(levels: list[list[Policy]], parsed: Any, code: str | None = None) -> dict[str, Any]:
+def _result(
+    levels: list[list[Policy]],
+    parsed: Any,
+    code: str | None = None,
+    chains: Any = None,
+    record: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """One record's result. `decision` is AlreadyFailing for a failed call (errorCode) the guardrails
     would deny or cannot decide; `guardrail_decision` is always the guardrails' own."""
     entry = {
@@ -193,6 +210,22 @@ def _result(levels: list[list[Policy]], parsed: Any, code: str | None = None) ->
             reason=parsed.scp_exempt_reason,
             missing_keys=[],
             denied_by=[],
+        )
+        if chains is not None:
+            entry.update(account=None, impact=None)
+        return entry
+    if chains is not None:
+        fields = chains.result(parsed, record or {}, code, entry["action"])
+        entry.update(
+            decision=fields["decision"],
+            guardrail_decision=fields["guardrail_decision"],
+            policy=fields["policy"],
+            sid=fields["sid"],
+            reason=fields["reason"],
+            missing_keys=fields["missing_keys"],
+            denied_by=[{"policy": name, "sid": sid} for name, sid in fields["denied_by"]],
+            account=fields["account"],
+            impact=fields["impact"],
         )
         return entry
     decision = evaluate_scps(levels, parsed.request)
@@ -221,6 +254,8 @@ def to_text(outcome: SimulationResult, warnings: Iterable[str] = ()) -> str:
             if r["decision"] == ALREADY_FAILING
             else ""
         )
+        if r.get("impact"):
+            failed += f" [{IMPACT_TEXT[r['impact']]}]"
         lines.append(
             printable(
                 f"{r['decision']:<14} {r['eventName']:<28} {r['principal']}  {r['eventID']}"
@@ -231,6 +266,18 @@ def to_text(outcome: SimulationResult, warnings: Iterable[str] = ()) -> str:
         lines.append(printable(f"error: {e.file}: {e.message}"))
     counts = {d: sum(1 for r in outcome.results if r["decision"] == d) for d in (ALLOW, DENY, INDETERMINATE)}
     failing = sum(1 for r in outcome.results if r["decision"] == ALREADY_FAILING)
+    if outcome.organization is not None:
+        org = outcome.organization
+        lines.insert(
+            0,
+            printable(
+                f"organization: {org['snapshot']} (exported {org['exported_at']}), rollout --stage {org['stage']}: "
+                f"{len(org['rollout'])} changes; each record decided against its caller's account's SCPs"
+            ),
+        )
+        new = sum(1 for r in outcome.results if r.get("impact") == "new" and r["decision"] == DENY)
+        existing = sum(1 for r in outcome.results if r.get("impact") == "existing" and r["decision"] == DENY)
+        counts[DENY] = f"{counts[DENY]} ({new} newly, {existing} already today)"  # type: ignore[assignment]
     lines.append(
         f"netguard: {len(outcome.results)} records: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
@@ -243,7 +290,13 @@ def to_text(outcome: SimulationResult, warnings: Iterable[str] = ()) -> str:
 
 def to_json(outcome: SimulationResult, warnings: Iterable[str] = ()) -> str:
     """The results, the errors and the warnings (an --events folder holding no log file)."""
-    report = {"results": outcome.results, "errors": [e.to_dict() for e in outcome.errors], "warnings": list(warnings)}
+    report: dict[str, Any] = {
+        "results": outcome.results,
+        "errors": [e.to_dict() for e in outcome.errors],
+        "warnings": list(warnings),
+    }
+    if outcome.organization is not None:
+        report["organization"] = outcome.organization
     return json.dumps(report, indent=2) + "\n"
 
 
@@ -251,7 +304,7 @@ def decision_summary(outcome: SimulationResult) -> dict[str, str]:
     """Deny and Indeterminate, each with how many records have it ("" for none), for --fail-on.
     AlreadyFailing is left out: a call that failed when it was made is no impact to fail a pipeline on."""
     found = {}
-    for decision in (DENY, INDETERMINATE):
-        count = sum(1 for r in outcome.results if r["decision"] == decision)
+    for decision in (DENY, INDETERMINATE):  # with --org, what today's SCPs already deny is no change
+        count = sum(1 for r in outcome.results if r["decision"] == decision and r.get("impact") != "existing")
         found[decision] = f"{count} record{'s' if count != 1 else ''}" if count else ""
     return found
