@@ -749,8 +749,8 @@ def decision_summary(totals: Totals) -> dict[str, str]:
 
 
 def _line(row: dict[str, Any]) -> str:
-    if row["policy"]:
-        by = f" by {row['policy']} / {row['sid']}"
+    if row["policy"]:  # a statement without a Sid is named by its policy alone
+        by = f" by {row['policy']}" + (f" / {row['sid']}" if row["sid"] else "")
     elif row["missing_keys"]:
         by = f" (missing: {', '.join(row['missing_keys'])})"
     else:

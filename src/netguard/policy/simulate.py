@@ -246,7 +246,7 @@ def to_text(outcome: SimulationResult, warnings: Iterable[str] = ()) -> str:
     log file), so that "0 records" says why."""
     lines = []
     for r in outcome.results:
-        by = f" by {r['policy']} / {r['sid']}" if r["policy"] and r["sid"] else ""
+        by = f" by {r['policy']}" + (f" / {r['sid']}" if r["sid"] else "") if r["policy"] else ""
         missing = f" (missing: {', '.join(r['missing_keys'])})" if r["missing_keys"] else ""
         implicit = f" ({r['reason']})" if r["guardrail_decision"] == DENY and not r["denied_by"] else ""
         failed = (
