@@ -97,6 +97,13 @@ class ChainedPolicies:
             self.verdicts[key] = cached
         return cached
 
+    def needs_record(self, record: Mapping[str, Any], key: tuple[str, str]) -> bool:
+        """Whether this record's own account's chain could deny it: accounts under allow-list SCPs make
+        every call worth evaluating there, not in every other account. An account the snapshot lacks
+        is evaluated, so that its record becomes the error it is."""
+        chains = self.accounts.get(caller_account(record) or "")
+        return chains is None or chains.after.needs_evaluation(*key)
+
     def result(self, parsed: Any, record: Mapping[str, Any], code: str | None, action: str) -> dict[str, Any]:
         account = caller_account(record)
         chains = self.accounts.get(account or "")
@@ -122,10 +129,14 @@ class ChainedPolicies:
 
 def caller_account(record: Mapping[str, Any]) -> str | None:
     """The account of the calling principal: SCPs restrict a member account's principals wherever they
-    call, so this, not recipientAccountId, picks the chain."""
+    call, so this, not recipientAccountId, picks the chain. CloudTrail records some identities with no
+    account (SAMLUser, WebIdentityUser: a federated caller becoming a role in the account it calls);
+    for those, the account called."""
     identity = record.get("userIdentity")
     account = identity.get("accountId") if isinstance(identity, Mapping) else None
-    return account if isinstance(account, str) else None
+    if not isinstance(account, str) or not account:
+        account = record.get("recipientAccountId")
+    return account if isinstance(account, str) and account else None
 
 
 def _named_levels(reason: str, labels: tuple[str, ...]) -> str:

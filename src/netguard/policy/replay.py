@@ -476,6 +476,7 @@ class Replayer:
         compiled, filters, limits = self.compiled, self.filters, self.limits
         filtering = bool(filters.accounts or filters.regions or filters.since or filters.until)
         verdicts = compiled.verdicts  # (eventSource, eventName) -> needs evaluation; the hot path is one lookup
+        by_account = hasattr(compiled, "needs_record")  # --org: then also per account's chain
         errors = FileErrors(name, limits.max_record_errors)
         counted = 0
         for index, record in enumerate(records):
@@ -505,7 +506,7 @@ class Replayer:
                 need = verdicts.get(key)
                 if need is None:
                     need = compiled.needs_evaluation(*key)
-                if not need:
+                if not need or (by_account and not compiled.needs_record(record, key)):
                     continue
                 totals.evaluated += 1
                 record = normalise(record)  # as evaluate_record sees it: Lake's times become CloudTrail's
