@@ -289,3 +289,23 @@ def test_a_rollout_that_changes_nothing_says_so(capsys, org_files, tmp_path):
     assert code == 0
     assert report["summary"]["newly_denied"] == 0 and report["summary"]["already_denied"] == 6
     assert any("changes nothing" in w for w in report["warnings"])
+
+
+def test_only_accounts_whose_chain_could_deny_a_call_evaluate_it(capsys, org_files, tmp_path):
+    """Legacy's allow-list SCP makes any call there worth deciding; elsewhere a call no Deny names is
+    counted without being evaluated, and identities without an account take the account called."""
+    web = _record(LEGACY_ACCOUNT, "RunInstances", n=3)
+    web["userIdentity"] = {"type": "WebIdentityUser", "principalId": "accounts.google.com:1", "userName": "1"}
+    records = [
+        _record(ROOT_ACCOUNT, "DescribeVpcs", n=1),  # FullAWSAccess all the way, no Deny names it
+        _record(LEGACY_ACCOUNT, "DescribeVpcs", n=2),  # evaluated: allowed by the allow-list
+        web,  # evaluated in the account called: implicit deny there today
+    ]
+    events = tmp_path / "mixed.json"
+    events.write_text(json.dumps({"Records": records}))
+    argv = ["policy", "replay", "--org", str(org_files["snapshot"]), "--config", str(ORG_YAML)]
+    code, report = _run(capsys, *argv, "--events", str(events), "--jobs", "1", "--format", "json")
+    assert code == 0, report["errors"]
+    assert (report["summary"]["records"], report["summary"]["evaluated"]) == (3, 2)
+    [group] = report["groups"]
+    assert (group["action"], group["impact"], group["count"]) == ("ec2:RunInstances", "existing", 1)
