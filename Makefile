@@ -45,3 +45,4 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/org_replay.py
