@@ -292,20 +292,46 @@ def test_a_rollout_that_changes_nothing_says_so(capsys, org_files, tmp_path):
 
 
 def test_only_accounts_whose_chain_could_deny_a_call_evaluate_it(capsys, org_files, tmp_path):
-    """Legacy's allow-list SCP makes any call there worth deciding; elsewhere a call no Deny names is
-    counted without being evaluated, and identities without an account take the account called."""
+    """A call no Deny names and every level of its account's chain allows unconditionally is counted
+    without being evaluated; Legacy's allow-list SCP (ec2:Describe*) leaves RunInstances to decide
+    there, and only there. Identities without an account take the account called."""
     web = _record(LEGACY_ACCOUNT, "RunInstances", n=3)
     web["userIdentity"] = {"type": "WebIdentityUser", "principalId": "accounts.google.com:1", "userName": "1"}
     records = [
         _record(ROOT_ACCOUNT, "DescribeVpcs", n=1),  # FullAWSAccess all the way, no Deny names it
-        _record(LEGACY_ACCOUNT, "DescribeVpcs", n=2),  # evaluated: allowed by the allow-list
+        _record(LEGACY_ACCOUNT, "DescribeVpcs", n=2),  # the allow-list grants it on every resource
         web,  # evaluated in the account called: implicit deny there today
+        _record(ROOT_ACCOUNT, "RunInstances", n=4),  # granted everywhere above this account
     ]
     events = tmp_path / "mixed.json"
     events.write_text(json.dumps({"Records": records}))
     argv = ["policy", "replay", "--org", str(org_files["snapshot"]), "--config", str(ORG_YAML)]
     code, report = _run(capsys, *argv, "--events", str(events), "--jobs", "1", "--format", "json")
     assert code == 0, report["errors"]
-    assert (report["summary"]["records"], report["summary"]["evaluated"]) == (3, 2)
+    assert (report["summary"]["records"], report["summary"]["evaluated"]) == (4, 1)
     [group] = report["groups"]
     assert (group["action"], group["impact"], group["count"]) == ("ec2:RunInstances", "existing", 1)
+
+
+def test_the_pre_filter_never_skips_a_call_an_allow_list_does_not_grant_unconditionally():
+    """The pre-filter's grants are only unconditional Allows on every resource; a conditional Allow,
+    a NotAction Allow or an Allow on some resources leaves the call to the evaluator."""
+    from netguard.iam.evaluator import Policy
+    from netguard.policy.replay import compile_policies
+
+    full = Policy("FullAWSAccess", {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+    def allow(**statement) -> Policy:
+        return Policy("allow-list", {"Statement": [{"Effect": "Allow", **statement}]})
+
+    granted = compile_policies([[full], [allow(Action=["ec2:Describe*"], Resource="*")]])
+    assert not granted.needs_evaluation("ec2.amazonaws.com", "DescribeVpcs")
+    assert granted.needs_evaluation("ec2.amazonaws.com", "RunInstances")  # an implicit deny
+    for statement in (
+        {"Action": "ec2:*", "Resource": "*", "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}},
+        {"NotAction": "iam:*", "Resource": "*"},
+        {"Action": "ec2:*", "Resource": "arn:aws:ec2:*:*:vpc/*"},
+    ):
+        compiled = compile_policies([[full], [allow(**statement)]])
+        assert compiled.needs_evaluation("ec2.amazonaws.com", "DescribeVpcs"), statement
+    assert not compile_policies([]).needs_evaluation("ec2.amazonaws.com", "DeleteVpc")  # SCPs disabled

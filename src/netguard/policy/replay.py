@@ -67,16 +67,23 @@ class Compiled:
     # and whether any Resource or NotResource is more than "*".
     context_keys: tuple[str, ...] | None = None
     reads_resources: bool = True
+    # Per level, the actions an unconditional Allow on every resource grants (FullAWSAccess: all of
+    # them; an allow-list SCP: its Action patterns). A call no Deny names and every level grants
+    # this way is allowed whatever else the record says.
+    allow_patterns: list[list[re.Pattern[str]]] = field(default_factory=list)
 
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         key = (event_source, event_name)
         cached = self.verdicts.get(key)
-        if cached is None:  # the deny patterns ignore case, and the service prefix is the host's, in lower case
+        if cached is None:  # the patterns ignore case, and the service prefix is the host's, in lower case
             action = f"{_service(event_source.lower())}:{event_name}"
             cached = (
                 self.deny_everything
-                or not self.allow_everything
                 or any(p.fullmatch(action) for p in self.deny_patterns)
+                or not (
+                    self.allow_everything
+                    or all(any(p.fullmatch(action) for p in level) for level in self.allow_patterns)
+                )
             )
             self.verdicts[key] = cached
         return cached
@@ -137,21 +144,41 @@ def compile_policies(levels: list[list[Policy]]) -> Compiled:
                 for action in actions if isinstance(actions, list) else [actions]:
                     if isinstance(action, str):
                         patterns.append(wildcard_regex(action, True))
-    allow_everything = all(
-        any(
-            s.get("Effect") == "Allow"
-            and s.get("Action") == "*"
-            and s.get("Resource") == "*"
-            and not s.get("Condition")
-            for p in level
-            for s in p.statements()
-        )
-        for level in levels
-    )
+    allow_patterns = [_unconditional_allows(level) for level in levels]
+    allow_everything = all(any(p.pattern == ".*" for p in level) for level in allow_patterns)
     context_keys, reads_resources = _what_decisions_read(levels)
     return Compiled(
-        levels, patterns, deny_everything, allow_everything, context_keys=context_keys, reads_resources=reads_resources
+        levels,
+        patterns,
+        deny_everything,
+        allow_everything,
+        context_keys=context_keys,
+        reads_resources=reads_resources,
+        allow_patterns=allow_patterns,
     )
+
+
+def _unconditional_allows(level: list[Policy]) -> list[re.Pattern[str]]:
+    """The Action patterns of a level's Allow statements that hold on every resource with no Condition
+    (".*" for an Action of "*"); a NotAction or NotResource Allow is left out, which only means more
+    calls get evaluated."""
+    found: list[re.Pattern[str]] = []
+    for policy in level:
+        for statement in policy.statements():
+            resources = statement.get("Resource")
+            if (
+                statement.get("Effect") != "Allow"
+                or statement.get("Condition")
+                or "*" not in (resources if isinstance(resources, list) else [resources])
+            ):
+                continue
+            actions = statement.get("Action")
+            for action in actions if isinstance(actions, list) else [actions]:
+                if action == "*":
+                    found.append(re.compile(".*"))
+                elif isinstance(action, str):
+                    found.append(wildcard_regex(action, True))
+    return found
 
 
 _VARIABLE_NAME = re.compile(r"\$\{([^}]*)\}")
