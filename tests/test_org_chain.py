@@ -179,6 +179,10 @@ def test_each_record_is_decided_against_its_accounts_chain_today_and_after_the_r
     legacy = by_id[f"{LEGACY_ACCOUNT}-CreateVpc-6"]
     assert f"/Workloads/Legacy ({LEGACY})" in legacy["reason"], legacy["reason"]  # the level, by name
     assert by_id[f"{PROD_ACCOUNT}-CreateVpc-3"]["account"] == PROD_ACCOUNT
+    # where the denying policy is attached: after the rollout for a new denial, today for an existing one
+    assert by_id[f"{PROD_ACCOUNT}-CreateVpc-3"]["attached_at"] == f"/Workloads/Prod ({PROD})"
+    assert by_id[f"{PROD_ACCOUNT}-DeleteVpcPeeringConnection-2"]["attached_at"] == f"/Workloads ({WORKLOADS})"
+    assert by_id[f"{ROOT_ACCOUNT}-DeleteFlowLogs-9"]["attached_at"] == "root"
 
 
 def test_the_canary_stage_attaches_only_to_canary_targets(capsys, org_files):

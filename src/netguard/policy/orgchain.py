@@ -43,6 +43,9 @@ class AccountChains:
     before: Compiled
     after: Compiled
     labels: tuple[str, ...]
+    # policy name -> the level it is attached at, today and after the rollout (the first, top down)
+    where_before: dict[str, str] = field(default_factory=dict)
+    where_after: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -120,9 +123,12 @@ class ChainedPolicies:
             return fields
         before = chains.before.decide(parsed.request)
         impact = {DENY: EXISTING, ALLOW: NEW}.get(before.decision, UNDETERMINED)
+        where = chains.where_after
         if impact == EXISTING and before.denied_by:  # named by what denies it today
             fields.update(denied_by=before.denied_by, policy=before.policy, sid=before.sid)
+            where = chains.where_before
         fields["impact"] = impact
+        fields["attached_at"] = where.get(fields["denied_by"][0][0]) if fields["denied_by"] else None
         fields["reason"] = _named_levels(fields["reason"], chains.labels)
         return fields
 
@@ -147,6 +153,14 @@ def _named_levels(reason: str, labels: tuple[str, ...]) -> str:
         return f"at {labels[index]}" if index < len(labels) else match.group(0)
 
     return _LEVEL.sub(name, reason)
+
+
+def _attached_at(chain: list[Level]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for level in chain:
+        for name, _ in level.policies:
+            found.setdefault(name, level.label)
+    return found
 
 
 def _levels(chain: list[Level]) -> list[list[Policy]]:
@@ -180,7 +194,11 @@ def org_chains(snapshot: Snapshot, org: OrgConfig, stage: str = "all") -> Chaine
         today, tomorrow = snapshot.chain(account), after.chain(account)
         assert today is not None and tomorrow is not None  # every account of the snapshot has a chain
         accounts[account] = AccountChains(
-            compile_chain(today), compile_chain(tomorrow), tuple(level.label for level in tomorrow)
+            compile_chain(today),
+            compile_chain(tomorrow),
+            tuple(level.label for level in tomorrow),
+            _attached_at(today),
+            _attached_at(tomorrow),
         )
     return ChainedPolicies(
         accounts,

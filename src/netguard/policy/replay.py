@@ -431,7 +431,7 @@ class Totals:
                 tuple(result["missing_keys"]),
                 result["reason"],
             )
-        key += (guardrail, code, result.get("impact"))
+        key += (guardrail, code, result.get("attached_at"), result.get("impact"))
         when = _s(record.get("eventTime")) or ""
         group = self.groups.get(key)
         if group is None:
@@ -710,10 +710,24 @@ def replay(
 def rows(totals: Totals) -> list[dict[str, Any]]:
     """Every group, the impact first (most frequent first), the calls already failing after them."""
     out = []
-    for (decision, principal, action, account, policy, sid, missing, reason, guardrail, code, impact), group in sorted(
+    ordered = sorted(
         totals.groups.items(),
-        key=lambda item: (item[0][0] == ALREADY_FAILING, -item[1]["count"], item[0][1] or "", item[0][2]),
-    ):
+        key=lambda item: (item[0][0] == ALREADY_FAILING, -item[1]["count"], item[0][1] or "", repr(item[0])),
+    )  # the whole key last: the same order whatever order the groups were merged in
+    for (
+        decision,
+        principal,
+        action,
+        account,
+        policy,
+        sid,
+        missing,
+        reason,
+        guardrail,
+        code,
+        where,
+        impact,
+    ), group in ordered:
         out.append(
             {
                 "decision": decision,
@@ -727,6 +741,7 @@ def rows(totals: Totals) -> list[dict[str, Any]]:
                 "guardrail_decision": guardrail,
                 "error_code": code,
                 "impact": impact,
+                "attached_at": where,
                 **group,
                 "samples": [label for _, label in sorted(group["samples"])],
             }
@@ -779,6 +794,7 @@ def decision_summary(totals: Totals) -> dict[str, str]:
 def _line(row: dict[str, Any]) -> str:
     if row["policy"]:  # a statement without a Sid is named by its policy alone
         by = f" by {row['policy']}" + (f" / {row['sid']}" if row["sid"] else "")
+        by += f" at {row['attached_at']}" if row.get("attached_at") else ""
     elif row["missing_keys"]:
         by = f" (missing: {', '.join(row['missing_keys'])})"
     else:

@@ -226,6 +226,7 @@ def _result(
             denied_by=[{"policy": name, "sid": sid} for name, sid in fields["denied_by"]],
             account=fields["account"],
             impact=fields["impact"],
+            attached_at=fields.get("attached_at"),
         )
         return entry
     decision = evaluate_scps(levels, parsed.request)
