@@ -147,7 +147,9 @@ def test_the_replay_json_fields_the_readme_names_are_the_ones_written(tmp_path, 
     assert main([*argv, "--format", "json", "--jobs", "1"]) == 0
     report = json.loads(capsys.readouterr().out)
     text = " ".join(_section_h2("Impact analysis: replaying CloudTrail before rollout").split())
-    assert set(report) == {"groups", "already_failing", "errors", "warnings", "summary"}
+    assert set(report) == {"groups", "already_failing", "timeline", "organization", "errors", "warnings", "summary"}
+    for field in report:
+        assert f'"{field}"' in text, f"the README does not name the top-level field {field}"
     described = re.search(r'"summary": \{(.*?)\}', text)
     assert described, "the README should spell out the summary fields"
     assert re.findall(r'"(\w+)"', described.group(1)) == list(report["summary"])
