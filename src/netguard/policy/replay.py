@@ -494,8 +494,10 @@ class Replayer:
         totals.files = 1
         return totals
 
-    def records(self, records: Iterable[Any], name: str) -> Totals:
-        """Decide and group records of any shape (record_shapes.normalise); name labels their errors.
+    def records(self, records: Iterable[Any], name: str, positions: Iterable[int] | None = None) -> Totals:
+        """Decide and group records of any shape (record_shapes.normalise); name labels their errors,
+        and positions, when given, are the records' indices in that file (netguard.spark passes on only
+        some of a file's records, and its errors must name the same records as here).
 
         Records outside the filters are not counted; records no Deny can match are counted and not
         evaluated; a record that cannot be evaluated is an error naming it, and the rest go on."""
@@ -506,7 +508,7 @@ class Replayer:
         by_account = hasattr(compiled, "needs_record")  # --org: then also per account's chain
         errors = FileErrors(name, limits.max_record_errors)
         counted = 0
-        for index, record in enumerate(records):
+        for index, record in zip(positions, records, strict=True) if positions is not None else enumerate(records):
             try:
                 key = (record["eventSource"], record["eventName"])
             except (TypeError, KeyError, IndexError):
