@@ -87,6 +87,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="worker processes (default: the cores)",
     )
+    replay.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local: worker processes on this machine; spark: a Spark job (netguard[spark], docs/replay-spark.md)",
+    )
+    replay.add_argument("--spark-master", metavar="URL", help="with --engine spark: the master, such as local[2]")
     replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
     replay.add_argument("--profile", help="AWS profile for S3")
     replay.add_argument("--region", help="AWS region for S3")
@@ -289,7 +296,9 @@ def _replay(args: argparse.Namespace, org) -> int:
     else:
         compiled = chains
     client = None
-    if args.events.startswith("s3://"):
+    if "://" in args.events and args.engine == "spark":  # Spark reads s3a:// (and s3://) through Hadoop
+        pass
+    elif args.events.startswith("s3://"):
         from netguard.org.rollout import make_client
 
         client = make_client("s3", endpoint_url=args.endpoint_url, profile=args.profile, region=args.region)
@@ -306,14 +315,19 @@ def _replay(args: argparse.Namespace, org) -> int:
             sys.stderr.write(f"\rnetguard: {totals.files} files, {totals.records} records, {rate:,.0f} records/s ")
             sys.stderr.flush()
 
-    totals = rp.replay(
-        compiled,
-        rp.Source(args.events, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
-        filters,
-        facts=facts,
-        jobs=args.jobs,
-        progress=progress,
-    )
+    if args.engine == "spark":  # the same Totals, computed by a Spark job (netguard/spark.py)
+        from netguard import spark
+
+        totals = spark.run_cli(args, compiled, filters, facts, limits_from(args))
+    else:
+        totals = rp.replay(
+            compiled,
+            rp.Source(args.events, client, limits_from(args), aws.Budget(call_seconds=args.aws_retry_seconds)),
+            filters,
+            facts=facts,
+            jobs=args.jobs,
+            progress=progress,
+        )
     if tty and time.monotonic() - start > 2:
         sys.stderr.write("\n")
     if chains is not None:
