@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@echo "== installing netguard and its pinned engines into $(VENV)... (log: $(INSTALL_LOG))"
 	@$(PYTHON) -m venv $(VENV)
 	@{ $(BIN)/python -m pip install --upgrade pip \
-	  && $(BIN)/python -m pip install -e ".[dev]" \
+	  && $(BIN)/python -m pip install -e ".[dev,spark]" \
 	  && $(BIN)/python -m pip check; } > $(INSTALL_LOG) 2>&1 \
 	  || { echo "== install failed; the end of $(INSTALL_LOG):"; tail -n 25 $(INSTALL_LOG); exit 1; }
 	@touch $(STAMP)
@@ -46,3 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/org_replay.py
+	$(BIN)/python bench/spark.py
