@@ -217,6 +217,11 @@ def _survey(spark: Any, frame: Any, pairs_only: bool = False) -> tuple[dict[str,
     return files, pairs
 
 
+def _guarded(compiled: Any, source: str, name: str) -> bool:
+    """The pre-filter, asked once per (eventSource, eventName) on the driver: can any Deny match?"""
+    return compiled.needs_evaluation(source, name)
+
+
 def _is_clean(row: Any, limits: Limits) -> bool:
     """Whether Spark read the file as local replay would: one {"Records": [...]} document of regular
     records, well within the per-file limits (near one, the local reader decides)."""
@@ -320,9 +325,12 @@ def replay(
     management_account: str | None = None,
     facts: Any = None,
     limits: Limits = LIMITS,
+    plan: dict[str, Any] | None = None,
 ) -> rp.Totals:
     """Replay every log file under location (a path or s3://, s3a://, hdfs:// URI) on Spark; the
-    Totals, and with them the report and Filters.warnings, are those local replay gives."""
+    Totals, and with them the report and Filters.warnings, are those local replay gives. plan, when
+    given, is filled with how the work was split (files read by Spark, files replayed on the driver,
+    guarded pairs, unguarded records counted in Spark), for tests and for tuning."""
     listed = list_files(spark, location, filters)
     totals = rp.Totals()
     if not listed:
@@ -354,11 +362,18 @@ def replay(
             filters._mark(filters._IN_SCOPE if in_scope else filters._OUT_OF_SCOPE)
         if not in_scope:
             continue
-        if compiled.needs_evaluation(source, name):
+        if _guarded(compiled, source, name):
             guarded.add(f"{source}\x00{name}")
         else:
             totals.records += count
     totals.files += len(clean)
+    if plan is not None:
+        plan.update(
+            spark_files=len(clean),
+            driver_files=sorted(item.name for item in oversize + unclean),
+            guarded_pairs=sorted(tuple(pair.split("\x00")) for pair in guarded),
+            unguarded_counted=totals.records,
+        )
     if guarded and clean:
         from pyspark.sql import functions as F
 
