@@ -250,3 +250,32 @@ def test_without_pyspark_the_cli_says_what_to_install(compiled, tmp_path, capsys
     )
     assert code == 2
     assert "install netguard[spark]" in capsys.readouterr().err
+
+
+def test_org_chains_replay_on_spark_as_locally(spark, capsys, tmp_path):
+    """--org: each record against its account's chain, the ChainedPolicies shipped to the executors."""
+    from netguard.cli import main
+    from tests.test_org_chain import ORG_YAML, org_files
+
+    files = org_files.__wrapped__(tmp_path)
+    argv = ["policy", "replay", "--org", str(files["snapshot"]), "--config", str(ORG_YAML)]
+    argv += ["--events", str(files["events"]), "--jobs", "1", "--format", "json"]
+    reports = []
+    for extra in ([], ["--engine", "spark", "--spark-master", "local[2]"]):
+        code = main([*argv, *extra])
+        reports.append((code, json.loads(capsys.readouterr().out)))
+    assert reports[0][1]["summary"]["newly_denied"] == 3
+    assert reports[1] == reports[0]
+
+
+def test_file_names_with_spaces_and_percent_signs_keep_their_names(spark, compiled, tmp_path):
+    folder = tmp_path / "a folder %20 with spaces"
+    folder.mkdir()
+    for source in sorted((FIXTURES / "cloudtrail").glob("*.json")):
+        (folder / f"copy of {source.name}").write_bytes(source.read_bytes())
+    (folder / "glob [1].json").write_bytes((FIXTURES / "cloudtrail" / "seed-events.json").read_bytes())
+    plan: dict = {}
+    local, on_spark = _reports(spark, compiled, tmp_path, plan=plan)
+    assert plan["spark_files"] == 4  # a name Spark would read as a glob is replayed on the driver
+    assert [Path(name).name for name in plan["driver_files"]] == ["glob [1].json"]
+    assert on_spark == local

@@ -27,9 +27,8 @@ import itertools
 import os
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -74,19 +73,24 @@ def session(master: str | None = None, app: str = "netguard-replay") -> Any:
 
 @dataclass
 class Listed:
-    """One log file as the report names it, as Spark names it (input_file_name), and its stored size."""
+    """One log file: as the report names it, as Spark is given it (an absolute path or a Hadoop URI),
+    and its stored size."""
 
     name: str
-    uri: str
+    path: str
     size: int
 
 
-def _key(uri: str) -> str:
-    """The same file whichever way its URI is spelled (file:/x, file:///x, percent-encoded)."""
+def _spark_key(uri: str) -> str:
+    """The path Spark was given, from input_file_name's spelling of it (file:/x or file:///x,
+    percent-encoded)."""
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
         return os.path.abspath(unquote(parsed.path))
     return f"{parsed.scheme}://{parsed.netloc}{unquote(parsed.path)}"
+
+
+_GLOB = set("*?[]{}\\")
 
 
 def list_files(spark: Any, location: str, filters: rp.Filters) -> list[Listed]:
@@ -95,8 +99,7 @@ def list_files(spark: Any, location: str, filters: rp.Filters) -> list[Listed]:
     AWSLogs/ path rules (Filters.path_may_match counts the files it skips, as locally)."""
     if "://" not in location:
         return [
-            Listed(name, Path(name).absolute().as_uri(), os.path.getsize(name))
-            for name in rp.Source(location).files(filters)
+            Listed(name, os.path.abspath(name), os.path.getsize(name)) for name in rp.Source(location).files(filters)
         ]
     shown, _, rest = location.partition("://")
     hadoop = ("s3a" if shown == "s3" else shown) + "://" + rest
@@ -212,7 +215,7 @@ def _survey(spark: Any, frame: Any, pairs_only: bool = False) -> tuple[dict[str,
         rows = spark.sql(_SURVEY.format(view=view, where="WHERE regular" if pairs_only else "")).collect()
     finally:
         spark.catalog.dropTempView(view)
-    files = {_key(row["file"]): row for row in rows if not row["per_pair"]}
+    files = {_spark_key(row["file"]): row for row in rows if not row["per_pair"]}
     pairs = [row for row in rows if row["per_pair"] and row["source"] is not None]
     return files, pairs
 
@@ -244,7 +247,7 @@ def _replay_partition(replayer: Any, names: Any) -> Any:
         known = names.value
         totals = rp.Totals()
         for uri, group in itertools.groupby(rows, key=lambda row: row[0]):
-            name = known.get(_key(uri), uri)
+            name = known.get(_spark_key(uri), uri)
             positions, records = [], []
             try:
                 for _, position, text in group:
@@ -298,11 +301,11 @@ def _replay_locally(spark: Any, listed: list[Listed], replayer: rp.Replayer, lim
         else:
             remote.append(item)
     if remote:
-        by_key = {_key(item.uri): item for item in remote}
+        by_key = {item.path: item for item in remote}
         seen = set()
         try:
-            for uri, raw in spark.sparkContext.binaryFiles(",".join(i.uri for i in remote)).toLocalIterator():
-                item = by_key.get(_key(uri))
+            for uri, raw in spark.sparkContext.binaryFiles(",".join(i.path for i in remote)).toLocalIterator():
+                item = by_key.get(uri) or by_key.get(_spark_key(uri))
                 if item is not None and item.name not in seen:
                     seen.add(item.name)
                     one(item, bytes(raw))
@@ -335,20 +338,19 @@ def replay(
     totals = rp.Totals()
     if not listed:
         return totals
-    names = {_key(item.uri): item.name for item in listed}
-    oversize = [item for item in listed if item.size > limits.max_file_bytes]
-    readable = [item for item in listed if item.size <= limits.max_file_bytes]
-    frame = _frame(spark, [item.uri for item in readable], filters) if readable else None
+    names = {item.path: item.name for item in listed}
+    # over the size limit, or a name Spark would read as a glob: the driver's local code says why
+    aside = [item for item in listed if item.size > limits.max_file_bytes or _GLOB.intersection(item.path)]
+    readable = [item for item in listed if item not in aside]
+    frame = _frame(spark, [item.path for item in readable], filters) if readable else None
     files, pairs = _survey(spark, frame) if frame is not None else ({}, [])
-    clean = {
-        _key(item.uri) for item in readable if _key(item.uri) in files and _is_clean(files[_key(item.uri)], limits)
-    }
-    unclean = [item for item in readable if _key(item.uri) not in clean]
+    clean = {item.path for item in readable if item.path in files and _is_clean(files[item.path], limits)}
+    unclean = [item for item in readable if item.path not in clean]
     counts: dict[tuple, int] = {}
     for row in pairs:
         group = (row["source"], row["name"], row["in_scope"], row["account"], row["region"])
         counts[group] = counts.get(group, 0) + row["regular_records"]
-    surveyed = [item.uri for item in unclean if _key(item.uri) in files and files[_key(item.uri)]["records"]]
+    surveyed = [item.path for item in unclean if item.path in files and files[item.path]["records"]]
     if surveyed:  # their regular records were counted above; the local code counts them instead
         for row in _survey(spark, _frame(spark, surveyed, filters), pairs_only=True)[1]:
             group = (row["source"], row["name"], row["in_scope"], row["account"], row["region"])
@@ -370,7 +372,7 @@ def replay(
     if plan is not None:
         plan.update(
             spark_files=len(clean),
-            driver_files=sorted(item.name for item in oversize + unclean),
+            driver_files=sorted(item.name for item in aside + unclean),
             guarded_pairs=sorted(tuple(pair.split("\x00")) for pair in guarded),
             unguarded_counted=totals.records,
         )
@@ -389,7 +391,7 @@ def replay(
             F.col("regular")
             & F.col("in_scope")
             & F.concat_ws("\x00", "source", "name").isin(sorted(guarded))
-            & ~F.col("file").isin([item.uri for item in unclean] + sorted(_spark_spellings(unclean)))
+            & ~F.col("file").isin([files[item.path]["file"] for item in unclean if item.path in files])
         ).select("file", "pos", "rec")
         parts = chosen.rdd.mapPartitions(_replay_partition(sc.broadcast(shipped), sc.broadcast(names)))
         if parts.getNumPartitions():
@@ -397,19 +399,10 @@ def replay(
     local = rp.Replayer(
         compiled=compiled, filters=filters, management_account=management_account, limits=limits, facts=facts
     )
-    totals.merge(_replay_locally(spark, oversize + unclean, local, limits))
+    totals.merge(_replay_locally(spark, aside + unclean, local, limits))
     order = {item.name: index for index, item in enumerate(listed)}
     totals.errors.sort(key=lambda error: order.get(error.file, len(order)))  # as local replay, file by file
     return totals
-
-
-def _spark_spellings(items: Iterable[Listed]) -> set[str]:
-    """input_file_name spells a local file file:/x or file:///x; exclude both."""
-    spelled = set()
-    for item in items:
-        if item.uri.startswith("file:///"):
-            spelled.add("file:/" + item.uri[len("file:///") :])
-    return spelled
 
 
 def run_cli(args: argparse.Namespace, compiled: Any, filters: rp.Filters, facts: Any, limits: Limits) -> rp.Totals:
