@@ -26,6 +26,7 @@ import argparse
 import itertools
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,12 +143,10 @@ def _frame(spark: Any, uris: list[str], filters: rp.Filters) -> Any:
         (F.col("Records").isNull() | F.col("_corrupt_record").isNotNull()).alias("broken"),
         F.posexplode_outer("Records").alias("pos", "rec"),
     )
+    fields = ("eventSource", "eventName", "recipientAccountId", "awsRegion", "eventTime")
+    frame = frame.select("*", F.json_tuple("rec", *fields).alias(*fields))  # one parse for the five
     rec = F.col("rec")
-    source = F.get_json_object(rec, "$.eventSource")
-    name = F.get_json_object(rec, "$.eventName")
-    account = F.get_json_object(rec, "$.recipientAccountId")
-    region = F.get_json_object(rec, "$.awsRegion")
-    when = F.get_json_object(rec, "$.eventTime")
+    source, name, account, region, when = (F.col(field) for field in fields)
     regular = (
         rec.isNotNull()
         & rec.startswith("{")
@@ -169,10 +168,11 @@ def _frame(spark: Any, uris: list[str], filters: rp.Filters) -> Any:
     if filters.since or filters.until:
         # eventTime as CloudTrail writes it compares as text with an ISO time; any other form is
         # left to the local code (the file goes to the driver)
-        valid = when.rlike(_TIME) & F.expr(
-            "make_date(int(substr(get_json_object(rec, '$.eventTime'), 1, 4)), "
-            "int(substr(get_json_object(rec, '$.eventTime'), 6, 2)), "
-            "int(substr(get_json_object(rec, '$.eventTime'), 9, 2))) IS NOT NULL"
+        valid = (
+            when.rlike(_TIME)
+            & F.expr(
+                "make_date(int(substr(eventTime, 1, 4)), int(substr(eventTime, 6, 2)), int(substr(eventTime, 9, 2)))"
+            ).isNotNull()
         )
         regular &= valid
         moment = F.substring(when, 1, 19)
@@ -227,8 +227,9 @@ def _guarded(compiled: Any, source: str, name: str) -> bool:
 
 def _is_clean(row: Any, limits: Limits) -> bool:
     """Whether Spark read the file as local replay would: one {"Records": [...]} document of regular
-    records, well within the per-file limits (near one, the local reader decides)."""
-    near = min(limits.max_file_bytes, 2 * limits.max_json_values) // 8
+    records, well within the per-file limits (past half of one, the local reader decides)."""
+    # a file's text is at least its records' compact text; local refuses files past either bound
+    near = min(limits.max_file_bytes, 2 * limits.max_json_values) // 2
     return (
         row["documents"] == 1
         and not row["broken"]
@@ -343,6 +344,7 @@ def replay(
     aside = [item for item in listed if item.size > limits.max_file_bytes or _GLOB.intersection(item.path)]
     readable = [item for item in listed if item not in aside]
     frame = _frame(spark, [item.path for item in readable], filters) if readable else None
+    began = time.perf_counter()
     files, pairs = _survey(spark, frame) if frame is not None else ({}, [])
     clean = {item.path for item in readable if item.path in files and _is_clean(files[item.path], limits)}
     unclean = [item for item in readable if item.path not in clean]
@@ -369,6 +371,7 @@ def replay(
         else:
             totals.records += count
     totals.files += len(clean)
+    surveyed_at = time.perf_counter()
     if plan is not None:
         plan.update(
             spark_files=len(clean),
@@ -399,7 +402,14 @@ def replay(
     local = rp.Replayer(
         compiled=compiled, filters=filters, management_account=management_account, limits=limits, facts=facts
     )
+    evaluated_at = time.perf_counter()
     totals.merge(_replay_locally(spark, aside + unclean, local, limits))
+    if plan is not None:
+        plan.update(
+            survey_seconds=round(surveyed_at - began, 2),
+            evaluate_seconds=round(evaluated_at - surveyed_at, 2),
+            driver_seconds=round(time.perf_counter() - evaluated_at, 2),
+        )
     order = {item.name: index for index, item in enumerate(listed)}
     totals.errors.sort(key=lambda error: order.get(error.file, len(order)))  # as local replay, file by file
     return totals
