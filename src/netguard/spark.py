@@ -57,10 +57,14 @@ def _require_pyspark() -> None:
 
 
 def session(master: str | None = None, app: str = "netguard-replay") -> Any:
-    """A SparkSession (the active one when there is one); local masters run executors on this Python,
-    so that netguard and orjson are importable there."""
+    """A SparkSession (the active one when there is one). Under spark-submit the master is its own;
+    otherwise local[*] unless master says. Local masters run executors on this Python, so that
+    netguard and orjson are importable there."""
     _require_pyspark()
     from pyspark.sql import SparkSession
+
+    if master is None and not os.environ.get("PYSPARK_GATEWAY_PORT"):  # not launched by spark-submit
+        master = "local[*]"
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app)
