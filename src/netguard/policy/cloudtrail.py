@@ -46,6 +46,16 @@ class MalformedRecord(ValueError):
     """A record the request-context builder cannot use: a field missing, of the wrong type, or too deep."""
 
 
+class BadRow(dict):
+    """A row of a results file (Athena's CSV or GetQueryResults) that is no record: normalise raises
+    MalformedRecord with its reason, so it is an error for that record and the rest go on. It may hold
+    the row's eventid, for the error to name."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
 @dataclass
 class ParsedRecord:
     """What simulate needs from one record: its identity, the request, and whether SCPs apply."""
@@ -136,7 +146,8 @@ def decode_records(raw: bytes, name: str, limits: Limits = LIMITS) -> list[Any] 
 
     Accepts gzip or plain JSON (recognised by content, not by name) holding a CloudTrail log file
     {"Records": [...]} (other top-level keys, such as the fixtures' "netguard-test", are ignored), a
-    list of records, or one record object. The items are returned as decoded, unchecked: callers
+    list of records, or one record object; and the results of `policy replay --emit-sql`'s query as
+    Athena's CSV file or GetQueryResults JSON (policy/athena.py). The items are returned as decoded, unchecked: callers
     report those that are not objects. A file that cannot be decoded, or that passes a limit, is a
     RecordError naming it (and the limit).
 
@@ -151,6 +162,10 @@ def decode_records(raw: bytes, name: str, limits: Limits = LIMITS) -> list[Any] 
         if isinstance(inflated, RecordError):
             return inflated
         raw = inflated
+    from netguard.policy import athena  # Athena's results, recognised by content (policy/athena.py)
+
+    if athena.looks_like_csv(raw):
+        return athena.csv_records(raw, name, limits)
     if (len(raw) + 1) // 2 > limits.max_json_values:  # shorter text cannot hold that many values
         values = 1 + raw.count(b",") + raw.count(b"[") + raw.count(b"{")
         if values > limits.max_json_values:
@@ -169,6 +184,8 @@ def decode_records(raw: bytes, name: str, limits: Limits = LIMITS) -> list[Any] 
         rows = payload.get("QueryResultRows")
         if isinstance(found, list):
             records = found
+        elif isinstance(payload.get("ResultSet"), dict):  # Athena's GetQueryResults
+            return athena.result_set_records(payload["ResultSet"], name, limits)
         elif isinstance(rows, list):  # CloudTrail Lake's GetQueryResults: each row a list of {column: value}
             records = [_lake_row(row) for row in rows]
         elif "eventName" in payload:

@@ -94,6 +94,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="local: worker processes on this machine; spark: a Spark job (netguard[spark], docs/replay-spark.md)",
     )
     replay.add_argument("--spark-master", metavar="URL", help="with --engine spark: the master, such as local[2]")
+    replay.add_argument(
+        "--emit-sql",
+        action="store_true",
+        help="print the Athena (Trino) query that selects the records to replay from a CloudTrail table in "
+        "AWS's documented DDL, with the pre-filter and the filters, and exit; feed its results back with "
+        "--events (docs/replay-athena.md)",
+    )
+    replay.add_argument(
+        "--table", default="cloudtrail_logs", help="with --emit-sql: the table (default cloudtrail_logs)"
+    )
+    replay.add_argument(
+        "--sql-dialect",
+        choices=("athena", "duckdb"),
+        default="athena",
+        help="with --emit-sql: athena (Trino, the default) or duckdb (what the tests run)",
+    )
     replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
     replay.add_argument("--profile", help="AWS profile for S3")
     replay.add_argument("--region", help="AWS region for S3")
@@ -167,12 +183,13 @@ def _output_option(render: argparse.ArgumentParser) -> None:
 def _events_option(replay: argparse.ArgumentParser) -> None:
     """Every "CloudTrail input" is --events, as in simulate; replay's former --source still works but
     is left out of the help."""
-    source = replay.add_mutually_exclusive_group(required=True)
+    source = replay.add_mutually_exclusive_group()  # required unless --emit-sql: checked in _replay
     source.add_argument(
         "--events",
         dest="events",
         metavar="PATH|s3://BUCKET/PREFIX",
-        help="CloudTrail logs: a file, a folder, or an S3 prefix (--source is the former name)",
+        help="CloudTrail logs: a file, a folder, or an S3 prefix; or Athena's results of --emit-sql's query, "
+        "CSV or GetQueryResults JSON (--source is the former name)",
     )
     source.add_argument("--source", dest="events", metavar="PATH|s3://BUCKET/PREFIX", help=argparse.SUPPRESS)
 
@@ -295,6 +312,13 @@ def _replay(args: argparse.Namespace, org) -> int:
         compiled = rp.compile_policies(levels)
     else:
         compiled = chains
+    if args.emit_sql:  # the query for Athena; no log is read
+        from netguard.policy.athena import emit_sql
+
+        sys.stdout.write(emit_sql(args, compiled, chains))
+        return 0
+    if not args.events:
+        raise NetguardError("--events", "required: the CloudTrail logs or Athena results to replay (or --emit-sql)")
     client = None
     if "://" in args.events and args.engine == "spark":  # Spark reads s3a:// (and s3://) through Hadoop
         pass

@@ -37,7 +37,7 @@ from typing import Any
 from netguard.iam.evaluator import ALLOW
 from netguard.iam.reference_data import iam_reference
 from netguard.policy.bounded import Refused, loads
-from netguard.policy.cloudtrail import MalformedRecord
+from netguard.policy.cloudtrail import BadRow, MalformedRecord
 
 # A call CloudTrail recorded as failed (errorCode set) that the guardrails would deny or cannot decide:
 # it failed already when it was made, so the guardrail changes nothing for it. Reported apart, never as impact.
@@ -141,6 +141,8 @@ def normalise(record: Mapping[str, Any]) -> dict[str, Any]:
     field, when a field that must be an object holds text that is not JSON. Idempotent."""
     if not isinstance(record, Mapping):
         raise MalformedRecord("is not a JSON object")
+    if isinstance(record, BadRow):  # a results row that is no record (policy/athena.py)
+        raise MalformedRecord(record.reason)
     if _cloudtrail_shaped(record):
         return record if isinstance(record, dict) else dict(record)
     event_json = next((v for k, v in record.items() if isinstance(k, str) and _fold(k) == "eventjson"), None)
