@@ -557,3 +557,31 @@ def test_the_fixture_athena_rows_and_compiled_patterns_agree(scp):
     sql = athena.build_sql(compiled, dialect="duckdb")
     for pattern in compiled.deny_patterns:
         assert pattern.pattern in sql
+
+
+def test_org_chains_through_athena_give_the_logs_report(tmp_path, capsys):
+    """--org: the pre-filter is any account's chain after the rollout; Legacy's allow-list makes every
+    call but ec2:Describe* worth evaluating there."""
+    from tests.test_org_chain import LEGACY_ACCOUNT, ORG_YAML, PROD_ACCOUNT, SNAPSHOT, _record
+
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(SNAPSHOT))
+    policies = ["--org", str(snapshot), "--config", str(ORG_YAML)]
+    records = [
+        _record(PROD_ACCOUNT, "DeleteDhcpOptions", {"dhcpOptionsId": "dopt-1"}, n=1),
+        _record(PROD_ACCOUNT, "DeleteVpcPeeringConnection", {"vpcPeeringConnectionId": "pcx-1"}, n=2),
+        _record(PROD_ACCOUNT, "DescribeVpcs", n=3),
+        _record(LEGACY_ACCOUNT, "CreateVpc", {"cidrBlock": "10.0.0.0/16"}, n=4),
+        _record(LEGACY_ACCOUNT, "DescribeVpcs", n=5),
+        {**_record(LEGACY_ACCOUNT, "PutBucketPolicy", n=6), "eventSource": "s3.amazonaws.com"},
+        {**_record(PROD_ACCOUNT, "PutBucketPolicy", n=7), "eventSource": "s3.amazonaws.com"},
+    ]
+    direct = _replay(capsys, policies, _logs(tmp_path, records))
+    assert {g["impact"] for g in direct["groups"]} == {"new", "existing"}
+    from_csv, from_json, kept = _through_athena(capsys, tmp_path, policies, records)
+    for report in (from_csv, from_json):
+        assert _decisions(report) == _decisions(direct)
+        assert report["organization"] == direct["organization"]
+    # the query works per call, not per account: Prod's PutBucketPolicy is kept for Legacy's sake, and
+    # netguard then leaves it unevaluated, as local replay does
+    assert kept == direct["summary"]["evaluated"] + 1 == len(records) - 2  # the two DescribeVpcs left out
