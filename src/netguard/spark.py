@@ -65,8 +65,8 @@ def session(master: str | None = None, app: str = "netguard-replay") -> Any:
 
     if master is None and not os.environ.get("PYSPARK_GATEWAY_PORT"):  # not launched by spark-submit
         master = "local[*]"
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if master and master.startswith("local"):  # on a cluster, spark.pyspark.python says which Python the nodes run
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app)
     if master:
         builder = builder.master(master)
