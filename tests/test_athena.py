@@ -439,8 +439,10 @@ def test_emit_sql_errors(capsys, scp):
     code, out, err = _netguard(capsys, "policy", "replay", "--policies", str(scp), "--emit-sql", "--table", "x; DROP")
     assert code == 2 and out == "" and "--table" in err and "not a table name" in err
     assert "Traceback" not in err
-    code, out, err = _netguard(capsys, "policy", "replay", "--policies", str(scp))
-    assert code == 2 and "--events" in err and "required" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["policy", "replay", "--policies", str(scp)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--events is required" in err and len(err.strip().splitlines()) == 1
 
 
 # --- reading results: malformed rows, other files ----------------------------------------------

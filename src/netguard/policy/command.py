@@ -317,8 +317,11 @@ def _replay(args: argparse.Namespace, org) -> int:
 
         sys.stdout.write(emit_sql(args, compiled, chains))
         return 0
-    if not args.events:
-        raise NetguardError("--events", "required: the CloudTrail logs or Athena results to replay (or --emit-sql)")
+    if not args.events:  # as argparse says it of a required option, which --events is but with --emit-sql
+        print(
+            "netguard policy replay: error: one of the arguments --events is required (or --emit-sql)", file=sys.stderr
+        )
+        raise SystemExit(2)
     client = None
     if "://" in args.events and args.engine == "spark":  # Spark reads s3a:// (and s3://) through Hadoop
         pass
