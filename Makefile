@@ -45,5 +45,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/replay.py --jobs 2 --guarded 0.5 --goal 0.6
+	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/org_replay.py
 	$(BIN)/python bench/spark.py

@@ -48,8 +48,8 @@ GUARDED = [
 ROLES = ["role/Developer", "role/network/NetworkAdmin", "role/app/Service", "role/break-glass/Emergency"]
 
 
-def _record(rng: random.Random, account: str) -> dict:
-    if rng.random() < 0.03:
+def _record(rng: random.Random, account: str, guarded: float = 0.03) -> dict:
+    if rng.random() < guarded:
         source, name, params = rng.choice(GUARDED)
     else:
         (source, name), params = rng.choice(UNGUARDED), {"filterSet": {}, "maxResults": 1000}
@@ -96,7 +96,7 @@ def _record(rng: random.Random, account: str) -> dict:
     }
 
 
-def generate(root: Path, records: int, per_file: int) -> int:
+def generate(root: Path, records: int, per_file: int, guarded: float = 0.03) -> int:
     rng = random.Random(11)
     written = 0
     index = 0
@@ -104,7 +104,7 @@ def generate(root: Path, records: int, per_file: int) -> int:
         account = f"{100000000000 + index % 20}"
         folder = root / f"AWSLogs/{account}/CloudTrail/eu-west-1/2026/11/0{1 + index % 9}"
         folder.mkdir(parents=True, exist_ok=True)
-        batch = [_record(rng, account) for _ in range(min(per_file, records - written))]
+        batch = [_record(rng, account, guarded) for _ in range(min(per_file, records - written))]
         (folder / f"{account}_CloudTrail_{index:05d}.json.gz").write_bytes(
             gzip.compress(json.dumps({"Records": batch}).encode(), compresslevel=6)
         )
@@ -122,14 +122,16 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--per-file", type=int, default=5_000)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--guarded", type=float, default=0.03, help="share of calls a guardrail names")
+    parser.add_argument("--goal", type=float, default=None, help="print the ratio against this goal")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="netguard-replay-bench-"))
     try:
-        files = generate(work / "logs", args.records, args.per_file)
+        files = generate(work / "logs", args.records, args.per_file, args.guarded)
         size = sum(p.stat().st_size for p in (work / "logs").rglob("*.gz"))
         print(
             f"corpus: {args.records} records in {files} gzip files ({size / 1e6:.1f} MB), {args.jobs} workers, "
-            f"{os.cpu_count()} cores"
+            f"{os.cpu_count()} cores, {args.guarded:.0%} guarded calls"
         )
         paths = sorted(str(p) for p in (work / "logs").rglob("*.gz"))
         start = time.perf_counter()
@@ -147,7 +149,12 @@ def main() -> None:
             f"  policy replay              {replay_seconds:7.2f} s  {totals.records / replay_seconds:12,.0f} records/s"
             f"  ({totals.evaluated} evaluated, {denied} would be denied)"
         )
-        print(f"  ratio replay / decode-only: {decode_seconds / replay_seconds:.2f}")
+        ratio = decode_seconds / replay_seconds
+        if args.goal is None:
+            print(f"  ratio replay / decode-only: {ratio:.2f}")
+        else:
+            met = "ok" if ratio >= args.goal else "MISS"
+            print(f"  ratio replay / decode-only: {ratio:.2f}   goal >= {args.goal:g}   {met}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
