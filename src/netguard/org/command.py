@@ -1,8 +1,10 @@
-"""`netguard org`: plan, apply and drift of the guardrails in AWS Organizations.
+"""`netguard org`: plan, apply and drift of the guardrails in AWS Organizations, and export of the
+organization as it is (a snapshot for `policy simulate --org` and `policy replay --org`).
 
 Exit codes follow netguard's convention (2 is an error, 1 is "something to act on"), not Terraform's
 (where 1 is the error and 2 the changes): plan --detailed-exitcode 0 no changes, 1 changes pending;
-drift 0 in sync, 1 hand edits, 3 only config not yet applied; apply 0 done. Every error is 2.
+drift 0 in sync, 1 hand edits, 3 only config not yet applied; apply 0 done; export 0 written.
+Every error is 2.
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                 action="store_true",
                 help="apply a config with no targets, or a plan that detaches every netguard guardrail from a target",
             )
+    export = org_actions.add_parser(
+        "export",
+        help="write the organization as it is (OUs, accounts, every SCP and where it is attached) to a JSON"
+        " snapshot for `policy simulate --org`; read-only",
+    )
+    export.add_argument(
+        "--output", required=True, metavar="FILE", help="snapshot file, replaced whole or not at all; - for stdout"
+    )
+    export.add_argument("--endpoint-url", help="Organizations endpoint (e.g. a moto server)")
+    export.add_argument("--profile", help="AWS profile (the management account or a delegated administrator)")
+    export.add_argument("--region", help="AWS region for the client (default us-east-1)")
+    add_retry_option(export)
     org.set_defaults(run=run)
 
 
@@ -100,6 +114,10 @@ def _run(args: argparse.Namespace) -> int:
     from netguard.org import aws, rollout
     from netguard.policy.orgconfig import load_org_config
 
+    if args.org_command == "export":
+        from netguard.org.export import run_export
+
+        return run_export(args)
     org = load_org_config(Path(args.config))
     command = args.org_command
     guarded = command == "apply" and not args.allow_detach_all
