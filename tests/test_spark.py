@@ -279,3 +279,14 @@ def test_file_names_with_spaces_and_percent_signs_keep_their_names(spark, compil
     assert plan["spark_files"] == 4  # a name Spark would read as a glob is replayed on the driver
     assert [Path(name).name for name in plan["driver_files"]] == ["glob [1].json"]
     assert on_spark == local
+
+
+def test_a_location_spark_cannot_read_is_exit_2_in_one_line(spark, tmp_path, capsys):
+    from netguard.cli import main
+
+    render_to_dir(load_org_config(ORG), tmp_path / "scp")
+    argv = ["policy", "replay", "--policies", str(tmp_path / "scp"), "--events", "nosuchfs://bucket/AWSLogs/"]
+    code = main([*argv, "--engine", "spark", "--spark-master", "local[2]"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "the Spark job failed" in err and "nosuchfs" in err and "Traceback" not in err

@@ -422,15 +422,22 @@ def replay(
 def run_cli(args: argparse.Namespace, compiled: Any, filters: rp.Filters, facts: Any, limits: Limits) -> rp.Totals:
     """`policy replay --engine spark`: the session (--spark-master), then replay; command.py reports."""
     _require_pyspark()
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
     spark = session(getattr(args, "spark_master", None))
-    return replay(
-        spark,
-        compiled,
-        args.events,
-        filters,
-        facts=facts,  # as local replay from the command line: the management account comes with the facts
-        limits=limits,
-    )
+    try:
+        return replay(
+            spark,
+            compiled,
+            args.events,
+            filters,
+            facts=facts,  # as local replay from the command line: the management account comes with the facts
+            limits=limits,
+        )
+    except (Py4JError, PySparkException) as exc:  # S3 access denied, a lost executor: exit 2, one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise NetguardError(args.events, f"the Spark job failed: {first[:500]}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
