@@ -77,7 +77,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     _principal_tags_option(replay)
     replay.add_argument("--no-full-aws-access", action="store_true")
-    replay.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    replay.add_argument(
+        "--format",
+        choices=("text", "json", "csv", "html"),
+        default="text",
+        help="html: one self-contained page (charts, top principals; docs/replay-report.md), to stdout",
+    )
     _fail_on_option(replay, "group")
     replay.add_argument(
         "--jobs",
@@ -364,6 +369,10 @@ def _replay(args: argparse.Namespace, org) -> int:
         warnings.append(f"no CloudTrail log files (*.json, *.json.gz, *.gz) in --events {args.events}")
     if args.format == "csv":
         sys.stdout.write(rp.to_csv(totals))
+    elif args.format == "html":  # drawn from the JSON report's own data, so the two cannot disagree
+        from netguard.policy.html_report import page_from_cli
+
+        sys.stdout.write(page_from_cli(rp.to_json(totals, warnings), args, filters.describe()))
     else:
         sys.stdout.write((rp.to_json if args.format == "json" else rp.to_text)(totals, warnings))
     for warning in warnings:  # on stderr too: a report sent to a file should not hide them
