@@ -49,9 +49,13 @@ class ReadOnlyOrganization:
         method = getattr(self.client, operation)
         return aws.call(lambda: method(**kwargs), label, self.budget, where="organization")
 
+    def _inputs(self, operation: str) -> set[str]:
+        model = self.client.meta.service_model.operation_model(aws.api_name(operation))
+        return set(model.input_shape.members) if model.input_shape else set()
+
     def pages(self, operation: str, key: str, **kwargs: Any) -> list[Any]:
         """Every item of a List call, following NextToken to the last page."""
-        if PAGE_SIZE is not None:
+        if PAGE_SIZE is not None and "MaxResults" in self._inputs(operation):  # ListTagsForResource has none
             kwargs["MaxResults"] = PAGE_SIZE
         items: list[Any] = []
         token = None
