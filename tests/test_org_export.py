@@ -25,7 +25,7 @@ from netguard.resources import load_schema
 from tests import test_org
 from tests.conftest import ROOT
 from tests.test_aws_retries import _Server
-from tests.test_org_chain import SNAPSHOT  # a hand-written snapshot of the format
+from tests.test_org_chain import DHCP, FLOW, PEERING, SNAPSHOT, VPC, _record  # the format by hand, and records
 from tests.test_org_cli import assert_user_error, closed_port, netguard, no_credentials
 
 moto_server = test_org.moto_server  # the fixture: a real moto_server on 127.0.0.1, stopped after the test
@@ -481,3 +481,69 @@ def test_an_account_outside_any_organization_is_told_so(moto_server, tmp_path):
         "likely fix: these credentials belong to an account outside any organization: use the organization's"
         " management account",
     )
+
+
+# --- end to end: export, then simulate each account's records against its chain --------------------
+
+
+def test_simulate_with_the_exported_snapshot_follows_each_accounts_chain(moto_server, capsys, tmp_path):
+    built = build_org(organizations(moto_server))
+    snapshot = tmp_path / "org.json"
+    code, _, err = run_export(capsys, "--output", str(snapshot), "--endpoint-url", moto_server)
+    assert code == 0, err
+    account = {name: a["id"] for name, a in built.accounts.items()}
+    unit = {path: u["id"] for path, u in built.units.items()}
+    records = [
+        _record(account["legacy"], "CreateVpc", VPC, n=1),
+        _record(account["legacy"], "DeleteVpcPeeringConnection", PEERING, n=2),
+        _record(account["payments"], "DeleteVpcPeeringConnection", PEERING, n=3),
+        _record(account["prod-web"], "DeleteVpcPeeringConnection", PEERING, n=4),
+        _record(account["sandbox"], "DeleteVpcPeeringConnection", PEERING, n=5),
+        _record(account["tools"], "CreateVpc", VPC, n=6),
+        _record(account["payments"], "DeleteFlowLogs", FLOW, n=7),
+        _record(account["prod-web"], "DeleteDhcpOptions", DHCP, n=8),
+        _record(account["sandbox"], "DeleteDhcpOptions", DHCP, n=9),
+        _record(account["master"], "DeleteVpcPeeringConnection", PEERING, n=10),
+    ]
+    events = tmp_path / "trail.json"
+    events.write_text(json.dumps({"Records": records}), encoding="utf-8")
+    argv = ["policy", "simulate", "--org", str(snapshot), "--config", str(ORG_YAML), "--events", str(events)]
+    code = main([*argv, "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    by_id = {r["eventID"]: r for r in report["results"]}
+    got = {
+        eid: (r["decision"], r["impact"], r["denied_by"][0]["policy"] if r["denied_by"] else None, r.get("attached_at"))
+        for eid, r in by_id.items()
+    }
+    workloads, prod, sandbox = (
+        f"/Workloads ({unit['/Workloads']})",
+        f"/Workloads/Prod ({unit['/Workloads/Prod']})",
+        f"/Sandbox ({unit['/Sandbox']})",
+    )
+    peering_deny = ("Deny", "existing", "platform-deny-peering-deletes", workloads)
+    assert got == {
+        # FullAWSAccess detached at Legacy and only ec2:Describe* allowed there: an implicit deny at that level
+        f"{account['legacy']}-CreateVpc-1": ("Deny", "existing", None, None),
+        # ... and an explicit Deny above it (Workloads) names that policy
+        f"{account['legacy']}-DeleteVpcPeeringConnection-2": peering_deny,
+        # the third-party Deny at Workloads reaches two and three OUs down
+        f"{account['payments']}-DeleteVpcPeeringConnection-3": peering_deny,
+        f"{account['prod-web']}-DeleteVpcPeeringConnection-4": peering_deny,
+        # not under Workloads: only the rollout (org-targets.yaml attaches ng-deny-network-deletes at Sandbox) denies
+        f"{account['sandbox']}-DeleteVpcPeeringConnection-5": (
+            "Deny",
+            "new",
+            "netguard-ng-deny-network-deletes",
+            sandbox,
+        ),
+        f"{account['tools']}-CreateVpc-6": ("Allow", None, None, None),
+        # netguard's own SCPs already attached (at the root, at Prod) deny today
+        f"{account['payments']}-DeleteFlowLogs-7": ("Deny", "existing", "netguard-ng-protect-flow-logs", "root"),
+        f"{account['prod-web']}-DeleteDhcpOptions-8": ("Deny", "existing", "netguard-ng-deny-network-deletes", prod),
+        f"{account['sandbox']}-DeleteDhcpOptions-9": ("Deny", "new", "netguard-ng-deny-network-deletes", sandbox),
+        # the management account: SCPs never restrict it
+        f"{account['master']}-DeleteVpcPeeringConnection-10": ("Allow", None, None, None),
+    }
+    legacy = by_id[f"{account['legacy']}-CreateVpc-1"]
+    assert f"/Workloads/Legacy ({unit['/Workloads/Legacy']})" in legacy["reason"], legacy["reason"]
