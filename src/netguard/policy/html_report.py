@@ -392,7 +392,7 @@ def _tops(report: Mapping[str, Any]) -> str:
         for e in entries:
             new = f'<td class="num" data-value="{e["new"]}">{_n(e["new"])}</td>' if organization else ""
             rows.append(
-                f'<tr data-top="{field}"><td class="name">{_e(e["name"])}</td>'
+                f'<tr data-top="{field}" data-records="{e["records"]}"><td class="name">{_e(e["name"])}</td>'
                 f'<td class="num" data-col="deny" data-value="{e["deny"]}">{_n(e["deny"])}</td>'
                 f'<td class="num" data-col="indeterminate" data-value="{e["indeterminate"]}">{_n(e["indeterminate"])}'
                 f"</td>{new}<td>{_bar(e['records'], largest)}</td></tr>"
@@ -401,7 +401,8 @@ def _tops(report: Mapping[str, Any]) -> str:
             rows.append(f'<tr><td colspan="{4 + organization}" class="empty">none</td></tr>')
         if more:
             rows.append(
-                f'<tr class="more"><td colspan="{4 + organization}">and {_n(more)} more {title} '
+                f'<tr class="more" data-top-more="{field}" data-count="{more}" data-records="{more_records}">'
+                f'<td colspan="{4 + organization}">and {_n(more)} more {title} '
                 f"({_n(more_records)} records)</td></tr>"
             )
         out.append(
