@@ -340,6 +340,10 @@ def test_the_export_makes_only_list_and_describe_calls(moto_server, capsys, tmp_
     assert counts["ListAccountsForParent"] == counts["ListOrganizationalUnitsForParent"] == 6
     assert counts["DescribePolicy"] == counts["ListTargetsForPolicy"] == 7
     assert counts["ListTagsForResource"] == 6  # not for FullAWSAccess: AWS managed policies carry no tags
+    # the least-privilege policy in the docs allows exactly these calls
+    documented = (ROOT / "docs" / "org-export.md").read_text(encoding="utf-8").split("```json\n", 1)[1]
+    allowed = json.loads(documented.split("```", 1)[0])["Statement"][0]["Action"]
+    assert sorted(allowed) == sorted(f"organizations:{name}" for name in log.names())
 
 
 def test_the_reader_refuses_a_write_before_it_reaches_the_client():
@@ -382,6 +386,60 @@ def test_every_page_of_every_list_is_read(moto_server, capsys, tmp_path, monkeyp
     assert sum(1 for name, _ in log.calls if name == "ListPolicies") == 22  # one SCP a page
     sized = [params.get("MaxResults") for name, params in log.calls if name.startswith("List")]
     assert sized.count(None) == 21 and set(sized) == {1, None}  # ListTagsForResource, which takes no MaxResults
+
+
+class CannedOrganizations:
+    """Answers of an organization as a stand-in client: a root, one OU, one account, one SCP."""
+
+    def __init__(self, targets: list[str], tokens: list[str | None] | None = None) -> None:
+        self.targets = targets
+        self.tokens = tokens or [None]
+
+    def describe_organization(self) -> dict[str, Any]:
+        return {"Organization": {"Id": "o-exampleorg1", "Arn": "arn", "MasterAccountId": "999999999999"}}
+
+    def list_roots(self) -> dict[str, Any]:
+        return {"Roots": [{"Id": "r-ab12", "Name": "Root", "PolicyTypes": [{"Type": SCP, "Status": "ENABLED"}]}]}
+
+    def list_accounts_for_parent(self, ParentId: str) -> dict[str, Any]:
+        return {
+            "Accounts": [{"Id": "999999999999", "Name": "management", "Status": "ACTIVE"}]
+            if ParentId == "r-ab12"
+            else []
+        }
+
+    def list_organizational_units_for_parent(self, ParentId: str, **_: Any) -> dict[str, Any]:
+        return {"OrganizationalUnits": [{"Id": "ou-ab12-prod0001", "Name": "Prod"}] if ParentId == "r-ab12" else []}
+
+    def list_policies(self, **_: Any) -> dict[str, Any]:
+        return {
+            "Policies": [{"Id": FULL, "Name": "FullAWSAccess", "AwsManaged": True}],
+            "NextToken": self.tokens.pop(0),
+        }
+
+    def describe_policy(self, PolicyId: str) -> dict[str, Any]:
+        return {"Policy": {"Content": "{}"}}
+
+    def list_targets_for_policy(self, PolicyId: str) -> dict[str, Any]:
+        return {"Targets": [{"TargetId": target} for target in self.targets]}
+
+
+def test_an_attachment_to_a_target_the_walk_did_not_find_stops_the_export():
+    complete = export.read_snapshot(
+        export.ReadOnlyOrganization(CannedOrganizations(["r-ab12", "ou-ab12-prod0001", "999999999999"]), aws.Budget())
+    )
+    assert complete["organizational_units"][0]["policies"] == [FULL]
+    export.check_snapshot(complete)
+    moved = CannedOrganizations(["r-ab12", "ou-ab12-prod0001", "999999999999", "123456789012"])
+    with pytest.raises(NetguardError, match="FullAWSAccess is attached to 123456789012, which the walk did not find"
+                       ": the organization changed while it was being read; run the export again"):  # fmt: skip
+        export.read_snapshot(export.ReadOnlyOrganization(moved, aws.Budget()))
+
+
+def test_a_next_token_handed_back_twice_is_an_error_not_an_endless_loop():
+    looping = CannedOrganizations(["r-ab12"], tokens=["t1", "t2", "t1", None])
+    with pytest.raises(NetguardError, match="ListPolicies returned the same NextToken twice"):
+        export.read_snapshot(export.ReadOnlyOrganization(looping, aws.Budget()))
 
 
 # --- the file: validated, whole or not at all -----------------------------------------------------

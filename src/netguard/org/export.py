@@ -59,12 +59,16 @@ class ReadOnlyOrganization:
             kwargs["MaxResults"] = PAGE_SIZE
         items: list[Any] = []
         token = None
+        seen: set[str] = set()
         while True:
             response = self.call(operation, **kwargs, **({"NextToken": token} if token else {}))
             items.extend(response.get(key, []))
             token = response.get("NextToken")
             if not token:
                 return items
+            if token in seen:  # a service that hands back a token twice would keep the export reading forever
+                raise NetguardError("organization", f"{aws.api_name(operation)} returned the same NextToken twice")
+            seen.add(token)
 
 
 def _changed(what: str) -> NetguardError:
