@@ -8,7 +8,7 @@ case-sensitively.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 # A `*` or `?` that a policy variable put into a pattern (`${*}`, `${?}`, or a value from the request) is a
@@ -48,6 +48,15 @@ def action_matches(pattern: str, action: str) -> bool:
     return wildcard_regex(pattern, True).fullmatch(action) is not None
 
 
+def actions_regex(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex whose fullmatch is true when any of the action patterns covers an action (None for no
+    patterns): a statement's Action list is tested in one call, not one per pattern."""
+    parts = [wildcard_regex(p, True).pattern for p in patterns]
+    if not parts:
+        return None
+    return re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE | re.DOTALL)
+
+
 def actions_granted(patterns: Iterable[str], candidates: Iterable[str], *, negated: bool = False) -> list[str]:
     """The candidate actions a statement's Action (or, with negated, NotAction) list grants."""
     patterns = list(patterns)
@@ -59,18 +68,51 @@ def actions_granted(patterns: Iterable[str], candidates: Iterable[str], *, negat
     return granted
 
 
-def _segments_match(pattern_parts: list[str], arn_parts: list[str]) -> bool:
-    return len(pattern_parts) == len(arn_parts) and all(
-        wildcard_regex(p, False).fullmatch(a) is not None for p, a in zip(pattern_parts, arn_parts, strict=True)
-    )
+def _segments_matcher(pattern_parts: list[str], maxsplit: int) -> Callable[[str], bool]:
+    """A test that an ARN, split at its first maxsplit colons, has as many segments as pattern_parts,
+    each matching its pattern segment (compiled once, not per ARN)."""
+    count = len(pattern_parts)
+    tests = tuple(wildcard_regex(p, False).fullmatch for p in pattern_parts)
+
+    def matches(arn: str) -> bool:
+        parts = arn.split(":", maxsplit)
+        if len(parts) != count:
+            return False
+        return all(test(part) is not None for test, part in zip(tests, parts, strict=True))
+
+    return matches
+
+
+def _always(arn: str) -> bool:
+    return True
+
+
+def _never(arn: str) -> bool:
+    return False
+
+
+@lru_cache(maxsize=4096)
+def arn_matcher(pattern: str) -> Callable[[str], bool]:
+    """arn_matches with its pattern compiled once: the evaluator builds one per policy value."""
+    if pattern == "*":
+        return _always
+    pattern_parts = pattern.split(":", 5)
+    return _segments_matcher(pattern_parts, 5) if len(pattern_parts) == 6 else _never
 
 
 def arn_matches(pattern: str, arn: str) -> bool:
     """ArnLike semantics: six colon-separated segments, each matched case-sensitively with wildcards."""
-    if pattern == "*":
-        return True
-    pattern_parts = pattern.split(":", 5)
-    return len(pattern_parts) == 6 and _segments_match(pattern_parts, arn.split(":", 5))
+    return arn_matcher(pattern)(arn)
+
+
+@lru_cache(maxsize=4096)
+def resource_matcher(pattern: str) -> Callable[[str], bool]:
+    """resource_matches with its pattern compiled once."""
+    pattern_parts = pattern.split(":")
+    if pattern == "*" or len(pattern_parts) >= 6 or "*" not in pattern_parts[-1]:
+        return arn_matcher(pattern)
+    segments = _segments_matcher(pattern_parts, len(pattern_parts) - 1)
+    return lambda arn: arn.count(":") >= 5 and segments(arn)
 
 
 def resource_matches(pattern: str, arn: str) -> bool:
@@ -82,10 +124,7 @@ def resource_matches(pattern: str, arn: str) -> bool:
     Lenient on purpose: IAM Access Analyzer refuses such a pattern ("Missing ARN field", IAM policy
     validation check reference), so `netguard policy validate` reports it (NG-SCP-001), but a policy that
     already holds one is evaluated as IAM evaluates it."""
-    pattern_parts = pattern.split(":")
-    if pattern == "*" or len(pattern_parts) >= 6 or "*" not in pattern_parts[-1]:
-        return arn_matches(pattern, arn)
-    return arn.count(":") >= 5 and _segments_match(pattern_parts, arn.split(":", len(pattern_parts) - 1))
+    return resource_matcher(pattern)(arn)
 
 
 def resource_is_unrestricted(resource: str) -> bool:

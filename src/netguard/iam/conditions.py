@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,18 +38,40 @@ class RequestContext:
         for key, value in values.items():
             if value is None:
                 continue
+            lowered = _LOWER.get(key) or _lower(key)
+            if value.__class__ is str:  # the common case, without the generic conversion below
+                normal[lowered] = (value,)
+                continue
             items = value if isinstance(value, (list, tuple)) else [value]
-            normal[key.lower()] = tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in items)
-        return cls(normal, frozenset(k.lower() for k in absent), tuple(p.lower() for p in absent_prefixes))
+            normal[lowered] = tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in items)
+        return cls(
+            normal,
+            frozenset(_LOWER.get(k) or _lower(k) for k in absent),
+            tuple(p.lower() for p in absent_prefixes),
+        )
 
     def lookup(self, key: str) -> tuple[str, ...] | None:
         """Values of key; () when known absent; None when unknown."""
-        lowered = key.lower()
-        if lowered in self.values:
-            return self.values[lowered]
+        return self.lookup_lowered(key.lower())
+
+    def lookup_lowered(self, lowered: str) -> tuple[str, ...] | None:
+        """lookup for a key already in lower case: compiled conditions lower their keys once."""
+        found = self.values.get(lowered)
+        if found is not None:
+            return found
         if lowered in self.absent or any(lowered.startswith(p) for p in self.absent_prefixes):
             return ()
         return None
+
+
+_LOWER: dict[str, str] = {}  # key -> key.lower(): the same few dozen key names, in every request
+
+
+def _lower(key: str) -> str:
+    lowered = key.lower()
+    if len(_LOWER) < 10_000:
+        _LOWER[key] = lowered
+    return lowered
 
 
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
@@ -249,8 +271,12 @@ def _one_key(
     wanted: list[str],
     context: RequestContext,
     missing: list[str],
+    static: list[Substituted] | None = None,
+    lowered: str | None = None,
 ) -> Truth:
-    values = context.lookup(key)
+    """One key of one operator. static holds wanted already resolved when no value of it holds a
+    policy variable (what substitute would give for any context), and lowered the key in lower case."""
+    values = context.lookup_lowered(lowered) if lowered is not None else context.lookup(key)
     if values is None:
         missing.append(key)
         return None
@@ -265,8 +291,11 @@ def _one_key(
             return False  # no value to match, whatever the operator (IAM User Guide, multivalued keys)
         return negated or if_exists
     test = _POSITIVE[_NEGATED.get(operator, operator)]
-    patterns = [substitute(raw, context) for raw in wanted]
-    unknown = sorted({p.unknown for p in patterns if p.unknown})
+    if static is not None:
+        patterns, unknown = static, []
+    else:
+        patterns = [substitute(raw, context) for raw in wanted]
+        unknown = sorted({p.unknown for p in patterns if p.unknown})
 
     def matches(value: str) -> Truth:
         # the policy's values OR together; an unknown one leaves the answer open only if no other matches,
@@ -287,18 +316,39 @@ def _one_key(
 
 def evaluate_condition(block: Mapping[str, Any] | None, context: RequestContext) -> ConditionResult:
     """AND over operators and keys; an unknown operator or key gives None with the keys it lacked."""
+    return compile_condition(block)(context)
+
+
+def compile_condition(block: Mapping[str, Any] | None) -> Callable[[RequestContext], ConditionResult]:
+    """evaluate_condition with the block read once: operators parsed, values turned into strings and,
+    where they hold no policy variable, resolved. The evaluator compiles each statement's Condition
+    when it first sees the policy, so a record costs only the lookups and the comparisons."""
     if not block:
-        return ConditionResult(True)
-    missing: list[str] = []
-    results: list[Truth] = []
+        return lambda context: ConditionResult(True)
+    bad: list[str] = []  # operators that are not IAM's, or not followed by an object: None whatever the request
+    tests: list[tuple[str, str | None, bool, str, list[str], list[Substituted] | None, str]] = []
     for name, keys in block.items():
         parsed = parse_operator(name)
         if parsed is None or not isinstance(keys, Mapping):
-            missing.append(f"operator {name}")
-            results.append(None)
+            bad.append(f"operator {name}")
             continue
         qualifier, operator, if_exists = parsed
         for key, wanted in keys.items():
-            results.append(_one_key(operator, qualifier, if_exists, key, _as_strings(wanted), context, missing))
-    truth = all_of(results)
-    return ConditionResult(truth, sorted(set(missing)) if truth is None else [])
+            strings = _as_strings(wanted)
+            static = None if any("${" in raw for raw in strings) else [Substituted(raw) for raw in strings]
+            tests.append((operator, qualifier, if_exists, key, strings, static, key.lower()))
+
+    def evaluate(context: RequestContext) -> ConditionResult:
+        missing = list(bad)
+        truth: Truth = None if bad else True
+        for operator, qualifier, if_exists, key, strings, static, lowered in tests:
+            result = _one_key(operator, qualifier, if_exists, key, strings, context, missing, static, lowered)
+            if result is False:
+                return ConditionResult(False)
+            if result is None:
+                truth = None
+        if truth is None:
+            return ConditionResult(None, sorted(set(missing)))
+        return ConditionResult(True)
+
+    return evaluate

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
-from netguard.iam.actions import action_matches, resource_matches
-from netguard.iam.conditions import RequestContext, Truth, any_of, evaluate_condition, substitute
+from netguard.iam.actions import action_matches, actions_regex, resource_matcher, resource_matches
+from netguard.iam.conditions import RequestContext, Truth, any_of, compile_condition, substitute
 
 ALLOW, DENY, INDETERMINATE = "Allow", "Deny", "Indeterminate"
 FULL_AWS_ACCESS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -34,6 +35,24 @@ class Policy:
         raw = self.document.get("Statement", [])
         items = raw if isinstance(raw, list) else [raw]
         return [s for s in items if isinstance(s, Mapping)]
+
+    @cached_property
+    def compiled(self) -> tuple[CompiledStatement, ...]:
+        """The statements compiled once per policy (a policy's document is not changed once evaluated)."""
+        return tuple(CompiledStatement(statement) for statement in self.statements())
+
+    def for_action(self, action: str) -> tuple[CompiledStatement, ...]:
+        """The compiled statements whose Action (or NotAction) covers action, remembered per action:
+        a trail repeats a few hundred actions millions of times."""
+        by_action = self.__dict__.get("_by_action")
+        if by_action is None:
+            by_action = self.__dict__["_by_action"] = {}
+        found = by_action.get(action)
+        if found is None:
+            found = tuple(s for s in self.compiled if s.matches_action(action))
+            if len(by_action) < 10_000:
+                by_action[action] = found
+        return found
 
 
 @dataclass
@@ -84,18 +103,78 @@ def _matches_resource(statement: Mapping[str, Any], request: Request, missing: l
 
 def statement_applies(statement: Mapping[str, Any], request: Request) -> tuple[Truth, list[str]]:
     """Whether a statement matches the request: action, then resource, then condition."""
-    if not _matches_action(statement, request.action):
+    compiled = CompiledStatement(statement)
+    if not compiled.matches_action(request.action):
         return False, []
-    missing: list[str] = []
-    resource = _matches_resource(statement, request, missing)
-    if resource is False:
-        return False, []
-    condition = evaluate_condition(statement.get("Condition"), request.context)
-    if condition.truth is False:
-        return False, []
-    if resource is None or condition.truth is None:
-        return None, sorted(set(missing + condition.missing))
-    return True, []
+    return compiled.applies(request)
+
+
+class CompiledStatement:
+    """One statement read once: its Action as one regex, its Resource patterns as matchers (those with
+    a policy variable resolved per request), its Condition as a closure. applies gives exactly what
+    the element-by-element reading gives (_matches_action, _matches_resource, evaluate_condition)."""
+
+    __slots__ = ("_action", "condition", "effect", "negated_action", "negated_resource", "resources", "sid")
+
+    def __init__(self, statement: Mapping[str, Any]) -> None:
+        self.effect = statement.get("Effect")
+        self.sid = statement.get("Sid")
+        self.negated_action = "NotAction" in statement
+        patterns = _as_list(statement["NotAction"] if self.negated_action else statement.get("Action"))
+        self._action = actions_regex(str(p) for p in patterns)
+        self.negated_resource = "NotResource" in statement
+        raw = _as_list(statement.get("NotResource" if self.negated_resource else "Resource"))
+        # per pattern: (pattern, matcher or None when it holds a variable); "*" is (None, None)
+        self.resources: tuple[tuple[str | None, Any], ...] = tuple(
+            (None, None) if text == "*" else (text, None if "${" in text else resource_matcher(text))
+            for text in (str(p) for p in raw)
+        )
+        self.condition = compile_condition(statement.get("Condition"))
+
+    def matches_action(self, action: str) -> bool:
+        hit = self._action is not None and self._action.fullmatch(action) is not None
+        return hit != self.negated_action
+
+    def _resource(self, request: Request, missing: list[str]) -> Truth:
+        result: Truth = False
+        for text, matcher in self.resources:
+            if text is None:
+                hit: Truth = True  # every resource, named or not
+            elif matcher is not None and request.resources is not None:
+                hit = any(matcher(arn) for arn in request.resources)
+            else:
+                hit = self._resolved(text, request, missing)
+            if hit:  # no early exit: an unresolvable pattern after it still names its key, as before
+                result = True
+            elif hit is None and result is not True:
+                result = None
+        return result if result is None or not self.negated_resource else not result
+
+    @staticmethod
+    def _resolved(text: str, request: Request, missing: list[str]) -> Truth:
+        resolved = substitute(text, request.context)
+        if resolved.unknown:
+            missing.append(resolved.unknown)
+            return None
+        if resolved.no_value:
+            return False  # a variable with no value matches no resource ("Policy variables with no value")
+        if request.resources is None:
+            missing.append("resource ARN")
+            return None
+        return any(resource_matches(resolved.text, arn) for arn in request.resources)
+
+    def applies(self, request: Request) -> tuple[Truth, list[str]]:
+        """statement_applies for a request whose action this statement's Action covers."""
+        missing: list[str] = []
+        resource = self._resource(request, missing)
+        if resource is False:
+            return False, []
+        condition = self.condition(request.context)
+        if condition.truth is False:
+            return False, []
+        if resource is None or condition.truth is None:
+            return None, sorted(set(missing + condition.missing))
+        return True, []
 
 
 def evaluate_scps(levels: Sequence[Iterable[Policy]], request: Request) -> Decision:
@@ -105,7 +184,7 @@ def evaluate_scps(levels: Sequence[Iterable[Policy]], request: Request) -> Decis
     accepter's VPC) is authorized once per (action, resource) pair, as the Service Authorization
     Reference lists an action's resource types and IAM's simulator evaluates them: it is denied if any
     resource is denied, and allowed only if every resource is allowed, at every level."""
-    levels = [list(level) for level in levels]
+    levels = [level if isinstance(level, list) else list(level) for level in levels]
     if request.resources is not None and len(request.resources) > 1:
         return _combine([_evaluate(levels, replace(request, resources=(arn,))) for arn in request.resources])
     return _evaluate(levels, request)
@@ -128,16 +207,17 @@ def _combine(decisions: list[Decision]) -> Decision:
 
 
 def _evaluate(levels: list[list[Policy]], request: Request) -> Decision:
-    possible_deny: list[tuple[Policy, Mapping[str, Any], list[str]]] = []
+    possible_deny: list[tuple[Policy, CompiledStatement, list[str]]] = []
     denied_by: list[tuple[str, str | None]] = []
+    action = request.action
     for level in levels:
         for policy in level:
-            for statement in policy.statements():
-                if statement.get("Effect") != "Deny":
+            for statement in policy.for_action(action):
+                if statement.effect != "Deny":
                     continue
-                applies, missing = statement_applies(statement, request)
+                applies, missing = statement.applies(request)
                 if applies:
-                    denied_by.append((policy.name, statement.get("Sid")))
+                    denied_by.append((policy.name, statement.sid))
                 elif applies is None:
                     possible_deny.append((policy, statement, missing))
     if denied_by:
@@ -145,16 +225,24 @@ def _evaluate(levels: list[list[Policy]], request: Request) -> Decision:
         return Decision(DENY, name, sid, "explicit deny", denied_by=list(dict.fromkeys(denied_by)))
     unknown_allow: list[str] = []
     for depth, level in enumerate(levels):
-        verdicts = [
-            statement_applies(statement, request)
-            for policy in level
-            for statement in policy.statements()
-            if statement.get("Effect") == "Allow"
-        ]
-        if any(applies for applies, _ in verdicts):
+        allowed = False
+        undecided: list[str] | None = None
+        for policy in level:
+            for statement in policy.for_action(action):
+                if statement.effect != "Allow":
+                    continue
+                applies, missing = statement.applies(request)
+                if applies:
+                    allowed = True
+                    break
+                if applies is None:
+                    undecided = (undecided or []) + missing
+            if allowed:
+                break
+        if allowed:
             continue
-        if any(applies is None for applies, _ in verdicts):
-            unknown_allow.extend(key for applies, missing in verdicts if applies is None for key in missing)
+        if undecided is not None:
+            unknown_allow.extend(undecided)
             continue
         return Decision(DENY, None, None, f"implicit deny: no SCP at level {depth} allows {request.action}")
     if possible_deny:
@@ -163,7 +251,7 @@ def _evaluate(levels: list[list[Policy]], request: Request) -> Decision:
         return Decision(
             INDETERMINATE,
             policy.name,
-            statement.get("Sid"),
+            statement.sid,
             "a Deny applies or not depending on keys the record cannot supply",
             keys,
         )

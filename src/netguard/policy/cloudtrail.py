@@ -6,6 +6,7 @@ import ipaddress
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +248,16 @@ def read_records(path: Path, limits: Limits = LIMITS) -> Iterator[dict[str, Any]
 
 def _service(event_source: str) -> str:
     """The IAM service prefix of an eventSource host, whatever case the record writes it in."""
-    host = event_source.split(".", 1)[0].lower()
-    return _SERVICE_PREFIX.get(host, host)
+    found = _SERVICES.get(event_source)
+    if found is None:
+        host = event_source.split(".", 1)[0].lower()
+        found = _SERVICE_PREFIX.get(host, host)
+        if len(_SERVICES) < 10_000:
+            _SERVICES[event_source] = found
+    return found
+
+
+_SERVICES: dict[str, str] = {}  # eventSource -> service prefix: a trail has a few hundred sources
 
 
 def _m(value: Any) -> Mapping[str, Any]:
@@ -433,8 +442,72 @@ def check_record(record: Any, max_depth: int = LIMITS.max_depth) -> None:
             "missing or malformed field userIdentity.sessionContext.attributes.mfaAuthenticated: "
             f"{_kind(mfa)}, expected a string"
         )
-    if deeper_than(record, max_depth):
+    if _deeper(record, max_depth):
         raise MalformedRecord(f"nested more than {max_depth} levels deep (--max-depth)")
+
+
+_LEAVES = (str, int, float, bool, type(None))
+
+
+def _deeper(record: Mapping[str, Any], max_depth: int) -> bool:
+    """bounded.deeper_than, recursive for the usual limits (a record is a few levels deep, and the
+    recursion stops at max_depth + 1): a third of the cost of the iterative walk on every record."""
+    if max_depth > 100:
+        return deeper_than(record, max_depth)
+    return _container_deeper(record, 1, max_depth)
+
+
+def _container_deeper(node: Any, depth: int, max_depth: int) -> bool:
+    if depth > max_depth:
+        return True
+    for child in node if node.__class__ is list or isinstance(node, list) else node.values():
+        kind = child.__class__
+        container = kind is dict or kind is list or (kind not in _LEAVES and isinstance(child, (dict, list, Mapping)))
+        if container and _container_deeper(child, depth + 1, max_depth):
+            return True
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _is_address(text: str) -> bool:
+    """Whether sourceIPAddress is an IP address (not a service's name): the same few per trail."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+_TIMES: dict[str | None, tuple[Any, dict[str, Any]]] = {}
+
+
+def _times(text: str | None) -> tuple[Any, dict[str, Any]]:
+    """(eventTime parsed, aws:CurrentTime and aws:EpochTime), remembered per eventTime text: records of
+    one second share it, and the formatting costs more than the rest of the time keys."""
+    found = _TIMES.get(text)
+    if found is None:
+        moment = parse_time(text)
+        found = (moment, time_keys(moment))
+        if len(_TIMES) >= 10_000:
+            _TIMES.clear()
+        _TIMES[text] = found
+    return found
+
+
+def _fact_values(facts: OrgFacts, principal_arn: str | None) -> tuple[dict[str, Any], list[str], list[str]]:
+    """facts.context_values, remembered per principal ARN on the facts object: matching the principal
+    tags file's patterns is a per-principal question, not a per-record one. The caller only reads the
+    result."""
+    cache = facts.__dict__.get("_context_values")
+    if cache is None:
+        cache = {}
+        object.__setattr__(facts, "_context_values", cache)  # a frozen dataclass: a private memo only
+    found = cache.get(principal_arn)
+    if found is None:
+        found = facts.context_values(principal_arn)
+        if len(cache) < 10_000:
+            cache[principal_arn] = found
+    return found
 
 
 def parse_record(
@@ -487,9 +560,7 @@ def parse_record(
         absent.append("aws:username")
     source_ip = _s(record.get("sourceIPAddress"))
     endpoint = _s(record.get("vpcEndpointId"))
-    try:
-        ipaddress.ip_address(source_ip or "")
-    except ValueError:
+    if not _is_address(source_ip or ""):
         source_ip = None  # a service name: the call came from AWS, not an address
     if endpoint:  # through a VPC endpoint, AWS sets the endpoint and the private address, never aws:SourceIp
         values["aws:SourceVpce"] = endpoint
@@ -500,8 +571,8 @@ def parse_record(
         absent.extend(["aws:SourceVpce", "aws:VpcSourceIp", "aws:SourceVpc", "aws:SourceVpcArn"])
     if source_ip is None:
         absent.extend(["aws:SourceIp", "aws:VpcSourceIp"])
-    event_time = parse_time(_s(record.get("eventTime")))
-    values.update(time_keys(event_time))
+    event_time, time_values = _times(_s(record.get("eventTime")))
+    values.update(time_values)
     session_values, session_absent = session_keys(identity, event_time)
     values.update(session_values)
     absent.extend(session_absent)
@@ -517,7 +588,7 @@ def parse_record(
         for key, tag_values in tags.items():
             values[f"aws:RequestTag/{key}"] = tag_values
         values["aws:TagKeys"] = list(tags)
-    fact_values, fact_absent, fact_prefixes = facts.context_values(principal_arn)
+    fact_values, fact_absent, fact_prefixes = _fact_values(facts, principal_arn)
     values.update(fact_values)
     absent.extend(fact_absent)
     absent_prefixes.extend(fact_prefixes)
