@@ -367,9 +367,8 @@ def test_every_page_of_every_list_is_read(moto_server, capsys, tmp_path, monkeyp
     for n in range(22):
         built.account(f"member{n:02d}", "/Team07")
     for n in range(21):
-        policy = built.policy(f"third-party-{n:02d}", LEAVE, {"n": str(n)})
+        built.policy(f"third-party-{n:02d}", LEAVE, {"n": str(n)})
         built.attach(f"third-party-{n:02d}", built.units[f"/Team{n:02d}"]["id"])
-    assert built.policies[f"third-party-{n:02d}"]["summary"]["Id"] == policy
 
     log = CallLog(monkeypatch)
     code, out, err = run_export(capsys, "--output", "-", "--endpoint-url", moto_server)
@@ -605,3 +604,15 @@ def test_simulate_with_the_exported_snapshot_follows_each_accounts_chain(moto_se
     }
     legacy = by_id[f"{account['legacy']}-CreateVpc-1"]
     assert f"/Workloads/Legacy ({unit['/Workloads/Legacy']})" in legacy["reason"], legacy["reason"]
+
+
+def test_scp_enabled_says_whether_the_policy_type_is_enabled_on_the_root(moto_server, capsys):
+    client = organizations(moto_server)
+    client.create_organization(FeatureSet="ALL")
+    code, out, err = run_export(capsys, "--output", "-", "--endpoint-url", moto_server)
+    assert code == 0, err
+    assert json.loads(out)["root"]["scp_enabled"] is False
+    client.enable_policy_type(RootId=client.list_roots()["Roots"][0]["Id"], PolicyType=SCP)
+    code, out, err = run_export(capsys, "--output", "-", "--endpoint-url", moto_server)
+    assert code == 0, err
+    assert json.loads(out)["root"]["scp_enabled"] is True
