@@ -191,6 +191,19 @@ def test_record_errors_are_capped_per_file_as_locally(spark, compiled, trail):
     assert on_spark == local
 
 
+def test_files_past_a_per_file_limit_are_the_local_errors(spark, compiled, trail):
+    """Over --max-records or --max-file-bytes, a file goes to the driver, which refuses it as locally."""
+    for limits, message in (
+        (Limits(max_records=499), "over the limit of 499 per file"),
+        (Limits(max_file_bytes=20_000), "--max-file-bytes"),
+    ):
+        plan: dict = {}
+        local, on_spark = _reports(spark, compiled, trail, limits=limits, plan=plan)
+        assert any(message in e["message"] for e in local["errors"])
+        assert plan["spark_files"] < 8
+        assert on_spark == local
+
+
 def test_a_pre_filter_that_dropped_a_guarded_pair_would_be_caught(spark, compiled, trail, monkeypatch):
     """The equality above is sensitive to the pre-filter: dropping CreateVpc changes the report."""
     local, _ = _reports(spark, compiled, trail)

@@ -111,8 +111,8 @@ def list_files(spark: Any, location: str, filters: rp.Filters) -> list[Listed]:
     jvm = spark._jvm
     path = jvm.org.apache.hadoop.fs.Path(hadoop)
     fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
-    if not fs.exists(path):
-        raise NetguardError(location, "no such file or prefix (--events)")
+    if not fs.exists(path):  # as local replay from S3: no files, and the command warns of it
+        return []
     single = fs.getFileStatus(path).isFile()
     found = []
     listing = fs.listFiles(path, True)
@@ -243,12 +243,20 @@ def _is_clean(row: Any, limits: Limits) -> bool:
     )
 
 
-def _replay_partition(replayer: Any, names: Any) -> Any:
+_unpacked: dict[str, rp.Replayer] = {}  # per executor Python: run token -> its Replayer, unpickled once
+
+
+def _replay_partition(token: str, replayer: Any, names: Any) -> Any:
     """The function each partition runs: the guarded rows of each file, in order, through the one
     loop every engine runs, and one Totals for the partition."""
 
     def run(rows: Iterator[Any]) -> Iterator[rp.Totals]:
-        shipped = replayer.value
+        shipped = _unpacked.get(token)
+        if shipped is None:
+            from pyspark import cloudpickle
+
+            _unpacked.clear()  # one run's at a time
+            shipped = _unpacked[token] = cloudpickle.loads(replayer.value)
         known = names.value
         totals = rp.Totals()
         for uri, group in itertools.groupby(rows, key=lambda row: row[0]):
@@ -400,9 +408,18 @@ def replay(
             & F.concat_ws("\x00", "source", "name").isin(sorted(guarded))
             & ~F.col("file").isin([files[item.path]["file"] for item in unclean if item.path in files])
         ).select("file", "pos", "rec")
-        parts = chosen.rdd.mapPartitions(_replay_partition(sc.broadcast(shipped), sc.broadcast(names)))
-        if parts.getNumPartitions():
-            totals.merge(parts.treeReduce(_merged))
+        # cloudpickle, not the broadcast's plain pickle: the evaluator may cache closures on the policies
+        from pyspark import cloudpickle
+
+        packed = sc.broadcast(cloudpickle.dumps(shipped))
+        known = sc.broadcast(names)
+        parts = chosen.rdd.mapPartitions(_replay_partition(uuid.uuid4().hex, packed, known))
+        try:
+            if parts.getNumPartitions():
+                totals.merge(parts.treeReduce(_merged))
+        finally:
+            packed.unpersist()
+            known.unpersist()
     local = rp.Replayer(
         compiled=compiled, filters=filters, management_account=management_account, limits=limits, facts=facts
     )
