@@ -220,29 +220,32 @@ def timeline_svg(timeline: list[Mapping[str, Any]]) -> tuple[str, str]:
         )
     # bars: one path per series (a sub-path per bar) keeps a year of days small; a title per bar
     # when there are few bars, so hovering names the day, the statement and the count
+    # few bars: a rect each, with a title naming the day, the statement and the count on hover; many
+    # (a year of days): each series one stepped area, seamless and a few kilobytes whatever the span
     few = len(buckets) <= 62
-    paths: list[list[str]] = [[] for _ in series]
-    for index, bucket in enumerate(buckets):
-        x = left + slot * index + (slot - bar) / 2
-        base = top + plot_h
-        for number, one in enumerate(series):
+    lower = [float(top + plot_h)] * len(buckets)
+    for number, one in enumerate(series):
+        fill = "url(#hatch)" if one.get("hatch") else one["colour"]
+        upper = []
+        for index, bucket in enumerate(buckets):
             value = counts.get((bucket, number), 0)
-            if not value:
-                continue
-            h = plot_h * value / y_max
-            base -= h
-            if few:
-                fill = "url(#hatch)" if one.get("hatch") else one["colour"]
+            upper.append(lower[index] - plot_h * value / y_max)
+            if few and value:
+                x, h = left + slot * index + (slot - bar) / 2, lower[index] - upper[index]
                 parts.append(
-                    f'<rect x="{x:.1f}" y="{base:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{fill}">'
-                    f"<title>{bucket.isoformat()}: {_e(one['name'])}: {_n(value)}</title></rect>"
+                    f'<rect x="{x:.1f}" y="{upper[index]:.1f}" width="{bar:.1f}" height="{h:.1f}"'
+                    f' fill="{fill}"><title>{bucket.isoformat()}: {_e(one["name"])}: {_n(value)}</title></rect>'
                 )
-            else:
-                paths[number].append(f"M{x:.1f} {base:.1f}h{bar:.1f}v{h:.1f}h{-bar:.1f}z")
-    for one, path in zip(series, paths, strict=True):
-        if path:
-            fill = "url(#hatch)" if one.get("hatch") else one["colour"]
-            parts.append(f'<path d="{"".join(path)}" fill="{fill}"><title>{_e(one["name"])}</title></path>')
+        if not few and any(u != v for u, v in zip(upper, lower, strict=True)):
+            edge = [f"M{left:.1f} {upper[0]:.1f}"]
+            for index in range(len(buckets)):
+                edge.append(f"H{left + slot * (index + 1):.1f}")
+                if index + 1 < len(buckets):
+                    edge.append(f"V{upper[index + 1]:.1f}")
+            for index in reversed(range(len(buckets))):
+                edge.append(f"V{lower[index]:.1f}H{left + slot * index:.1f}")
+            parts.append(f'<path d="{"".join(edge)}Z" fill="{fill}"><title>{_e(one["name"])}</title></path>')
+        lower = upper
     parts.append(
         f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" class="axis"/>'
         f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" class="axis"/>'
@@ -300,11 +303,15 @@ def _x_labels(buckets: list[date], unit: str) -> list[tuple[int, date]]:
     return list(enumerate(buckets))[::step]
 
 
-def _bar(value: int, largest: int, colour: str = PALETTE[2]) -> str:
+def _bar(value: int, largest: int, colour: str = PALETTE[2], undecided: int = 0) -> str:
+    """A small bar of VALUE against LARGEST (decorative: the numbers are in the cells beside it), the
+    UNDECIDED part of it grey."""
     width = 0 if not largest else max(1, round(120 * value / largest))
+    grey = 0 if not value else round(width * undecided / value)
     return (
         f'<svg class="bar" width="120" height="10" aria-hidden="true"><rect width="120" height="10" fill="#eef0f3"/>'
-        f'<rect width="{width}" height="10" fill="{colour}"/></svg>'
+        f'<rect width="{width - grey}" height="10" fill="{colour}"/>'
+        f'<rect x="{width - grey}" width="{grey}" height="10" fill="{UNDECIDED_COLOUR}"/></svg>'
     )
 
 
@@ -325,13 +332,21 @@ def _summary(report: Mapping[str, Any], context: Mapping[str, str]) -> str:
         _metric("files", "files read", summary["files"]),
         _metric("records", "records", summary["records"]),
         _metric("evaluated", "evaluated", summary["evaluated"]),
-        _metric("would_be_denied", "would be denied", summary["would_be_denied"], "deny"),
-        _metric("indeterminate", "indeterminate", summary["indeterminate"], "undecided"),
+        _metric(
+            "would_be_denied",
+            "would be denied",
+            summary["would_be_denied"],
+            "deny" if summary["would_be_denied"] else "",
+        ),
+        _metric(
+            "indeterminate", "indeterminate", summary["indeterminate"], "undecided" if summary["indeterminate"] else ""
+        ),
         _metric("already_failing", "already failing", summary["already_failing"]),
         _metric("errors", "errors", summary["errors"], "error" if summary["errors"] else ""),
     ]
     if summary.get("newly_denied") is not None:
-        cards.insert(4, _metric("newly_denied", "newly denied by the rollout", summary["newly_denied"], "deny"))
+        tone = "deny" if summary["newly_denied"] else ""
+        cards.insert(4, _metric("newly_denied", "newly denied by the rollout", summary["newly_denied"], tone))
         cards.insert(5, _metric("already_denied", "already denied today", summary["already_denied"]))
     facts = [(k, v) for k, v in context.items() if v]
     if org:
@@ -387,15 +402,17 @@ def _tops(report: Mapping[str, Any]) -> str:
     for field, title in (("principal", "principals"), ("account", "accounts"), ("action", "actions")):
         entries, more, more_records = _top(report["groups"], field, organization)
         largest = max((e["records"] for e in entries), default=0)
+        wrap = field == "principal"
         head = '<th scope="col" class="num">new</th>' if organization else ""
         rows = []
         for e in entries:
             new = f'<td class="num" data-value="{e["new"]}">{_n(e["new"])}</td>' if organization else ""
             rows.append(
-                f'<tr data-top="{field}" data-records="{e["records"]}"><td class="name">{_e(e["name"])}</td>'
+                f'<tr data-top="{field}" data-records="{e["records"]}"><td class="{"name" if wrap else "nowrap"}">'
+                f"{_e(e['name'])}</td>"
                 f'<td class="num" data-col="deny" data-value="{e["deny"]}">{_n(e["deny"])}</td>'
                 f'<td class="num" data-col="indeterminate" data-value="{e["indeterminate"]}">{_n(e["indeterminate"])}'
-                f"</td>{new}<td>{_bar(e['records'], largest)}</td></tr>"
+                f"</td>{new}<td>{_bar(e['records'], largest, undecided=e['indeterminate'])}</td></tr>"
             )
         if not rows:
             rows.append(f'<tr><td colspan="{4 + organization}" class="empty">none</td></tr>')
@@ -406,7 +423,8 @@ def _tops(report: Mapping[str, Any]) -> str:
                 f"({_n(more_records)} records)</td></tr>"
             )
         out.append(
-            f'<div class="top"><table class="data" id="top-{field}s"><caption>Top {title}</caption>'
+            f'<div class="top{" wide" if field == "principal" else ""}"><table class="data" id="top-{field}s">'
+            f"<caption>Top {title}</caption>"
             f'<thead><tr><th scope="col">{field}</th><th scope="col" class="num">denied</th>'
             f'<th scope="col" class="num">indeterminate</th>{head}<th scope="col">records</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>"
@@ -442,13 +460,15 @@ def _indeterminate(report: Mapping[str, Any]) -> str:
     )
 
 
-def _group_rows(groups: list[Mapping[str, Any]], organization: bool, failing: bool = False) -> str:
+def _group_rows(groups: list[Mapping[str, Any]], failing: bool = False) -> str:
+    """One row per group: the decision (with --org its impact, for a failed call its errorCode and the
+    guardrails' decision), records, principal and account, action, statement, when, samples."""
     rows = []
     for number, g in enumerate(groups, 1):
         if g["policy"]:
             why = _e(statement_name(g["policy"], g["sid"]))
             if g.get("attached_at"):
-                why += f' <span class="at">at {_e(g["attached_at"])}</span>'
+                why += f' <span class="sub">at {_e(g["attached_at"])}</span>'
         elif g["missing_keys"]:
             why = "missing " + ", ".join(f"<code>{_e(k)}</code>" for k in g["missing_keys"])
         else:
@@ -456,31 +476,33 @@ def _group_rows(groups: list[Mapping[str, Any]], organization: bool, failing: bo
         samples = g["samples"][:SAMPLES_SHOWN]
         more = len(g["samples"]) - len(samples)
         shown = "".join(f"<li><code>{_e(s)}</code></li>" for s in samples) + (f"<li>+{more}</li>" if more else "")
-        impact = f"<td>{_e(g.get('impact') or '')}</td>" if organization else ""
-        code = f"<td><code>{_e(g.get('error_code') or '')}</code></td>" if failing else ""
         decision = g["guardrail_decision"] if failing else g["decision"]
+        extra = f"errorCode {g.get('error_code') or ''}" if failing else g.get("impact") or ""
+        extra = f'<span class="sub impact-{_e(extra)}">{_e(extra)}</span>' if extra else ""
+        account = f'<span class="sub">account {_e(g["account"])}</span>' if g["account"] else ""
         rows.append(
             f'<tr class="d-{_e(decision).lower()}" data-decision="{_e(decision)}"><td class="num">{number}</td>'
-            f'<td>{_e(decision)}</td>{impact}{code}<td class="num" data-col="count" data-value="{g["count"]}">'
-            f'{_n(g["count"])}</td><td class="name">{_e(g["principal"])}</td><td>{_e(g["action"])}</td>'
-            f"<td>{_e(g['account'] or '')}</td><td>{why}</td>"
-            f'<td class="when">{_e(g["first_seen"])}<br>{_e(g["last_seen"])}</td>'
+            f'<td class="decision">{_e(decision)}{extra}</td>'
+            f'<td class="num" data-col="{"failing-count" if failing else "count"}" data-value="{g["count"]}">'
+            f'{_n(g["count"])}</td><td class="name">{_e(g["principal"])}{account}</td><td>{_e(g["action"])}</td>'
+            f'<td class="why">{why}</td><td class="when">{_e(g["first_seen"])}<br>{_e(g["last_seen"])}</td>'
             f'<td><ul class="samples">{shown}</ul></td></tr>'
         )
     return "".join(rows)
+
+
+_GROUP_HEAD = (
+    '<tr><th scope="col" class="num">#</th><th scope="col">{decision}</th><th scope="col" class="num">records</th>'
+    '<th scope="col">principal</th><th scope="col">action</th><th scope="col">statement or reason</th>'
+    '<th scope="col">first / last seen</th><th scope="col">sample eventIDs</th></tr>'
+)
 
 
 def _groups(report: Mapping[str, Any], top: int) -> str:
     organization = report["summary"].get("newly_denied") is not None
     groups = report["groups"]
     shown, rest = groups[:top], groups[top:]
-    impact = '<th scope="col">impact</th>' if organization else ""
-    head = (
-        f'<tr><th scope="col" class="num">#</th><th scope="col">decision</th>{impact}'
-        '<th scope="col" class="num" data-sort="num">records</th><th scope="col">principal</th>'
-        '<th scope="col">action</th><th scope="col">account</th><th scope="col">statement or reason</th>'
-        '<th scope="col">first / last seen</th><th scope="col">sample eventIDs</th></tr>'
-    )
+    head = _GROUP_HEAD.format(decision="decision, impact" if organization else "decision")
     cut = (
         f'<p class="more" id="groups-more" data-groups="{len(rest)}" data-records="{sum(g["count"] for g in rest)}">'
         f"and {_n(len(rest))} more groups ({_n(sum(g['count'] for g in rest))} records), left out of this page: "
@@ -495,7 +517,7 @@ def _groups(report: Mapping[str, Any], top: int) -> str:
         f"(cut-off: {top}). A group is one principal, action, account and statement; its samples are its "
         f'earliest records.</p><div class="controls" id="groups-controls" hidden></div>'
         f'<div class="scroll"><table class="data sortable" id="groups-table"><thead>{head}</thead>'
-        f"<tbody>{_group_rows(shown, organization)}</tbody></table></div>{cut}</section>"
+        f"<tbody>{_group_rows(shown)}</tbody></table></div>{cut}</section>"
     )
 
 
@@ -504,18 +526,13 @@ def _failing(report: Mapping[str, Any], top: int) -> str:
     if not failing:
         return ""
     shown, rest = failing[:top], failing[top:]
-    head = (
-        '<tr><th scope="col" class="num">#</th><th scope="col">guardrails</th><th scope="col">errorCode</th>'
-        '<th scope="col" class="num">records</th><th scope="col">principal</th><th scope="col">action</th>'
-        '<th scope="col">account</th><th scope="col">statement or reason</th><th scope="col">first / last seen</th>'
-        '<th scope="col">sample eventIDs</th></tr>'
-    )
+    head = _GROUP_HEAD.format(decision="guardrails, errorCode")
     more = f'<p class="more">and {_n(len(rest))} more groups ({_n(sum(g["count"] for g in rest))} records)</p>'
     return (
         '<section id="failing" aria-labelledby="h-failing"><h2 id="h-failing">Already failing</h2>'
         "<p>Calls CloudTrail recorded as failed (errorCode) that the guardrails would deny too: not counted as "
         f'impact.</p><div class="scroll"><table class="data" id="failing-table"><thead>{head}</thead>'
-        f"<tbody>{_group_rows(shown, False, failing=True)}</tbody></table></div>{more if rest else ''}</section>"
+        f"<tbody>{_group_rows(shown, failing=True)}</tbody></table></div>{more if rest else ''}</section>"
     )
 
 
@@ -544,19 +561,19 @@ _CSS = """
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
 color:var(--ink);background:#fff}
-header{background:#1f2a37;color:#fff;padding:18px 28px}
+header{background:#1f2a37;color:#fff;padding:18px 20px}
 header h1{margin:0;font-size:22px;font-weight:600}
 header p{margin:4px 0 0;color:#c8d1dc}
-main{max-width:1240px;margin:0 auto;padding:8px 28px 40px}
+main{max-width:1400px;margin:0 auto;padding:8px 20px 40px}
 h2{font-size:18px;margin:28px 0 10px;padding-bottom:4px;border-bottom:2px solid var(--line)}
 h3{font-size:15px;margin:16px 0 6px}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px}
 .card{background:var(--bg);border:1px solid var(--line);border-left:4px solid #8896a6;border-radius:6px;
 padding:10px 12px}
-.card .num{font-size:26px;font-weight:650;font-variant-numeric:tabular-nums}
+.card .num{font-size:26px;font-weight:650;font-variant-numeric:tabular-nums;text-align:left}
 .card .what{color:var(--muted)}
 .card.deny{border-left-color:var(--deny)}.card.deny .num{color:var(--deny)}
-.card.undecided{border-left-color:var(--undecided)}
+.card.undecided{border-left-color:var(--undecided)}.card.undecided .num{color:#4b5563}
 .card.error{border-left-color:#e67e22}.card.error .num{color:#b35900}
 table{border-collapse:collapse}
 table.facts{margin-top:12px}
@@ -564,17 +581,20 @@ table.facts th{text-align:left;color:var(--muted);font-weight:500;padding:2px 14
 table.facts td{padding:2px 0;word-break:break-all}
 table.data{width:100%;font-size:13px}
 table.data caption{text-align:left;font-weight:600;padding:4px 0}
-table.data th,table.data td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
+table.data th,table.data td{border-bottom:1px solid var(--line);padding:5px 6px;text-align:left;vertical-align:top}
 table.data thead th{background:var(--bg);position:sticky;top:0}
 table.data tbody tr:nth-child(even){background:#fbfcfd}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.name{word-break:break-all;max-width:420px}
-td.when{white-space:nowrap;color:var(--muted);font-size:12px}
-code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
+td.name{overflow-wrap:anywhere;min-width:11em}
+table.data td.nowrap{white-space:nowrap}
+td.when{white-space:nowrap;color:var(--muted);font-size:11px}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+ul.samples code{font-size:11px;white-space:nowrap}
 tr.d-deny td:nth-child(2){color:var(--deny);font-weight:600}
 tr.d-indeterminate td:nth-child(2){color:var(--undecided);font-weight:600}
 ul.samples,ul.plain{margin:0;padding:0;list-style:none}
-.tops{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:18px}
+.tops{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:18px}
+.top.wide{grid-column:1/-1}
 svg.chart{width:100%;height:auto;display:block}
 svg.chart .grid{stroke:#e5e8ec}svg.chart .axis{stroke:#5f6b7a}
 svg.chart .tick{font-size:11px;fill:#5f6b7a}svg.chart .label{font-size:12px;fill:#1f2933}
@@ -590,7 +610,10 @@ th button{font:inherit;font-weight:600;border:0;background:none;padding:0;cursor
 ul.problems{padding-left:18px}
 li.error strong{color:#b35900}li.warning strong{color:#8a6d00}
 details{margin-top:8px}
-.at{color:var(--muted)}
+.sub{display:block;color:var(--muted);font-size:12px;font-weight:400}
+.impact-new{color:var(--deny)!important;font-weight:600!important}
+td.why{min-width:13em;overflow-wrap:break-word}td.why code{overflow-wrap:break-word}
+
 footer{color:var(--muted);font-size:12px;border-top:1px solid var(--line);margin-top:30px;padding-top:8px}
 @media print{header{background:none;color:#000;padding:0}header p{color:#333}main{max-width:none;padding:0}
 .controls{display:none!important}table.data thead th{position:static}.scroll{overflow:visible}
