@@ -38,7 +38,7 @@ class RequestContext:
         for key, value in values.items():
             if value is None:
                 continue
-            lowered = _LOWER.get(key) or _lower(key)
+            lowered = key.lower()
             if value.__class__ is str:  # the common case, without the generic conversion below
                 normal[lowered] = (value,)
                 continue
@@ -46,7 +46,7 @@ class RequestContext:
             normal[lowered] = tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in items)
         return cls(
             normal,
-            frozenset(_LOWER.get(k) or _lower(k) for k in absent),
+            frozenset(k.lower() for k in absent),
             tuple(p.lower() for p in absent_prefixes),
         )
 
@@ -62,16 +62,6 @@ class RequestContext:
         if lowered in self.absent or any(lowered.startswith(p) for p in self.absent_prefixes):
             return ()
         return None
-
-
-_LOWER: dict[str, str] = {}  # key -> key.lower(): the same few dozen key names, in every request
-
-
-def _lower(key: str) -> str:
-    lowered = key.lower()
-    if len(_LOWER) < 10_000:
-        _LOWER[key] = lowered
-    return lowered
 
 
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
@@ -228,6 +218,35 @@ _POSITIVE = {
     "ArnEquals": lambda value, pattern: arn_matches(pattern, value),
     "ArnLike": lambda value, pattern: arn_matches(pattern, value),
 }
+
+
+def _remembered(test: Callable[[str, str], bool]) -> Callable[[str, str], bool]:
+    """test, its answers remembered per (value, pattern): the tests below are pure, and a trail asks the
+    same few (principal ARN, ArnLike pattern) questions millions of times. The memo is bounded."""
+    memo: dict[tuple[str, str], bool] = {}
+
+    def remembered(value: str, pattern: str) -> bool:
+        key = (value, pattern)
+        found = memo.get(key)
+        if found is None:
+            found = test(value, pattern)
+            if len(memo) >= 50_000:
+                memo.clear()
+            memo[key] = found
+        return found
+
+    return remembered
+
+
+# The costly tests (wildcards, ARN segments, addresses, dates, numbers); string equality is cheaper
+# than a memo lookup.
+_POSITIVE.update(
+    {
+        name: _remembered(test)
+        for name, test in _POSITIVE.items()
+        if not name.startswith(("String", "Bool", "Binary")) or name == "StringLike"
+    }
+)
 _NEGATED = {
     "StringNotEquals": "StringEquals",
     "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from netguard.iam.reference_data import iam_reference
@@ -68,6 +68,13 @@ def _temporary_credentials(identity: Mapping[str, Any]) -> bool | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _issue_time(text: str | None) -> tuple[datetime | None, str | None]:
+    """A session's creationDate, parsed and in aws:TokenIssueTime's form: one per session, not per record."""
+    moment = parse_time(text)
+    return moment, None if moment is None else _iso(moment)
+
+
 def session_keys(identity: Mapping[str, Any], event_time: datetime | None) -> tuple[dict[str, Any], list[str]]:
     """(values, keys known absent) for the session keys: aws:TokenIssueTime, aws:MultiFactorAuthPresent,
     aws:MultiFactorAuthAge, aws:SourceIdentity and aws:AssumedRoot.
@@ -83,9 +90,9 @@ def session_keys(identity: Mapping[str, Any], event_time: datetime | None) -> tu
     temporary = _temporary_credentials(identity)
     if temporary is False:
         absent += ["aws:TokenIssueTime", "aws:MultiFactorAuthPresent", "aws:MultiFactorAuthAge"]
-    issued = parse_time(_s(attributes.get("creationDate")))
+    issued, issued_text = _issue_time(_s(attributes.get("creationDate")))
     if temporary and issued is not None:
-        values["aws:TokenIssueTime"] = _iso(issued)
+        values["aws:TokenIssueTime"] = issued_text
     mfa = attributes.get("mfaAuthenticated")
     if temporary is not False and mfa is not None:
         present = str(mfa).lower() == "true"
@@ -189,6 +196,7 @@ def action_resource_types() -> dict[str, dict[str, tuple[str, ...]]]:
     }
 
 
+@lru_cache(maxsize=8192)
 def _ec2_type(identifier: str) -> str | None:
     for prefix in _EC2_PREFIXES:
         rest = identifier[len(prefix) + 1 :]
@@ -230,6 +238,14 @@ def _is_create(action: str) -> bool:
     return action.lower().startswith(("create", "allocate", "run", "import", "copy"))
 
 
+@lru_cache(maxsize=4096)
+def _ec2_action(action: str) -> tuple[tuple[str, ...] | None, str | None, bool]:
+    """(resource types the IAM reference lists, the type the action is named after, whether it creates
+    one) for an EC2 action: a question per action, not per record."""
+    types = action_resource_types().get("ec2", {}).get(action.lower())
+    return types, _primary_type(action, types) if types else None, _is_create(action)
+
+
 def ec2_resources(
     record: Mapping[str, Any], action: str, partition: str, region: str, account: str
 ) -> tuple[str, ...] | None:
@@ -240,11 +256,10 @@ def ec2_resources(
     (resourcesSet for CreateTags, vpcId, the peer's VPC in its own account and region) give the rest.
     Only the resource types the action lists in the IAM reference count.
     """
-    types = action_resource_types().get("ec2", {}).get(action.lower())
+    types, primary, create = _ec2_action(action)
     params = record.get("requestParameters")
     arns: list[str] = []
-    primary = _primary_type(action, types) if types else None
-    if types is not None and primary and _is_create(action):
+    if types is not None and primary and create:
         arns.append(f"arn:{partition}:ec2:{region}:{account}:{primary}/*")
     found: list[tuple[str, str]] = []
     _collect_ids(params, found)
