@@ -18,6 +18,7 @@ from netguard.policy.facts import OrgFacts
 from netguard.policy.limits import LIMITS, Limits, size_text
 from netguard.policy.request_context import (
     ec2_resources,
+    is_mapping,
     parse_time,
     session_keys,
     time_keys,
@@ -262,7 +263,7 @@ _SERVICES: dict[str, str] = {}  # eventSource -> service prefix: a trail has a f
 
 def _m(value: Any) -> Mapping[str, Any]:
     """value when it is a mapping, else an empty one: records come in every shape."""
-    return value if isinstance(value, Mapping) else {}
+    return value if is_mapping(value) else {}
 
 
 def _s(value: Any) -> str | None:
@@ -294,7 +295,7 @@ def _principal(identity: Mapping[str, Any]) -> tuple[str | None, str | None, str
 
 def _find(value: Any, key: str) -> Any:
     """First value of key anywhere in nested requestParameters (DeleteFlowLogs nests its ids)."""
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         if key in value:
             return value[key]
         for item in value.values():
@@ -312,7 +313,7 @@ def _find(value: Any, key: str) -> Any:
 def _ids(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         if "content" in value:
             return _ids(value["content"])
         if "items" in value:
@@ -463,7 +464,7 @@ def _deeper(record: Mapping[str, Any], max_depth: int) -> bool:
 def _container_deeper(node: Any, depth: int, max_depth: int) -> bool:
     if depth > max_depth:
         return True
-    for child in node if node.__class__ is list or isinstance(node, list) else node.values():
+    for child in node.values() if node.__class__ is dict or not isinstance(node, list) else node:
         kind = child.__class__
         container = kind is dict or kind is list or (kind not in _LEAVES and isinstance(child, (dict, list, Mapping)))
         if container and _container_deeper(child, depth + 1, max_depth):

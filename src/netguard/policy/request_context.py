@@ -20,8 +20,18 @@ from netguard.iam.reference_data import iam_reference
 _SERVICE_HOST = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com$")
 
 
+_PLAIN = frozenset({str, int, float, bool, list, type(None)})
+
+
+def is_mapping(value: Any) -> bool:
+    """isinstance(value, Mapping) without the ABC machinery for the types JSON decodes to (a record is
+    checked some fifty times): a dict is one, a string, number, list or null is not."""
+    kind = value.__class__
+    return kind is dict or (kind not in _PLAIN and isinstance(value, Mapping))
+
+
 def _m(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if is_mapping(value) else {}
 
 
 def _s(value: Any) -> str | None:
@@ -214,7 +224,7 @@ def _collect_ids(value: Any, out: list[tuple[str, str]], key: str = "") -> None:
     if isinstance(value, str):
         if lowered.endswith(("id", "ids")) and _ec2_type(value):
             out.append((key, value))
-    elif isinstance(value, Mapping):
+    elif is_mapping(value):
         for child_key, child in value.items():
             _collect_ids(child, out, str(child_key) if child_key not in ("items", "content") else key)
     elif isinstance(value, list):
