@@ -276,7 +276,8 @@ def timeline_svg(timeline: list[Mapping[str, Any]]) -> tuple[str, str]:
         )
     legend.append("</ul>")
     if undated:
-        legend.append(f'<p class="note">{_n(undated)} records have no usable eventTime and are not charted.</p>')
+        some = f"{_n(undated)} record has" if undated == 1 else f"{_n(undated)} records have"
+        legend.append(f'<p class="note">{some} no usable eventTime, and are not charted.</p>')
     rows = []
     for bucket in buckets:
         values = [counts.get((bucket, i), 0) for i in range(len(series))]
@@ -567,7 +568,7 @@ header p{margin:4px 0 0;color:#c8d1dc}
 main{max-width:1400px;margin:0 auto;padding:8px 20px 40px}
 h2{font-size:18px;margin:28px 0 10px;padding-bottom:4px;border-bottom:2px solid var(--line)}
 h3{font-size:15px;margin:16px 0 6px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(118px,1fr));gap:10px}
 .card{background:var(--bg);border:1px solid var(--line);border-left:4px solid #8896a6;border-radius:6px;
 padding:10px 12px}
 .card .num{font-size:26px;font-weight:650;font-variant-numeric:tabular-nums;text-align:left}
@@ -706,8 +707,6 @@ def page_from_cli(report_json: str, args: argparse.Namespace, filters: str) -> s
     context = {
         "events": getattr(args, "events", None),
         "policies": getattr(args, "policies", None),
-        "organization snapshot": getattr(args, "org", None),
-        "stage": getattr(args, "stage", None) if getattr(args, "org", None) else None,
         "org config": getattr(args, "config", None),
         "filters": filters or "none",
         "engine": getattr(args, "engine", None),
