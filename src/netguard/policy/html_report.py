@@ -55,6 +55,10 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
+def _count(value: int, noun: str) -> str:
+    return f"{value:,} {noun}{'' if value == 1 else 's'}"
+
+
 def supplier(key: str) -> str:
     """Who can supply a condition key a record lacked, so an Indeterminate can become definite."""
     lowered = key.lower()
@@ -672,9 +676,15 @@ def render(report: Mapping[str, Any], context: Mapping[str, str] | None = None, 
     )
     summary = report["summary"]
     denied = summary["would_be_denied"]
-    subtitle = f"{_n(denied)} records would be denied, {_n(summary['indeterminate'])} indeterminate"
+    subtitle = f"{_count(denied, 'record')} would be denied, {_n(summary['indeterminate'])} indeterminate"
     if summary.get("newly_denied") is not None:
         subtitle += f"; {_n(summary['newly_denied'])} newly denied by the rollout"
+    impact = [g for g in report["groups"] if g.get("impact") != "existing"]
+    if impact:  # the first question before a rollout: how many people and accounts, over what time
+        seen = sorted(t for g in impact for t in (g["first_seen"], g["last_seen"]) if t)
+        principals, accounts = len({g["principal"] for g in impact}), len({g["account"] for g in impact})
+        subtitle += f", affecting {_count(principals, 'principal')} in {_count(accounts, 'account')}"
+        subtitle += f", {_e(seen[0][:10])} to {_e(seen[-1][:10])}" if seen else ""
     body = "".join(
         [
             _summary(report, context),
@@ -687,7 +697,7 @@ def render(report: Mapping[str, Any], context: Mapping[str, str] | None = None, 
             _problems(report),
         ]
     )
-    csp = f"default-src 'none'; style-src {_hash(_CSS)}; script-src {_hash(_JS)}; img-src data:; form-action 'none'"
+    csp = f"default-src 'none'; style-src {_hash(_CSS)}; script-src {_hash(_JS)}; form-action 'none'"
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
