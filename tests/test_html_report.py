@@ -315,6 +315,33 @@ def test_fixture_report_in_chromium(tmp_path, capsys, scps, chromium, config):
     _screenshot(chromium, page, tmp_path, f"replay-{config}")
 
 
+def test_sorting_and_filtering_work_in_chromium(tmp_path, capsys, scps, chromium):
+    """The page's script, driven by a test script (the copy drops the CSP that would refuse it): a
+    click on "records" sorts the groups ascending, and the filters hide what they do not match."""
+    org_yaml = FIXTURES / "org" / "org.yaml"
+    text = _render(capsys, scps["org"], TRAILS, org_yaml, "html")
+    start = text.index('<meta http-equiv="Content-Security-Policy"')
+    text = text[:start] + text[text.index(">", start) + 1 :]
+    driver = (
+        "<script>var b=document.querySelectorAll('#groups-table th button');b[2].click();"
+        "var q=document.querySelector('#groups-controls input');q.value='DeleteFlowLogs';"
+        "q.dispatchEvent(new Event('input'));</script></body>"
+    )
+    page = tmp_path / "driven.html"
+    page.write_text(text.replace("</body>", driver))
+    dom_text, requests, _ = _dump(chromium, page, tmp_path)
+    assert requests == []
+    dom = Dom(dom_text)
+    assert len(dom.all(type="button")) == 8  # every column header became a sort button
+    counts = [int(a["data-value"] or 0) for a in dom.all(**{"data-col": "count"})]
+    assert counts == sorted(counts) and counts[0] < counts[-1]
+    groups = json.loads(_render(capsys, scps["org"], TRAILS, org_yaml, "json"))["groups"]
+    matching = sum(1 for g in groups if g["action"] == "ec2:DeleteFlowLogs")
+    hidden = [a for tag, a in dom.tags if tag == "tr" and "data-decision" in a and "hidden" in a]
+    assert 0 < matching < len(groups) and len(hidden) == len(groups) - matching
+    assert f"{matching} of {len(groups)} groups shown" in dom.text
+
+
 def test_a_probe_page_that_loads_from_outside_is_caught(tmp_path, chromium):
     """The request check can fail: a page with an external image shows up in the net log."""
     page = tmp_path / "probe.html"
