@@ -296,8 +296,22 @@ def _org_facts(args: argparse.Namespace, org, chains=None):
     return OrgFacts(management, organization, principal_tags=tags)
 
 
+def _progress(args: argparse.Namespace, client):
+    """Progress on stderr for a terminal (netguard/progress.py); the files of a local --events are
+    counted first, with a filter of their own (counting must not count skips twice), for an ETA."""
+    from netguard import progress
+    from netguard.policy import replay as rp
+
+    total = None
+    if progress.wanted() and client is None and args.engine == "local":
+        counting = rp.Filters(
+            args.since, args.until, frozenset().union(*args.accounts), frozenset().union(*args.regions)
+        )
+        total = sum(1 for _ in rp.Source(args.events).files(counting))
+    return progress.Progress(total)
+
+
 def _replay(args: argparse.Namespace, org) -> int:
-    import time
     from pathlib import Path
 
     from netguard.org import aws
@@ -337,15 +351,10 @@ def _replay(args: argparse.Namespace, org) -> int:
     elif not Path(args.events).exists():
         raise NetguardError(args.events, "no such file or directory (--events)")
     filters = rp.Filters(args.since, args.until, frozenset().union(*args.accounts), frozenset().union(*args.regions))
-    start = time.monotonic()
-    tty = sys.stderr.isatty()
+    bar = _progress(args, client)
 
     def progress(totals) -> None:
-        elapsed = time.monotonic() - start
-        if tty and elapsed > 2:
-            rate = totals.records / elapsed
-            sys.stderr.write(f"\rnetguard: {totals.files} files, {totals.records} records, {rate:,.0f} records/s ")
-            sys.stderr.flush()
+        bar.update(totals.files, totals.records)
 
     if args.engine == "spark":  # the same Totals, computed by a Spark job (netguard/spark.py)
         from netguard import spark
@@ -360,8 +369,7 @@ def _replay(args: argparse.Namespace, org) -> int:
             jobs=args.jobs,
             progress=progress,
         )
-    if tty and time.monotonic() - start > 2:
-        sys.stderr.write("\n")
+    bar.close()
     if chains is not None:
         totals.organization = chains.describe()
     warnings = filters.warnings(totals) + (chains.warnings() if chains else [])
