@@ -303,3 +303,22 @@ def test_a_location_spark_cannot_read_is_exit_2_in_one_line(spark, tmp_path, cap
     err = capsys.readouterr().err
     assert code == 2
     assert "the Spark job failed" in err and "nosuchfs" in err and "Traceback" not in err
+
+
+def test_a_frame_of_athena_rows_replays_as_a_file_of_them(spark, compiled, tmp_path):
+    """replay_rows: a DataFrame of Athena-table rows gives what local replay gives for a file of the
+    same rows, with the malformed rows' errors at their positions."""
+    from pyspark.sql import functions as F
+
+    rows = json.loads((FIXTURES / "cloudtrail" / "shapes" / "athena-rows.json").read_text())["Records"]
+    nameless = {k: v for k, v in rows[0].items() if k != "eventname"}
+    unknown = {**rows[1], "useridentity": None}
+    unguarded = {**rows[2], "eventname": "DescribeVpcs"}
+    path = tmp_path / "athena.json"
+    path.write_text(json.dumps({"Records": [*rows, nameless, *rows, unguarded, unknown]}))
+    local = rp.replay(compiled, rp.Source(str(path)), rp.Filters(), jobs=1)
+    frame = spark.read.option("multiLine", "true").json(str(path)).select(F.explode("Records").alias("r")).select("r.*")
+    on_spark = ns.replay_rows(frame, compiled, name=str(path))
+    assert len(local.errors) == 2 and local.records == 2 * len(rows) + 3
+    on_spark.files = local.files  # a frame is no file
+    assert rp.to_json(on_spark) == rp.to_json(local)

@@ -436,6 +436,98 @@ def replay(
     return totals
 
 
+def replay_rows(
+    frame: Any,
+    compiled: Any,
+    *,
+    name: str = "rows",
+    management_account: str | None = None,
+    facts: Any = None,
+    limits: Limits = LIMITS,
+) -> rp.Totals:
+    """A DataFrame of CloudTrail table rows (Athena's or Glue's CloudTrail table, CloudTrail Lake
+    rows; any column case), replayed as local replay replays a file of those rows named `name`:
+    the pre-filter runs in Spark on the eventsource/eventname columns, the guarded rows go through
+    Replayer.records as dicts (record_shapes.normalise maps them), and errors give each row's position
+    in the frame's order (--max-record-errors applies per partition here). Filter by date, account
+    and region in the query that makes the frame; Totals.files stays 0."""
+    from pyspark.sql import functions as F
+
+    columns = {column.lower(): column for column in frame.columns}
+    source, event = columns.get("eventsource"), columns.get("eventname")
+    indexed = frame.select(
+        F.spark_partition_id().alias("_netguard_partition"),
+        F.monotonically_increasing_id().alias("_netguard_id"),
+        F.struct(*[F.col(f"`{column}`") for column in frame.columns]).alias("_netguard_row"),
+        (F.col(f"`{source}`") if source else F.lit(None).cast("string")).alias("_netguard_source"),
+        (F.col(f"`{event}`") if event else F.lit(None).cast("string")).alias("_netguard_name"),
+    )
+    survey = indexed.groupBy("_netguard_partition", "_netguard_source", "_netguard_name").count().collect()
+    sizes: dict[int, int] = {}
+    totals = rp.Totals()
+    guarded = set()
+    for row in survey:
+        part, pair_source, pair_name, count = row
+        sizes[part] = sizes.get(part, 0) + count
+        if (
+            not isinstance(pair_source, str)
+            or not isinstance(pair_name, str)
+            or _guarded(compiled, pair_source, pair_name)
+        ):
+            guarded.add((pair_source, pair_name))
+        else:
+            totals.records += count
+    offsets, running = {}, 0
+    for part in sorted(sizes):
+        offsets[part], running = running, running + sizes[part]
+    if not guarded:
+        return totals
+    wanted = F.lit(False)
+    for pair_source, pair_name in guarded:  # a few hundred pairs at most; a null pair is a Python error
+        same_source = (
+            F.col("_netguard_source").isNull() if pair_source is None else F.col("_netguard_source") == pair_source
+        )
+        same_name = F.col("_netguard_name").isNull() if pair_name is None else F.col("_netguard_name") == pair_name
+        wanted = wanted | (same_source & same_name)
+    shipped = rp.Replayer(
+        compiled=compiled, filters=rp.Filters(), management_account=management_account, limits=limits, facts=facts
+    )
+    from pyspark import cloudpickle
+
+    sc = frame.sparkSession.sparkContext
+    packed = sc.broadcast(cloudpickle.dumps(shipped))
+    token = uuid.uuid4().hex
+    mask = (1 << 33) - 1  # monotonically_increasing_id: the partition in the upper bits, the row below
+
+    def run(rows: Iterator[Any]) -> Iterator[rp.Totals]:
+        replayer = _unpacked.get(token)
+        if replayer is None:
+            from pyspark import cloudpickle
+
+            _unpacked.clear()
+            replayer = _unpacked[token] = cloudpickle.loads(packed.value)
+        positions, records = [], []
+        for part, row_id, row in rows:
+            positions.append(offsets[part] + (row_id & mask))
+            records.append(row.asDict(recursive=True))
+        yield replayer.records(records, name, positions)
+
+    chosen = indexed.where(wanted).select("_netguard_partition", "_netguard_id", "_netguard_row")
+    try:
+        parts = chosen.rdd.mapPartitions(run)
+        if parts.getNumPartitions():
+            totals.merge(parts.treeReduce(_merged))
+    finally:
+        packed.unpersist()
+
+    def position(error: InputError) -> tuple[int, int]:  # by row; a partition's "more not listed" last
+        words = error.message.split(" ", 2)
+        return (0, int(words[1])) if words[0] == "record" and words[1].isdigit() else (1, 0)
+
+    totals.errors.sort(key=position)
+    return totals
+
+
 def run_cli(args: argparse.Namespace, compiled: Any, filters: rp.Filters, facts: Any, limits: Limits) -> rp.Totals:
     """`policy replay --engine spark`: the session (--spark-master), then replay; command.py reports."""
     _require_pyspark()
