@@ -105,6 +105,7 @@ def _browser(chromium: str, page: Path, work: Path, *what: str) -> subprocess.Co
         "--no-first-run",
         "--disable-background-networking",
         "--disable-component-update",
+        "--disable-dev-shm-usage",  # containers often have a 64 MB /dev/shm
         "--hide-scrollbars",
         *what,
         page.resolve().as_uri(),
@@ -263,6 +264,18 @@ def test_the_timeline_reads_for_one_day_and_for_a_year(days, unit):
     legend = {a["data-series"]: int(a["data-value"] or 0) for a in dom.all() if "data-series" in a}
     assert legend == {"p.json / A": len(timeline) // 2, "p.json / B": len(timeline) // 2}
     assert len(chart) + len(table) < 200_000
+
+
+def test_dates_at_the_ends_of_the_calendar_still_chart():
+    """eventTime comes from the logs: year 1 and year 9999 make a chart of years, not an exception."""
+    timeline = [
+        {"day": day, "decision": "Deny", "policy": "p.json", "sid": "S", "count": 1}
+        for day in ("0001-01-01", "2026-11-02", "9999-12-31", "", "2026-13-45")
+    ]
+    chart, table = html_report.timeline_svg(timeline)
+    [svg] = Dom(chart).all(id="timeline-chart")
+    assert svg["data-unit"] == "year" and svg["data-buckets"] == "9999"
+    assert "2 records have no usable eventTime" in chart and "9999-01-01" in table
 
 
 def test_organization_mode_shows_new_against_already_denied(tmp_path, capsys):

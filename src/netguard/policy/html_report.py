@@ -196,9 +196,10 @@ def timeline_svg(timeline: list[Mapping[str, Any]]) -> tuple[str, str]:
         counts[key] = counts.get(key, 0) + entry["count"]
     buckets = []
     current, last = bucket_of(min(days)), bucket_of(max(days))
-    while current <= last:
+    while current < last:  # not past the last: the day after 9999-12-31 is no date
         buckets.append(current)
         current = _next(unit, current)
+    buckets.append(last)
     stack_top = max(sum(counts.get((b, i), 0) for i in range(len(series))) for b in buckets)
     ticks = _nice_ticks(stack_top)
     y_max = ticks[-1]
@@ -241,13 +242,8 @@ def timeline_svg(timeline: list[Mapping[str, Any]]) -> tuple[str, str]:
                     f' fill="{fill}"><title>{bucket.isoformat()}: {_e(one["name"])}: {_n(value)}</title></rect>'
                 )
         if not few and any(u != v for u, v in zip(upper, lower, strict=True)):
-            edge = [f"M{left:.1f} {upper[0]:.1f}"]
-            for index in range(len(buckets)):
-                edge.append(f"H{left + slot * (index + 1):.1f}")
-                if index + 1 < len(buckets):
-                    edge.append(f"V{upper[index + 1]:.1f}")
-            for index in reversed(range(len(buckets))):
-                edge.append(f"V{lower[index]:.1f}H{left + slot * index:.1f}")
+            edge = [f"M{left:.1f} {upper[0]:.1f}", *_steps(upper, left, slot)]
+            edge += _steps(lower[::-1], left + slot * len(buckets), -slot, turn=True)
             parts.append(f'<path d="{"".join(edge)}Z" fill="{fill}"><title>{_e(one["name"])}</title></path>')
         lower = upper
     parts.append(
@@ -294,6 +290,20 @@ def timeline_svg(timeline: list[Mapping[str, Any]]) -> tuple[str, str]:
         f'<thead><tr><th scope="col">{unit}</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
     )
     return "".join(parts) + "".join(legend), table
+
+
+def _steps(heights: list[float], start: float, width: float, turn: bool = False) -> list[str]:
+    """A stepped edge through HEIGHTS, one bucket WIDTH apart from START (negative: right to left); a
+    run of equal heights is one line, so a sparse or flat span costs a few bytes. TURN first goes to
+    the first height (the way back along the lower edge)."""
+    out = [f"V{heights[0]:.1f}"] if turn else []
+    for index, height in enumerate(heights):
+        last = index + 1 == len(heights)
+        if last or heights[index + 1] != height:
+            out.append(f"H{start + width * (index + 1):.1f}")
+            if not last:
+                out.append(f"V{heights[index + 1]:.1f}")
+    return out
 
 
 def _x_labels(buckets: list[date], unit: str) -> list[tuple[int, date]]:
