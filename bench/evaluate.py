@@ -79,6 +79,11 @@ CALLS: list[tuple[str, str, Any]] = [
         },
     ),
     ("ec2.amazonaws.com", "CreateVpcPeeringConnection", {"vpcId": "vpc-0a1b2c3d", "peerVpcId": "vpc-9f8e7d6c"}),
+    (
+        "ec2.amazonaws.com",
+        "CreateVpcPeeringConnection",
+        {"vpcId": "vpc-0a1b2c3d", "peerVpcId": "vpc-9f8e7d6c", "peerOwnerId": "444455556666"},
+    ),
     ("ec2.amazonaws.com", "AttachInternetGateway", {"vpcId": "vpc-0a1b2c3d", "internetGatewayId": "igw-0a1b2c3d"}),
     ("ec2.amazonaws.com", "DescribeInstances", {"filterSet": {}, "maxResults": 1000}),
     ("ec2.amazonaws.com", "RunInstances", {"instanceType": "t3.micro"}),
@@ -265,7 +270,10 @@ THIRD_PARTY: list[list[dict[str, Any]]] = [
                         "arn:aws:ec2:*:${aws:PrincipalAccount}:*",
                         "arn:aws:ec2:*:*:vpc-peering-connection/*",
                     ],
-                    "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-exampleorg"}},
+                    "Condition": {
+                        "StringEquals": {"aws:PrincipalOrgID": "o-exampleorg"},
+                        "ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/network/*"},
+                    },
                 },
                 {
                     "Sid": "DenyRootUser",

@@ -74,11 +74,17 @@ def _segments_matcher(pattern_parts: list[str], maxsplit: int) -> Callable[[str]
     count = len(pattern_parts)
     tests = tuple(wildcard_regex(p, False).fullmatch for p in pattern_parts)
 
+    memo: dict[str, bool] = {}  # a trail names the same resources and principals again and again
+
     def matches(arn: str) -> bool:
-        parts = arn.split(":", maxsplit)
-        if len(parts) != count:
-            return False
-        return all(test(part) is not None for test, part in zip(tests, parts, strict=True))
+        found = memo.get(arn)
+        if found is None:
+            parts = arn.split(":", maxsplit)
+            found = len(parts) == count and all(test(part) is not None for test, part in zip(tests, parts, strict=True))
+            if len(memo) >= 10_000:
+                memo.clear()
+            memo[arn] = found
+        return found
 
     return matches
 

@@ -310,11 +310,15 @@ def _one_key(
             return False  # no value to match, whatever the operator (IAM User Guide, multivalued keys)
         return negated or if_exists
     test = _POSITIVE[_NEGATED.get(operator, operator)]
-    if static is not None:
-        patterns, unknown = static, []
-    else:
-        patterns = [substitute(raw, context) for raw in wanted]
-        unknown = sorted({p.unknown for p in patterns if p.unknown})
+    if static is not None:  # every policy value known: two-valued, so plain any/all give the same answer
+        texts = [p.text for p in static]
+        if qualifier == "ForAllValues":
+            return all(any(test(v, t) for t in texts) != negated for v in values)
+        if qualifier == "ForAnyValue":
+            return any(any(test(v, t) for t in texts) != negated for v in values)
+        return any(test(v, t) for v in values for t in texts) != negated
+    patterns = [substitute(raw, context) for raw in wanted]
+    unknown = sorted({p.unknown for p in patterns if p.unknown})
 
     def matches(value: str) -> Truth:
         # the policy's values OR together; an unknown one leaves the answer open only if no other matches,
