@@ -68,19 +68,22 @@ def _project(value: Any, kind: tuple) -> Any:
     return _text(value)
 
 
-def _table(records: list[dict], tmp_path: Path) -> Any:
-    """A DuckDB connection holding cloudtrail_logs, of the documented DDL's types, with records."""
+def _table(records: list[dict], tmp_path: Path, partitions: list[dict[str, str]] | None = None) -> Any:
+    """A DuckDB connection holding cloudtrail_logs, of the documented DDL's types, with records; and,
+    with partitions (one {column: value} per record), the table's partition columns."""
+    columns = COLUMNS + [(name, ("string",)) for name in (partitions[0] if partitions else {})]
     rows = []
-    for record in records:
+    for index, record in enumerate(records):
         lower = {key.lower(): value for key, value in record.items()}
         rows.append({name: _project(lower.get(name), kind) for name, kind in COLUMNS})
+        rows[-1].update(partitions[index] if partitions else {})
     source = tmp_path / "table.ndjson"
     source.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     connection = duckdb.connect()
     connection.execute(
-        "CREATE TABLE cloudtrail_logs (" + ", ".join(f"{name} {_duck_type(kind)}" for name, kind in COLUMNS) + ")"
+        "CREATE TABLE cloudtrail_logs (" + ", ".join(f'"{name}" {_duck_type(kind)}' for name, kind in columns) + ")"
     )
-    spec = "{" + ", ".join(f"'{name}': '{_duck_type(kind)}'" for name, kind in COLUMNS) + "}"
+    spec = "{" + ", ".join(f"'{name}': '{_duck_type(kind)}'" for name, kind in columns) + "}"
     connection.execute(
         f"INSERT INTO cloudtrail_logs SELECT * FROM read_json('{source}', format='newline_delimited', columns={spec})"
     )
@@ -587,3 +590,40 @@ def test_org_chains_through_athena_give_the_logs_report(tmp_path, capsys):
     # the query works per call, not per account: Prod's PutBucketPolicy is kept for Legacy's sake, and
     # netguard then leaves it unevaluated, as local replay does
     assert kept == direct["summary"]["evaluated"] + 1 == len(records) - 2  # the two DescribeVpcs left out
+
+
+@pytest.mark.parametrize("scheme", ["manual", "projection"])
+def test_partition_filters_skip_what_local_replay_skips_by_path(tmp_path, capsys, scp, scheme):
+    """Logs in AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/ folders, some delivered the day after
+    their eventTime; the partitions hold the folders' values. Local replay skips folders by their day and
+    region; the query's partition filters must skip the same."""
+    policies = ["--policies", str(scp), "--config", str(ORG)]
+    records = _spread_records()
+    folders = []
+    for index, record in enumerate(records):
+        day = record["eventTime"][:10].split("-")
+        if index % 3 == 0 and record["eventTime"].startswith("2026-11-02"):
+            day = ["2026", "11", "03"]  # delivered after midnight
+        folders.append((record["recipientAccountId"], record["awsRegion"], *day))
+    root = tmp_path / "trail"
+    for folder in sorted(set(folders)):
+        account, region, year, month, day = folder
+        path = root / "AWSLogs" / account / "CloudTrail" / region / year / month / day
+        path.mkdir(parents=True)
+        chosen = [r for r, f in zip(records, folders, strict=True) if f == folder]
+        (path / "part.json").write_text(json.dumps({"Records": chosen}))
+    if scheme == "manual":
+        values = [{"region": f[1], "year": f[2], "month": f[3], "day": f[4]} for f in folders]
+    else:
+        values = [{"timestamp": "/".join(f[2:])} for f in folders]
+    connection = _table(records, tmp_path, values)
+    for filters in (["--until", "2026-11-02T23:00:00"], ["--since", "2026-11-03"], ["--regions", "us-east-1"]):
+        direct = _replay(capsys, policies, root, *filters)
+        sql = _emit(capsys, policies, *filters, "--partitions", scheme)
+        columns, rows = _query(connection, sql)
+        results = tmp_path / "results.csv"
+        results.write_text(_athena_csv(columns, rows))
+        assert _decisions(_replay(capsys, policies, results)) == _decisions(direct), filters
+    assert "(year || '/' || month || '/' || day) >= '2026/11/03'" in _emit(
+        capsys, policies, "--since", "2026-11-03", "--partitions", "manual"
+    )

@@ -232,6 +232,7 @@ def build_sql(
     regions: Iterable[str] = (),
     dialect: str = "athena",
     header: Sequence[str] = (),
+    partitions: str = "none",
 ) -> str:
     """The query selecting the records `netguard policy replay` would evaluate, with the filters local
     replay applies (eventtime within --since/--until inclusive, recipientaccountid in --accounts,
@@ -258,12 +259,43 @@ def build_sql(
         where.append(f"recipientaccountid IN ({_literals(accounts)})")
     if regions:
         where.append(f"awsregion IN ({_literals(regions)})")
+    where.extend(_partition_filters(partitions, since, until, regions))
     lines.append("SELECT")
     lines.append(",\n".join(f"  {column}" for column in _select_list(spelled)))
     lines.append(f"FROM {table}")
     if where:
         lines.append("WHERE " + "\n  AND ".join(where))
     return "\n".join(lines) + ";\n"
+
+
+# The partition columns of AWS's two documented tables, which a query names so that Athena reads only
+# the S3 folders that can hold records in scope (and bills only for them).
+PARTITIONS = {
+    "none": "no partition columns: Athena reads the whole table",
+    "manual": "region, year, month, day (manual partitioning: ALTER TABLE ADD PARTITION per folder)",
+    "projection": "timestamp as yyyy/MM/dd (partition projection, one region per table)",
+}
+
+
+def _partition_filters(
+    partitions: str, since: datetime | None, until: datetime | None, regions: Iterable[str]
+) -> list[str]:
+    """What local replay skips by a file's AWSLogs/.../<region>/YYYY/MM/DD/ path (Filters.path_may_match:
+    a folder of a day before --since's day or after --until's day, or of another region), said with the
+    table's partition columns; the eventtime, account and region filters still decide each record."""
+    if partitions not in PARTITIONS:
+        raise ValueError(f"not a partition scheme: {partitions!r} (choose from {', '.join(PARTITIONS)})")
+    if partitions == "none":
+        return []
+    day = "(year || '/' || month || '/' || day)" if partitions == "manual" else '"timestamp"'
+    found = []
+    if since:
+        found.append(f"{day} >= '{since:%Y/%m/%d}'")
+    if until:
+        found.append(f"{day} <= '{until:%Y/%m/%d}'")
+    if partitions == "manual" and regions:
+        found.append(f"region IN ({_literals(regions)})")
+    return found
 
 
 def _iso(moment: datetime) -> str:
@@ -479,6 +511,7 @@ def emit_sql(args: Any, compiled: Any, chains: Any = None) -> str:
         filters.append(f"--regions {' '.join(regions)}")
     header.append(f"filters: {', '.join(filters) if filters else 'none'}")
     header.append(f"table: {args.table}, made with AWS's documented DDL for CloudTrail logs (docs/replay-athena.md)")
+    header.append(f"partitions ({args.partitions}): {PARTITIONS[args.partitions]}")
     header.append("struct, array and map columns are selected as JSON text, for netguard to rebuild the records")
     header.append(f"replay the results: netguard policy replay {against} --events RESULTS.csv (or the JSON of")
     header.append("  aws athena get-query-results); the filters are applied here already")
@@ -491,4 +524,5 @@ def emit_sql(args: Any, compiled: Any, chains: Any = None) -> str:
         regions=regions,
         dialect=args.sql_dialect,
         header=[line.replace("\n", " ") for line in header],
+        partitions=args.partitions,
     )

@@ -115,6 +115,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="athena",
         help="with --emit-sql: athena (Trino, the default) or duckdb (what the tests run)",
     )
+    replay.add_argument(
+        "--partitions",
+        choices=("none", "manual", "projection"),
+        default="none",
+        help="with --emit-sql: the table's partitions, so --since/--until/--regions prune folders: manual "
+        "(region, year, month, day) or projection (timestamp yyyy/MM/dd), as AWS's DDLs make them",
+    )
     replay.add_argument("--endpoint-url", help="S3 endpoint (e.g. a moto server)")
     replay.add_argument("--profile", help="AWS profile for S3")
     replay.add_argument("--region", help="AWS region for S3")
