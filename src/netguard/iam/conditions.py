@@ -52,7 +52,13 @@ class RequestContext:
 
     def lookup(self, key: str) -> tuple[str, ...] | None:
         """Values of key; () when known absent; None when unknown."""
-        return self.lookup_lowered(key.lower())
+        lowered = key.lower()
+        found = self.values.get(lowered)  # lookup_lowered, inlined: the memo key calls this per record
+        if found is not None:
+            return found
+        if lowered in self.absent or any(lowered.startswith(p) for p in self.absent_prefixes):
+            return ()
+        return None
 
     def lookup_lowered(self, lowered: str) -> tuple[str, ...] | None:
         """lookup for a key already in lower case: compiled conditions lower their keys once."""

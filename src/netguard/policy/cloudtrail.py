@@ -411,10 +411,21 @@ _EXPECTED = {str: "a string", Mapping: "an object"}
 _EXACT = {str: str, Mapping: dict}
 
 
-def _check_fields(value: Mapping[str, Any], fields: dict[str, type], path: str) -> None:
-    for key, expected in fields.items():
+def _checks(fields: dict[str, type]) -> tuple[tuple[str, type, type], ...]:
+    """(key, expected type, the exact type JSON decodes it to) per field, built once."""
+    return tuple((key, expected, _EXACT[expected]) for key, expected in fields.items())
+
+
+_RECORD_CHECKS = _checks(_RECORD_FIELDS)
+_IDENTITY_CHECKS = _checks(_IDENTITY_FIELDS)
+_SESSION_CHECKS = _checks({"sessionIssuer": Mapping, "attributes": Mapping})
+_ISSUER_CHECKS = _checks({"arn": str})
+
+
+def _check_fields(value: Mapping[str, Any], checks: tuple[tuple[str, type, type], ...], path: str) -> None:
+    for key, expected, exact in checks:
         found = value.get(key)
-        if found is None or found.__class__ is _EXACT[expected]:  # the usual case, in two comparisons
+        if found is None or found.__class__ is exact:  # the usual case, in two comparisons
             continue
         if (
             found is not None
@@ -429,17 +440,17 @@ def _check_fields(value: Mapping[str, Any], fields: dict[str, type], path: str) 
 def check_record(record: Any, max_depth: int = LIMITS.max_depth) -> None:
     """Raise MalformedRecord unless record has the fields the builder reads, each of the right type,
     and nests at most max_depth levels. What a record holds beyond those fields is never read."""
-    if not isinstance(record, Mapping):
+    if not is_mapping(record):
         raise MalformedRecord(f"is {_kind(record)}, not a JSON object")
     for key in ("eventSource", "eventName", "userIdentity"):
         if record.get(key) is None:
             raise MalformedRecord(f"missing or malformed field {key}: missing")
-    _check_fields(record, _RECORD_FIELDS, "")
+    _check_fields(record, _RECORD_CHECKS, "")
     identity = record["userIdentity"]
-    _check_fields(identity, _IDENTITY_FIELDS, "userIdentity.")
+    _check_fields(identity, _IDENTITY_CHECKS, "userIdentity.")
     context = _m(identity.get("sessionContext"))
-    _check_fields(context, {"sessionIssuer": Mapping, "attributes": Mapping}, "userIdentity.sessionContext.")
-    _check_fields(_m(context.get("sessionIssuer")), {"arn": str}, "userIdentity.sessionContext.sessionIssuer.")
+    _check_fields(context, _SESSION_CHECKS, "userIdentity.sessionContext.")
+    _check_fields(_m(context.get("sessionIssuer")), _ISSUER_CHECKS, "userIdentity.sessionContext.sessionIssuer.")
     mfa = _m(context.get("attributes")).get("mfaAuthenticated")
     if mfa is not None and not isinstance(mfa, (str, bool)):
         raise MalformedRecord(
