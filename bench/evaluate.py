@@ -449,6 +449,8 @@ def context_digest(facts: OrgFacts, record: dict[str, Any]) -> str:
     request = parsed.request
     seen = [parsed.principal, parsed.event_id, parsed.scp_exempt_reason, request.action, request.resources]
     seen += [request.context.lookup(key) for key in CONTEXT_KEYS]
+    context = request.context  # and the context whole, as the replay memo keys it when policies build key names
+    seen += [sorted(context.values.items()), sorted(context.absent), list(context.absent_prefixes)]
     return hashlib.sha256(json.dumps(seen, default=list).encode()).hexdigest()[:16]
 
 
