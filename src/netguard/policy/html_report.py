@@ -531,7 +531,8 @@ def _groups(report: Mapping[str, Any], top: int) -> str:
         f'<span id="groups-total" data-value="{len(groups)}">{_n(len(groups))}</span> groups by records '
         f"(cut-off: {top}). A group is one principal, action, account and statement; its samples are its "
         f'earliest records.</p><div class="controls" id="groups-controls" hidden></div>'
-        f'<div class="scroll"><table class="data sortable" id="groups-table"><thead>{head}</thead>'
+        '<div class="scroll"><table class="data sortable" id="groups-table" aria-labelledby="h-groups">'
+        f"<thead>{head}</thead>"
         f"<tbody>{_group_rows(shown)}</tbody></table></div>{cut}</section>"
     )
 
@@ -546,7 +547,8 @@ def _failing(report: Mapping[str, Any], top: int) -> str:
     return (
         '<section id="failing" aria-labelledby="h-failing"><h2 id="h-failing">Already failing</h2>'
         "<p>Calls CloudTrail recorded as failed (errorCode) that the guardrails would deny too: not counted as "
-        f'impact.</p><div class="scroll"><table class="data" id="failing-table"><thead>{head}</thead>'
+        'impact.</p><div class="scroll"><table class="data" id="failing-table" aria-labelledby="h-failing">'
+        f"<thead>{head}</thead>"
         f"<tbody>{_group_rows(shown, failing=True)}</tbody></table></div>{more if rest else ''}</section>"
     )
 
