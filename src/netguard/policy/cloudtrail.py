@@ -483,6 +483,21 @@ def _container_deeper(node: Any, depth: int, max_depth: int) -> bool:
     return False
 
 
+def _put(values: dict[str, tuple[str, ...]], lowered: str, value: str | None) -> None:
+    if value is not None:
+        values[lowered] = (value,)
+
+
+def _put_all(values: dict[str, tuple[str, ...]], more: Mapping[str, Any]) -> None:
+    """more's keys and values, converted as RequestContext.build converts them."""
+    for key, value in more.items():
+        if value.__class__ is str:
+            values[key.lower()] = (value,)
+        elif value is not None:
+            items = value if isinstance(value, (list, tuple)) else [value]
+            values[key.lower()] = tuple(str(v).lower() if isinstance(v, bool) else str(v) for v in items)
+
+
 @lru_cache(maxsize=4096)
 def _is_address(text: str) -> bool:
     """Whether sourceIPAddress is an IP address (not a service's name): the same few per trail."""
@@ -497,12 +512,12 @@ _TIMES: dict[str | None, tuple[Any, dict[str, Any]]] = {}
 
 
 def _times(text: str | None) -> tuple[Any, dict[str, Any]]:
-    """(eventTime parsed, aws:CurrentTime and aws:EpochTime), remembered per eventTime text: records of
-    one second share it, and the formatting costs more than the rest of the time keys."""
+    """(eventTime parsed, aws:CurrentTime and aws:EpochTime in RequestContext's form), remembered per
+    eventTime text: records of one second share it, and the formatting costs more than the rest."""
     found = _TIMES.get(text)
     if found is None:
         moment = parse_time(text)
-        found = (moment, time_keys(moment))
+        found = (moment, dict(RequestContext.build(time_keys(moment)).values))
         if len(_TIMES) >= 10_000:
             _TIMES.clear()
         _TIMES[text] = found
@@ -510,16 +525,17 @@ def _times(text: str | None) -> tuple[Any, dict[str, Any]]:
 
 
 def _fact_values(facts: OrgFacts, principal_arn: str | None) -> tuple[dict[str, Any], list[str], list[str]]:
-    """facts.context_values, remembered per principal ARN on the facts object: matching the principal
-    tags file's patterns is a per-principal question, not a per-record one. The caller only reads the
-    result."""
+    """facts.context_values, its values in RequestContext's form, remembered per principal ARN on the
+    facts object: matching the principal tags file's patterns is a per-principal question, not a
+    per-record one. The caller only reads the result."""
     cache = facts.__dict__.get("_context_values")
     if cache is None:
         cache = {}
         object.__setattr__(facts, "_context_values", cache)  # a frozen dataclass: a private memo only
     found = cache.get(principal_arn)
     if found is None:
-        found = facts.context_values(principal_arn)
+        fact_values, fact_absent, fact_prefixes = facts.context_values(principal_arn)
+        found = (dict(RequestContext.build(fact_values).values), fact_absent, fact_prefixes)
         if len(cache) < 10_000:
             cache[principal_arn] = found
     return found
@@ -557,20 +573,26 @@ def parse_record(
     account = _s(identity.get("accountId")) or arn_account or _s(record.get("recipientAccountId"))
     if not exempt and management_account and account == management_account:
         exempt = "SCPs do not restrict the management account"
-    values: dict[str, Any] = {
-        "aws:PrincipalArn": principal_arn,
-        "aws:PrincipalAccount": _s(identity.get("accountId")) or arn_account or None,
-        "aws:PrincipalType": principal_type,
-        "aws:RequestedRegion": _s(record.get("awsRegion")),
-        "aws:userid": _s(identity.get("principalId")),
-        "aws:PrincipalIsAWSService": "false",
-        "aws:UserAgent": _s(record.get("userAgent")),
-        "ec2:Region": _s(record.get("awsRegion")),
-    }
-    absent = ["aws:PrincipalServiceName", "aws:PrincipalServiceNamesList"]
-    absent_prefixes = []
+    # The context is built in RequestContext's own form (lower-case keys, tuples of strings, a value of
+    # None left out) in one pass, not as a dict that RequestContext.build then converts: the same
+    # context, at half the cost. Keys known absent are dropped if a value was given after all.
+    region = _s(record.get("awsRegion"))
+    values: dict[str, tuple[str, ...]] = {"aws:principalisawsservice": ("false",)}
+    if principal_arn is not None:
+        values["aws:principalarn"] = (principal_arn,)
+    principal_account = _s(identity.get("accountId")) or arn_account or None
+    if principal_account is not None:
+        values["aws:principalaccount"] = (principal_account,)
+    if principal_type is not None:
+        values["aws:principaltype"] = (principal_type,)
+    if region is not None:
+        values["aws:requestedregion"] = values["ec2:region"] = (region,)
+    _put(values, "aws:userid", _s(identity.get("principalId")))
+    _put(values, "aws:useragent", _s(record.get("userAgent")))
+    absent = ["aws:principalservicename", "aws:principalservicenameslist"]
+    absent_prefixes = ["aws:requesttag/"]  # the request's tags are all in the record: others are absent
     if principal_type == "User":
-        values["aws:username"] = _s(identity.get("userName"))
+        _put(values, "aws:username", _s(identity.get("userName")))
     else:
         absent.append("aws:username")
     source_ip = _s(record.get("sourceIPAddress"))
@@ -578,43 +600,38 @@ def parse_record(
     if not _is_address(source_ip or ""):
         source_ip = None  # a service name: the call came from AWS, not an address
     if endpoint:  # through a VPC endpoint, AWS sets the endpoint and the private address, never aws:SourceIp
-        values["aws:SourceVpce"] = endpoint
-        values["aws:VpcSourceIp"] = source_ip
-        absent.append("aws:SourceIp")
+        values["aws:sourcevpce"] = (endpoint,)
+        _put(values, "aws:vpcsourceip", source_ip)
+        absent.append("aws:sourceip")
     else:
-        values["aws:SourceIp"] = source_ip
-        absent.extend(["aws:SourceVpce", "aws:VpcSourceIp", "aws:SourceVpc", "aws:SourceVpcArn"])
+        _put(values, "aws:sourceip", source_ip)
+        absent += ["aws:sourcevpce", "aws:vpcsourceip", "aws:sourcevpc", "aws:sourcevpcarn"]
     if source_ip is None:
-        absent.extend(["aws:SourceIp", "aws:VpcSourceIp"])
+        absent += ["aws:sourceip", "aws:vpcsourceip"]
     event_time, time_values = _times(_s(record.get("eventTime")))
     values.update(time_values)
     session_values, session_absent = session_keys(identity, event_time)
-    values.update(session_values)
-    absent.extend(session_absent)
+    _put_all(values, session_values)
     via_values, via_absent = via_service_keys(record, identity)
-    values.update(via_values)
-    absent.extend(via_absent)
-    values.update(transport_keys(record))
+    _put_all(values, via_values)
+    _put_all(values, transport_keys(record))
     tags = _request_tags(record.get("requestParameters"), event_name)
-    absent_prefixes.append("aws:RequestTag/")  # the request's tags are all in the record: others are absent
     if tags is None:
-        absent.append("aws:TagKeys")
+        absent.append("aws:tagkeys")
     else:
         for key, tag_values in tags.items():
-            values[f"aws:RequestTag/{key}"] = tag_values
-        values["aws:TagKeys"] = list(tags)
+            values[f"aws:requesttag/{key}".lower()] = tuple(tag_values)
+        values["aws:tagkeys"] = tuple(tags)
     fact_values, fact_absent, fact_prefixes = _fact_values(facts, principal_arn)
     values.update(fact_values)
-    absent.extend(fact_absent)
-    absent_prefixes.extend(fact_prefixes)
+    absent_prefixes.extend(p.lower() for p in fact_prefixes)
     resources = _resources(record, service, event_name, partition)
     owners = {arn.split(":")[4] for arn in resources or ()}
     recipient = _s(record.get("recipientAccountId"))
     if recipient and owners <= {recipient}:  # one owner for all; a peer's VPC in another account is not
-        values["aws:ResourceAccount"] = recipient
-    context = RequestContext.build(
-        values, absent=[key for key in absent if values.get(key) is None], absent_prefixes=absent_prefixes
-    )
+        values["aws:resourceaccount"] = (recipient,)
+    absent += (key.lower() for key in (*session_absent, *via_absent, *fact_absent))
+    context = RequestContext(values, frozenset(key for key in absent if key not in values), tuple(absent_prefixes))
     request = Request(f"{service}:{event_name}", context, resources)
     return ParsedRecord(
         event_id=_s(record.get("eventID")) or "",
