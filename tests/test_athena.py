@@ -627,3 +627,41 @@ def test_partition_filters_skip_what_local_replay_skips_by_path(tmp_path, capsys
     assert "(year || '/' || month || '/' || day) >= '2026/11/03'" in _emit(
         capsys, policies, "--since", "2026-11-03", "--partitions", "manual"
     )
+
+
+def _positional(value: Any, kind: tuple) -> Any:
+    """A struct as Presto (Athena engine version 2) casts a ROW to JSON: its values in field order."""
+    if value is None:
+        return None
+    if kind[0] == "struct":
+        return [_positional(value.get(name), field) for name, field in kind[1]]
+    if kind[0] == "array":
+        return [_positional(item, kind[1]) for item in value]
+    return value
+
+
+def test_structs_cast_to_json_arrays_by_presto_read_back_by_the_ddls_field_names(tmp_path, capsys, scp):
+    policies = ["--policies", str(scp), "--config", str(ORG)]
+    connection = _table(_records(), tmp_path)
+    columns, rows = _query(connection, _emit(capsys, policies))
+    kinds = dict(COLUMNS)
+    legacy = [
+        tuple(
+            json.dumps(_positional(json.loads(value), kinds[column]))
+            if value is not None and kinds[column][0] in ("struct", "array")
+            else value
+            for column, value in zip(columns, row, strict=True)
+        )
+        for row in rows
+    ]
+    assert any(value.startswith('["') for value in legacy[0] if value)  # useridentity as an array
+    named, positional = tmp_path / "named.csv", tmp_path / "positional.csv"
+    named.write_text(_athena_csv(columns, rows))
+    positional.write_text(_athena_csv(columns, legacy))
+    assert _decisions(_replay(capsys, policies, positional)) == _decisions(_replay(capsys, policies, named))
+    short = tmp_path / "short.csv"  # a struct array of another length is an error for its record
+    identity = columns.index("useridentity")
+    broken = (*legacy[0][:identity], '["AssumedRole"]', *legacy[0][identity + 1 :])
+    short.write_text(_athena_csv(columns, [broken]))
+    report = _replay(capsys, policies, short)
+    assert report["errors"] and "userIdentity" in report["errors"][0]["message"]

@@ -23,12 +23,14 @@ The readers (`looks_like_csv`, `csv_records`, `result_set_records`) are called b
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from netguard.policy.bounded import Refused, loads
 from netguard.policy.cloudtrail import _SERVICE_PREFIX, BadRow, RecordError
 from netguard.policy.limits import LIMITS, Limits
 
@@ -387,7 +389,7 @@ def csv_records(raw: bytes, name: str, limits: Limits = LIMITS) -> list[Any] | R
                 _bad(columns, values, f"CSV row {number}: {len(values)} values, the header has {len(columns)}")
             )
         else:
-            records.append({column: value for column, value in zip(columns, values, strict=True) if value is not None})
+            records.append(_record(columns, values))
     return records
 
 
@@ -401,6 +403,34 @@ def _header_problem(columns: list[str]) -> str | None:
     if len(set(columns)) != len(columns):
         return "a CSV header naming a column twice: which value is the record's cannot be told"
     return None
+
+
+_STRUCTS = {name: kind for name, kind in parse_columns() if kind[0] in ("struct", "array")}
+
+
+def _record(columns: list[str], values: Sequence[str | None]) -> dict[str, Any]:
+    """A row as a record: NULLs left out, and a struct column that came as a JSON array named by the DDL.
+
+    Trino (Athena engine version 3) casts a ROW with field names to a JSON object; Presto (engine
+    version 2) casts it to an array of the values in field order. The array is named with the
+    documented DDL's fields when it has as many values, so that the query's results read back from
+    either engine; any other array is left for normalise to refuse, naming the field."""
+    record = {column: value for column, value in zip(columns, values, strict=True) if value is not None}
+    for column, kind in _STRUCTS.items():
+        value = record.get(column)
+        if isinstance(value, str) and value.startswith("[") and (kind[0] == "struct" or value.startswith("[[")):
+            with contextlib.suppress(Refused):  # not JSON: normalise reports it, naming the field
+                record[column] = _named(loads(value), kind)
+    return record
+
+
+def _named(value: Any, kind: Type) -> Any:
+    """value with each positional struct (a list as long as the struct's fields) made an object."""
+    if kind[0] == "struct" and isinstance(value, list) and len(value) == len(kind[1]):
+        return {name: _named(item, field) for (name, field), item in zip(kind[1], value, strict=True)}
+    if kind[0] == "array" and isinstance(value, list):
+        return [_named(item, kind[1]) for item in value]
+    return value
 
 
 def _bad(columns: list[str], values: Sequence[Any], reason: str) -> BadRow:
@@ -452,7 +482,7 @@ def result_set_records(result_set: Any, name: str, limits: Limits = LIMITS) -> l
                 _bad(columns, values, f"ResultSet row {number}: {len(values)} values, {len(columns)} columns")
             )
         else:
-            records.append({column: value for column, value in zip(columns, values, strict=True) if value is not None})
+            records.append(_record(columns, values))
     return records
 
 
