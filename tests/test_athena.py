@@ -665,3 +665,29 @@ def test_structs_cast_to_json_arrays_by_presto_read_back_by_the_ddls_field_names
     short.write_text(_athena_csv(columns, [broken]))
     report = _replay(capsys, policies, short)
     assert report["errors"] and "userIdentity" in report["errors"][0]["message"]
+
+
+def test_results_named_in_s3_are_read_as_a_local_file_is(tmp_path, capsys, scp, monkeypatch):
+    """Athena writes <id>.csv and <id>.csv.metadata to its output location: --events s3://.../<id>.csv
+    reads the one object named, whatever its suffix, and nothing beside it."""
+    boto3 = pytest.importorskip("boto3")
+    moto = pytest.importorskip("moto")
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    connection = _table(_records(), tmp_path)
+    columns, rows = _query(connection, _emit(capsys, ["--policies", str(scp)]))
+    body = _athena_csv(columns, rows).encode()
+    levels, _ = load_policy_levels(scp)
+    local = tmp_path / "results.csv"
+    local.write_bytes(body)
+    expected = rp.replay(rp.compile_policies(levels), rp.Source(str(local)), rp.Filters())
+    with moto.mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="athena-results")
+        s3.put_object(Bucket="athena-results", Key="out/1234-abcd.csv", Body=body)
+        s3.put_object(Bucket="athena-results", Key="out/1234-abcd.csv.metadata", Body=b"\x0a\x1b binary")
+        source = rp.Source("s3://athena-results/out/1234-abcd.csv", s3)
+        assert list(source.files(rp.Filters())) == ["s3://athena-results/out/1234-abcd.csv"]
+        totals = rp.replay(rp.compile_policies(levels), source, rp.Filters())
+    assert totals.errors == [] and totals.files == 1
+    assert rp.rows(totals) == rp.rows(expected) and totals.records == expected.records == len(rows)

@@ -604,7 +604,8 @@ class Source:
                 )
                 for item in page.get("Contents", []):
                     key = item["Key"]
-                    if key.endswith(LOG_SUFFIXES) and filters.path_may_match(key):
+                    # an object named in full is read whatever its name, as a local file is (Athena's .csv)
+                    if (key.endswith(LOG_SUFFIXES) or key == prefix) and filters.path_may_match(key):
                         yield f"s3://{bucket}/{key}"
                 if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
                     return
