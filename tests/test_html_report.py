@@ -202,8 +202,8 @@ def _hostile_report() -> dict:
     undecided = ("Indeterminate", "arn:aws:iam::123456789012:role/B", "ec2:CreateVpc", "123456789012", None, None)
     undecided += (("aws:PrincipalTag/<x>",), "condition keys missing", "Indeterminate", None, None, None)
     totals.groups[undecided] = {"count": 1, "first_seen": "", "last_seen": "", "samples": []}
-    totals.daily[("Deny", "p<b>.json", HOSTILE_SID, "2026-11-02")] = 2
-    totals.daily[("Indeterminate", None, None, "<script>")] = 1
+    totals.daily[("Deny", "p<b>.json", HOSTILE_SID, "2026-11-02", None)] = 2
+    totals.daily[("Indeterminate", None, None, "<script>", None)] = 1
     from netguard.errors import InputError
 
     totals.errors.append(InputError("<img src=x onerror=alert(2)>.json", "bad </script><script>alert(3)</script>"))
@@ -231,7 +231,7 @@ def test_a_large_run_keeps_the_top_groups_and_counts_the_rest():
             "samples": [],
         }
         totals.records += 1000 - n
-    totals.daily[("Deny", "p.json", "S", "2026-01-01")] = totals.records
+    totals.daily[("Deny", "p.json", "S", "2026-01-01", None)] = totals.records
     report = json.loads(rp.to_json(totals))
     dom = Dom(html_report.render(report, top=200))
     assert dom.value(id="groups-shown") == 200 and dom.value(id="groups-total") == 260

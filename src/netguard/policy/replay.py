@@ -407,7 +407,7 @@ class Totals:
     groups: dict[tuple, dict[str, Any]] = field(default_factory=dict)
     errors: list[InputError] = field(default_factory=list)
     # (decision, policy, sid, YYYY-MM-DD) -> records: the timeline; bounded by days x statements
-    daily: dict[tuple[str, str | None, str | None, str], int] = field(default_factory=dict)
+    daily: dict[tuple[str, str | None, str | None, str, str | None], int] = field(default_factory=dict)
     organization: dict[str, Any] | None = None  # --org: the snapshot and rollout (ChainedPolicies.describe)
 
     def add(self, decision: str, result: dict, record: Mapping[str, Any]) -> None:
@@ -440,7 +440,7 @@ class Totals:
         group["first_seen"] = min(group["first_seen"], when)
         group["last_seen"] = max(group["last_seen"], when)
         _keep_earliest(group["samples"], [(when, record_label(record))])
-        day = (decision, key[4], key[5], when[:10])
+        day = (decision, key[4], key[5], when[:10], result.get("impact"))
         self.daily[day] = self.daily.get(day, 0) + 1
 
     def merge(self, other: Totals) -> None:
@@ -754,11 +754,13 @@ def rows(totals: Totals) -> list[dict[str, Any]]:
 
 def timeline(totals: Totals) -> list[dict[str, Any]]:
     """Records per day per decision and statement (policy and Sid; None for an implicit deny or an
-    Indeterminate), oldest first: what a chart of would-be denials over time needs."""
+    Indeterminate) and, with --org, impact; oldest first: what a chart of would-be denials over time
+    needs."""
     return [
-        {"day": day, "decision": decision, "policy": policy, "sid": sid, "count": count}
-        for (decision, policy, sid, day), count in sorted(
-            totals.daily.items(), key=lambda item: (item[0][3], item[0][0], item[0][1] or "", item[0][2] or "")
+        {"day": day, "decision": decision, "policy": policy, "sid": sid, "impact": impact, "count": count}
+        for (decision, policy, sid, day, impact), count in sorted(
+            totals.daily.items(),
+            key=lambda item: (item[0][3], item[0][0], item[0][1] or "", item[0][2] or "", item[0][4] or ""),
         )
     ]
 
