@@ -524,6 +524,9 @@ def _times(text: str | None) -> tuple[Any, dict[str, Any]]:
     return found
 
 
+_NO_FACTS = OrgFacts()  # shared when a caller gives none, so that its per-principal memo is kept
+
+
 def _fact_values(facts: OrgFacts, principal_arn: str | None) -> tuple[dict[str, Any], list[str], list[str]]:
     """facts.context_values, its values in RequestContext's form, remembered per principal ARN on the
     facts object: matching the principal tags file's patterns is a per-principal question, not a
@@ -555,7 +558,7 @@ def parse_record(
     given, wins over management_account.
     """
     check_record(record, max_depth)
-    facts = facts or OrgFacts()
+    facts = facts or _NO_FACTS
     management_account = facts.management_account or management_account
     event_name = record["eventName"]
     event_source = record["eventSource"]
@@ -631,7 +634,7 @@ def parse_record(
     if recipient and owners <= {recipient}:  # one owner for all; a peer's VPC in another account is not
         values["aws:resourceaccount"] = (recipient,)
     absent += (key.lower() for key in (*session_absent, *via_absent, *fact_absent))
-    context = RequestContext(values, frozenset(key for key in absent if key not in values), tuple(absent_prefixes))
+    context = RequestContext(values, frozenset(absent).difference(values), tuple(absent_prefixes))
     request = Request(f"{service}:{event_name}", context, resources)
     return ParsedRecord(
         event_id=_s(record.get("eventID")) or "",
