@@ -474,8 +474,9 @@ def _keep_earliest(samples: list[tuple[str, str]], more: Iterable[tuple[str, str
 class Replayer:
     """What turns CloudTrail records into Totals: the compiled policies and the run's settings.
 
-    Picklable, so the same object goes to worker processes here and to Spark executors
-    (netguard.spark); `records` is the one loop every engine runs, so their groups cannot differ."""
+    The same object goes to forked worker processes here and, through cloudpickle (compiled policies
+    hold closures), to Spark executors (netguard.spark); `records` is the one loop every engine runs,
+    so their groups cannot differ."""
 
     compiled: Compiled
     filters: Filters = field(default_factory=Filters)
