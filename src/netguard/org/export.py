@@ -25,6 +25,7 @@ from typing import Any
 
 from netguard.errors import NetguardError
 from netguard.org import aws
+from netguard.org.rollout import Organization
 
 SCP = "SERVICE_CONTROL_POLICY"
 FORMAT, VERSION = "netguard-org-snapshot", 1
@@ -33,12 +34,12 @@ READ_ONLY_PREFIXES = ("list_", "describe_")  # boto3 method names of the only ca
 PAGE_SIZE: int | None = None  # MaxResults of List calls; None lets AWS choose (20 for Organizations)
 
 
-class ReadOnlyOrganization:
-    """Organizations List/Describe calls, each retried within its budget, every page read."""
+class ReadOnlyOrganization(Organization):
+    """Organizations List/Describe calls, each retried within its budget, every page read; any write
+    is refused before it is made."""
 
     def __init__(self, client: Any, budget: aws.Budget) -> None:
-        self.client = client
-        self.budget = budget
+        super().__init__(client, budget=budget)
 
     def call(self, operation: str, **kwargs: Any) -> Any:
         """One read call; any other operation is refused before it is made (an export never writes)."""
@@ -54,21 +55,10 @@ class ReadOnlyOrganization:
         return set(model.input_shape.members) if model.input_shape else set()
 
     def pages(self, operation: str, key: str, **kwargs: Any) -> list[Any]:
-        """Every item of a List call, following NextToken to the last page."""
+        """Every item of a List call (Organization.pages), at PAGE_SIZE where the call takes one."""
         if PAGE_SIZE is not None and "MaxResults" in self._inputs(operation):  # ListTagsForResource has none
             kwargs["MaxResults"] = PAGE_SIZE
-        items: list[Any] = []
-        token = None
-        seen: set[str] = set()
-        while True:
-            response = self.call(operation, **kwargs, **({"NextToken": token} if token else {}))
-            items.extend(response.get(key, []))
-            token = response.get("NextToken")
-            if not token:
-                return items
-            if token in seen:  # a service that hands back a token twice would keep the export reading forever
-                raise NetguardError("organization", f"{aws.api_name(operation)} returned the same NextToken twice")
-            seen.add(token)
+        return super().pages(operation, key, **kwargs)
 
 
 def _changed(what: str) -> NetguardError:

@@ -174,13 +174,19 @@ class Organization:
         return aws.call(lambda: method(**kwargs), label, self.budget, where="organization")
 
     def pages(self, operation: str, key: str, **kwargs: Any) -> list[Any]:
-        items, token = [], None
+        """Every item of a List call, following NextToken to the last page."""
+        items: list[Any] = []
+        token = None
+        seen: set[str] = set()
         while True:
             response = self.call(operation, **kwargs, **({"NextToken": token} if token else {}))
             items.extend(response.get(key, []))
             token = response.get("NextToken")
             if not token:
                 return items
+            if token in seen:  # a service that hands back a token twice would keep the reader looping forever
+                raise NetguardError("organization", f"{aws.api_name(operation)} returned the same NextToken twice")
+            seen.add(token)
 
     def root(self) -> dict[str, Any]:
         roots = self.pages("list_roots", "Roots")
