@@ -11,7 +11,6 @@ the decode-only rate on the same files and workers. It prints figures and ratios
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shutil
@@ -21,14 +20,12 @@ import time
 from multiprocessing import get_context
 from pathlib import Path
 
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from netguard.org.snapshot import load_snapshot
 from netguard.policy import replay as rp
 from netguard.policy.orgchain import org_chains
 from netguard.policy.orgconfig import load_org_config
-from replay import generate
+from replay import _decode_only, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 0.8
@@ -74,10 +71,6 @@ def snapshot(allow_list: bool) -> dict:
              "content": _doc({"Effect": "Allow", "Action": ["ec2:*", "s3:*", "sts:*", "iam:Get*"], "Resource": "*"})},
         ],
     }  # fmt: skip
-
-
-def _decode_only(path: str) -> int:
-    return len(orjson.loads(gzip.decompress(Path(path).read_bytes()))["Records"])
 
 
 def main() -> None:
