@@ -52,3 +52,83 @@ def test_decisions_are_the_golden_ones(recorded, now, name):
 def test_request_contexts_are_the_golden_ones(recorded, now, name):
     want, got = recorded["contexts"][name], now["contexts"][name]
     assert [i for i, (w, g) in enumerate(zip(want, got, strict=True)) if w != g] == []
+
+
+def _every_key(context) -> set[str]:
+    return set(context.values) | set(context.absent) | {"aws:resourceaccount", "aws:unknownkey", "aws:requesttag/x"}
+
+
+def test_a_lazily_built_context_answers_every_key_as_the_whole_context_does():
+    """parse_record builds its costlier key groups on first lookup: a fresh context asked for any one
+    key answers what the fully built one does, whichever key is asked first."""
+    from netguard.policy.cloudtrail import MalformedRecord, parse_record
+    from netguard.policy.record_shapes import normalise
+
+    checked = 0
+    for record in bench.records(300, seed=7):
+        try:
+            whole = parse_record(normalise(record), facts=bench.FACTS).request.context
+        except MalformedRecord:
+            continue
+        want = {key: whole.lookup(key) for key in _every_key(whole)}
+        for key, answer in want.items():
+            fresh = parse_record(normalise(record), facts=bench.FACTS).request.context
+            assert fresh.lookup(key.upper()) == answer, (key, record["eventName"])
+            checked += 1
+    assert checked > 3000
+
+
+def test_every_deferred_group_declares_the_keys_it_builds():
+    """A key a group builds but does not declare would read as unknown until another of its keys was
+    looked up: every key the session, invoking-service and transport builders give is declared."""
+    from netguard.policy.cloudtrail import parse_time
+    from netguard.policy.request_context import (
+        SESSION_KEYS,
+        TRANSPORT_KEYS,
+        VIA_SERVICE_KEYS,
+        session_keys,
+        transport_keys,
+        via_service_keys,
+    )
+
+    built = {"session": set(), "via": set(), "transport": set()}
+    for record in bench.records(400, seed=9):
+        identity = record["userIdentity"]
+        values, absent = session_keys(identity, parse_time(record["eventTime"]))
+        built["session"] |= {k.lower() for k in [*values, *absent]}
+        values, absent = via_service_keys(record, identity)
+        built["via"] |= {k.lower() for k in [*values, *absent]}
+        built["transport"] |= {k.lower() for k in transport_keys(record)}
+    assert built["session"] == SESSION_KEYS
+    assert built["via"] == VIA_SERVICE_KEYS
+    assert built["transport"] == TRANSPORT_KEYS
+
+
+def test_policies_that_never_tell_resources_apart_decide_the_same_without_them():
+    """decide_record leaves out the resource ARNs for an action whose statements all say Resource "*";
+    the decisions must be those made with them."""
+    import tempfile
+    from pathlib import Path
+
+    from netguard.policy import replay as rp
+    from netguard.policy.cloudtrail import MalformedRecord, parse_record
+    from netguard.policy.record_shapes import normalise
+
+    with tempfile.TemporaryDirectory() as work:
+        levels, facts = bench.policy_sets(Path(work))["repository"]
+    compiled = rp.compile_policies(levels)
+    skipped = 0
+    for record in bench.records(400, seed=11):
+        shaped = normalise(record)
+        try:
+            parsed = parse_record(shaped, facts=facts)
+        except MalformedRecord:
+            continue
+        if parsed.scp_exempt_reason:
+            continue
+        if not compiled.reads(parsed.request.action)[1]:
+            skipped += 1
+            without = parse_record(shaped, facts=facts, with_resources=False)
+            assert without.request.resources is None
+            assert rp.evaluate_scps(levels, without.request) == rp.evaluate_scps(levels, parsed.request)
+    assert skipped > 50

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +17,9 @@ from netguard.policy.bounded import Refused, deeper_than, loads, read_file
 from netguard.policy.facts import OrgFacts
 from netguard.policy.limits import LIMITS, Limits, size_text
 from netguard.policy.request_context import (
+    SESSION_KEYS,
+    TRANSPORT_KEYS,
+    VIA_SERVICE_KEYS,
     ec2_resources,
     is_mapping,
     parse_time,
@@ -524,6 +527,66 @@ def _times(text: str | None) -> tuple[Any, dict[str, Any]]:
     return found
 
 
+_RESOURCE_ACCOUNT = frozenset({"aws:resourceaccount"})
+_Group = tuple[frozenset[str], Callable[[], tuple[dict[str, Any], Iterable[str]]]]
+
+
+class RecordContext(RequestContext):
+    """parse_record's request context: what every decision reads is built at once, and each costlier
+    group of keys (the session's, the invoking service's, the transport's, the resource account) the
+    first time one of its keys is looked up, or when the whole context is read. Most policies read a
+    few keys, so most records never build most groups; every lookup answers what the whole context
+    would (tests/test_evaluate_golden.py pins both)."""
+
+    def __init__(
+        self,
+        values: dict[str, tuple[str, ...]],
+        absent: set[str],
+        absent_prefixes: tuple[str, ...],
+        deferred: list[_Group],
+    ) -> None:
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_absent", absent)
+        object.__setattr__(self, "absent_prefixes", absent_prefixes)
+        object.__setattr__(self, "_deferred", deferred)
+
+    @property  # type: ignore[override]
+    def values(self) -> dict[str, tuple[str, ...]]:
+        while self._deferred:
+            self._build(self._deferred[0])
+        return self._values
+
+    @property  # type: ignore[override]
+    def absent(self) -> frozenset[str]:
+        values = self.values  # every group built: absent never names a key that has a value
+        return frozenset(self._absent).difference(values)
+
+    def _build(self, group: _Group) -> None:
+        self._deferred.remove(group)
+        more, gone = group[1]()
+        _put_all(self._values, more)
+        self._absent.update(key.lower() for key in gone)
+
+    def lookup(self, key: str) -> tuple[str, ...] | None:
+        return self.lookup_lowered(key.lower())
+
+    def lookup_lowered(self, lowered: str) -> tuple[str, ...] | None:
+        found = self._values.get(lowered)
+        if found is not None:
+            return found
+        for group in self._deferred:
+            if lowered in group[0]:
+                self._build(group)
+                return self.lookup_lowered(lowered)
+        if lowered in self._absent or any(lowered.startswith(p) for p in self.absent_prefixes):
+            return ()
+        return None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as the plain context it amounts to: the groups' closures hold the record."""
+        return (RequestContext, (dict(self.values), self.absent, self.absent_prefixes))
+
+
 _NO_FACTS = OrgFacts()  # shared when a caller gives none, so that its per-principal memo is kept
 
 
@@ -550,12 +613,15 @@ def parse_record(
     max_depth: int = LIMITS.max_depth,
     *,
     facts: OrgFacts | None = None,
+    with_resources: bool = True,
 ) -> ParsedRecord:
     """The evaluator's request for a record; raises MalformedRecord (naming the field) when a field it
     reads is missing or of the wrong type, or the record nests deeper than max_depth.
 
     facts add what records lack (organization id, principal tags); facts.management_account, when
-    given, wins over management_account.
+    given, wins over management_account. with_resources=False leaves the request's resources None,
+    for policies whose every Resource and NotResource is "*" (replay.Compiled.reads_resources): the
+    ARNs cost a sixth of the parse, and such policies decide the same without them.
     """
     check_record(record, max_depth)
     facts = facts or _NO_FACTS
@@ -613,12 +679,7 @@ def parse_record(
         absent += ["aws:sourceip", "aws:vpcsourceip"]
     event_time, time_values = _times(_s(record.get("eventTime")))
     values.update(time_values)
-    session_values, session_absent = session_keys(identity, event_time)
-    _put_all(values, session_values)
-    via_values, via_absent = via_service_keys(record, identity)
-    _put_all(values, via_values)
-    _put_all(values, transport_keys(record))
-    tags = _request_tags(record.get("requestParameters"), event_name)
+    tags = _request_tags(record.get("requestParameters"), event_name)  # may raise: never deferred
     if tags is None:
         absent.append("aws:tagkeys")
     else:
@@ -628,13 +689,28 @@ def parse_record(
     fact_values, fact_absent, fact_prefixes = _fact_values(facts, principal_arn)
     values.update(fact_values)
     absent_prefixes.extend(p.lower() for p in fact_prefixes)
-    resources = _resources(record, service, event_name, partition)
-    owners = {arn.split(":")[4] for arn in resources or ()}
-    recipient = _s(record.get("recipientAccountId"))
-    if recipient and owners <= {recipient}:  # one owner for all; a peer's VPC in another account is not
-        values["aws:resourceaccount"] = (recipient,)
-    absent += (key.lower() for key in (*session_absent, *via_absent, *fact_absent))
-    context = RequestContext(values, frozenset(absent).difference(values), tuple(absent_prefixes))
+    absent += (key.lower() for key in fact_absent)
+    found_resources: list[tuple[str, ...] | None] = []
+
+    def request_resources() -> tuple[str, ...] | None:
+        if not found_resources:
+            found_resources.append(_resources(record, service, event_name, partition))
+        return found_resources[0]
+
+    def resource_account() -> tuple[dict[str, Any], list[str]]:
+        owners = {arn.split(":")[4] for arn in request_resources() or ()}
+        recipient = _s(record.get("recipientAccountId"))
+        # one owner for all; a peer's VPC in another account is not
+        return ({"aws:ResourceAccount": recipient} if recipient and owners <= {recipient} else {}), []
+
+    deferred: list[_Group] = [
+        (SESSION_KEYS, lambda: session_keys(identity, event_time)),
+        (VIA_SERVICE_KEYS, lambda: via_service_keys(record, identity)),
+        (TRANSPORT_KEYS, lambda: (transport_keys(record), ())),
+        (_RESOURCE_ACCOUNT, resource_account),
+    ]
+    context = RecordContext(values, set(absent).difference(values), tuple(absent_prefixes), deferred)
+    resources = request_resources() if with_resources else None
     request = Request(f"{service}:{event_name}", context, resources)
     return ParsedRecord(
         event_id=_s(record.get("eventID")) or "",

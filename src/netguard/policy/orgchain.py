@@ -90,6 +90,16 @@ class ChainedPolicies:
     def distinct_after(self) -> list[Compiled]:
         return list({id(c.after): c.after for c in self.accounts.values()}.values())
 
+    @property
+    def reads_resources(self) -> bool:
+        """Whether any chain, today's or after the rollout, tells resources apart: if none does, records
+        are parsed without their resource ARNs (replay.decide_record)."""
+        found = self.__dict__.get("_reads_resources")
+        if found is None:
+            chains = [c for a in self.accounts.values() for c in (a.before, a.after)]
+            found = self.__dict__["_reads_resources"] = any(c.reads_resources for c in chains)
+        return found
+
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         """Whether any account's chain after the rollout could deny this call: if none can, the
         rollout denies nothing new or old for it, and it is counted without a request context."""

@@ -71,6 +71,7 @@ class Compiled:
     # them; an allow-list SCP: its Action patterns). A call no Deny names and every level grants
     # this way is allowed whatever else the record says.
     allow_patterns: list[list[re.Pattern[str]]] = field(default_factory=list)
+    by_action: dict[str, tuple[tuple[str, ...] | None, bool]] = field(default_factory=dict)  # reads(), remembered
 
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         key = (event_source, event_name)
@@ -88,18 +89,27 @@ class Compiled:
             self.verdicts[key] = cached
         return cached
 
+    def reads(self, action: str) -> tuple[tuple[str, ...] | None, bool]:
+        """(context_keys, reads_resources) for the statements whose Action covers action: a decision
+        on a call reads nothing else, so a DescribeInstances is not told apart by the keys only a
+        statement on DeleteVpc reads. Remembered per action."""
+        found = self.by_action.get(action)
+        if found is None:
+            found = (None, True) if self.context_keys is None else _what_decisions_read(self.levels, action)
+            if len(self.by_action) < 10_000:
+                self.by_action[action] = found
+        return found
+
     def decide(self, request: Any) -> Any:
         """The evaluator's Decision, remembered per request as far as the policies can tell requests apart."""
         context = request.context
-        if self.context_keys is None:
+        keys, reads_resources = self.reads(request.action)
+        if keys is None:
             key: tuple = (request.action, request.resources, tuple(sorted(context.values.items())), context.absent)
             key += (context.absent_prefixes,)
         else:  # only what the policies read: the same decision for requests that differ elsewhere
-            key = (
-                request.action,
-                request.resources if self.reads_resources else None,
-                tuple(context.lookup(name) for name in self.context_keys),
-            )
+            lookup = context.lookup_lowered  # the keys are in lower case already
+            key = (request.action, request.resources if reads_resources else None, tuple(map(lookup, keys)))
         decision = self.decisions.get(key)
         if decision is None:
             decision = evaluate_scps(self.levels, request)
@@ -184,10 +194,11 @@ def _unconditional_allows(level: list[Policy]) -> list[re.Pattern[str]]:
 _VARIABLE_NAME = re.compile(r"\$\{([^}]*)\}")
 
 
-def _what_decisions_read(levels: list[list[Policy]]) -> tuple[tuple[str, ...] | None, bool]:
+def _what_decisions_read(levels: list[list[Policy]], action: str | None = None) -> tuple[tuple[str, ...] | None, bool]:
     """The context keys the evaluator can look up for these policies (condition keys and policy
     variables, lower case), or None when a key name is itself built from a variable; and whether any
-    statement's Resource or NotResource can tell resources apart."""
+    statement's Resource or NotResource can tell resources apart. With an action, only the statements
+    whose Action (or NotAction) covers it count."""
     keys: set[str] = set()
     reads_resources = False
 
@@ -198,7 +209,9 @@ def _what_decisions_read(levels: list[list[Policy]]) -> tuple[tuple[str, ...] | 
 
     for level in levels:
         for policy in level:
-            for statement in policy.statements():
+            for statement, compiled in zip(policy.statements(), policy.compiled, strict=True):
+                if action is not None and not compiled.matches_action(action):
+                    continue
                 for element in ("Resource", "NotResource"):
                     if element in statement:
                         patterns = statement[element]
@@ -239,8 +252,21 @@ def evaluate_record(
     chain, and the result carries `account` and `impact`.
 
     Raises MalformedRecord, naming the field, for a record the request context cannot be built from."""
-    record = normalise(record)
-    parsed = parse_record(record, management_account, max_depth, facts=facts)
+    return decide_record(compiled, normalise(record), management_account, max_depth, facts=facts)
+
+
+def decide_record(
+    compiled: Compiled | Any,
+    record: Mapping[str, Any],
+    management_account: str | None = None,
+    max_depth: int = 32,
+    *,
+    facts: OrgFacts | None = None,
+) -> dict:
+    """evaluate_record for a record `normalise` has already made CloudTrail-shaped (the replay loop
+    normalises before its filters, and normalising twice cost a tenth of a guarded record)."""
+    with_resources = _reads_resources(compiled, record)
+    parsed = parse_record(record, management_account, max_depth, facts=facts, with_resources=with_resources)
     code = error_code(record)
     action = canonical_action(parsed.request.action)
     if parsed.scp_exempt_reason:
@@ -255,6 +281,17 @@ def evaluate_record(
             "reason": parsed.scp_exempt_reason,
         }
     return compiled.result(parsed, record, code, action)
+
+
+def _reads_resources(compiled: Compiled | Any, record: Mapping[str, Any]) -> bool:
+    """Whether a statement that covers the record's action tells resources apart, so that its ARNs
+    must be built (True when it cannot tell: a malformed record then fails as it always has)."""
+    source, name = record.get("eventSource"), record.get("eventName")
+    if not isinstance(source, str) or not isinstance(name, str):
+        return True
+    if isinstance(compiled, Compiled):
+        return compiled.reads(f"{_service(source)}:{name}")[1]
+    return getattr(compiled, "reads_resources", True)
 
 
 @dataclass
@@ -540,7 +577,7 @@ class Replayer:
                     continue
                 totals.evaluated += 1
                 record = normalise(record)  # as evaluate_record sees it: Lake's times become CloudTrail's
-                result = evaluate_record(compiled, record, self.management_account, limits.max_depth, facts=self.facts)
+                result = decide_record(compiled, record, self.management_account, limits.max_depth, facts=self.facts)
                 if result["decision"] != ALLOW:
                     totals.add(result["decision"], result, record)
             except Exception as exc:  # one record's failure, whatever it is, is that record's error

@@ -85,6 +85,22 @@ def _issue_time(text: str | None) -> tuple[datetime | None, str | None]:
     return moment, None if moment is None else _iso(moment)
 
 
+# The keys each builder below can give a value or mark absent, in lower case: parse_record builds a
+# group only when one of its keys is looked up, so a key missing here would read as unknown.
+# tests/test_evaluate_golden.py checks every builder against its list.
+SESSION_KEYS = frozenset(
+    {
+        "aws:tokenissuetime",
+        "aws:multifactorauthpresent",
+        "aws:multifactorauthage",
+        "aws:sourceidentity",
+        "aws:assumedroot",
+    }
+)
+VIA_SERVICE_KEYS = frozenset({"aws:viaawsservice", "aws:calledvia", "aws:calledviafirst", "aws:calledvialast"})
+TRANSPORT_KEYS = frozenset({"aws:securetransport"})
+
+
 def session_keys(identity: Mapping[str, Any], event_time: datetime | None) -> tuple[dict[str, Any], list[str]]:
     """(values, keys known absent) for the session keys: aws:TokenIssueTime, aws:MultiFactorAuthPresent,
     aws:MultiFactorAuthAge, aws:SourceIdentity and aws:AssumedRoot.
