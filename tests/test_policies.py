@@ -235,7 +235,7 @@ def test_iam_guardrails_render_and_hold(tmp_path):
     """The permission boundary denies like the SCPs; the NetworkAdmin policy passes netguard's own checks."""
     org = load_org_config(ORG)
     written = dict(render_to_dir(org, tmp_path, kind="iam"))
-    assert set(written) == {"ng-permission-boundary", "ng-network-admin"}
+    assert set(written) == {"ng-permission-boundary", "ng-network-admin", "ng-audit-readonly", "ng-audit-caller"}
     boundary = Policy("boundary", json.loads((tmp_path / "ng-permission-boundary.json").read_text()))
 
     def decide(action: str, role: str) -> str:

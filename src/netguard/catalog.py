@@ -25,6 +25,7 @@ class Control:
     engines: dict[str, str]
     actions: tuple[str, ...] = field(default_factory=tuple)
     scp: dict[str, str] | None = None
+    fix: tuple[str, ...] = ()  # AWS CLI command templates netguard audit fills in (see audit/fixes.py)
 
     def resource_types(self, framework: str) -> tuple[str, ...]:
         return self.reports_on.get(framework, ())
@@ -51,6 +52,7 @@ def load_catalog() -> dict[str, Control]:
             engines=dict(entry["engines"]),
             actions=tuple(entry.get("actions", ())),
             scp=entry.get("scp"),
+            fix=tuple(entry.get("fix", ())),
         )
     return controls
 

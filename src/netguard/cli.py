@@ -48,6 +48,7 @@ def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
 
 def _parser() -> argparse.ArgumentParser:
     from netguard import controls as controls_command
+    from netguard.audit import command as audit_command
     from netguard.org import command as org_command
     from netguard.policy import command as policy_command
     from netguard.scan import command as scan_command
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     controls_command.add_parser(sub)
     policy_command.add_parser(sub)
     org_command.add_parser(sub)
+    audit_command.add_parser(sub)
     return parser
 
 

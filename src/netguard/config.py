@@ -41,6 +41,20 @@ class ConstructSuppression:
 
 
 @dataclass(frozen=True)
+class ArnSuppression:
+    """An audit suppression: live resources have no source to comment, so they are named by ARN glob."""
+
+    arn: str  # fnmatch glob on the finding's ARN: * and ? match any characters, / and : included
+    reason: str
+    control: str | None = None  # None: every control
+
+    def covers(self, control: str, arn: str) -> bool:
+        import fnmatch
+
+        return (self.control is None or self.control == control) and fnmatch.fnmatchcase(arn, self.arn)
+
+
+@dataclass(frozen=True)
 class ScanConfig:
     approved_dns_servers: tuple[str, ...] = ("AmazonProvidedDNS",)
     approved_peer_accounts: tuple[str, ...] = ()
@@ -52,6 +66,7 @@ class ScanConfig:
     source: str | None = None
     controls: tuple[tuple[str, ControlSetting], ...] = ()  # `controls:` (id, setting): off or re-rated, with reasons
     docs_url: str | None = None  # where docs/controls.md is published; None: links name the file in the repository
+    audit_suppressions: tuple[ArnSuppression, ...] = ()  # `audit: suppressions:` (netguard audit only)
 
     def dns_approved(self, server: str) -> bool:
         if server.lower() == "amazonprovideddns":
@@ -123,6 +138,7 @@ def load_config(path: Path) -> ScanConfig:
         source=str(path),
         controls=tuple(settings_from_config(str(path), data.get("controls", {})).items()),
         docs_url=data.get("docs_url"),
+        audit_suppressions=_arn_suppressions(path, data.get("audit", {}).get("suppressions", [])),
     )
 
 
@@ -137,6 +153,19 @@ def _suppressions(path: Path, entries: list[dict]) -> tuple[ConstructSuppression
                 str(path), f"invalid config at suppressions/{index}: unknown control {entry['control']}"
             )
     return tuple(ConstructSuppression(e["control"], e["construct"], e["reason"].strip()) for e in entries)
+
+
+def _arn_suppressions(path: Path, entries: list[dict]) -> tuple[ArnSuppression, ...]:
+    """`audit: suppressions:`, each control checked against the catalogue as the scan's are."""
+    from netguard.catalog import load_catalog
+
+    catalog = load_catalog()
+    for index, entry in enumerate(entries):
+        if "control" in entry and entry["control"] not in catalog:
+            raise NetguardError(
+                str(path), f"invalid config at audit/suppressions/{index}: unknown control {entry['control']}"
+            )
+    return tuple(ArnSuppression(e["arn"], " ".join(e["reason"].split()), e.get("control")) for e in entries)
 
 
 def _one_line(exc: Exception) -> str:

@@ -1,4 +1,8 @@
-"""The scan result: findings (control, file, resource, line) and input errors."""
+"""The scan result: findings (control, file, resource, line) and input errors.
+
+`netguard audit` reuses it, so its reports have the formats and exit codes of scan: an audit finding's
+`file` is the resource's ARN, `line` is 0, and account, region and fix are set (they stay unset, and
+out of every report, for scan)."""
 
 from __future__ import annotations
 
@@ -24,10 +28,14 @@ class Finding:
     construct: str | None = None  # CDK output: the resource's construct path (aws:cdk:path without /Resource)
     stack: str | None = None  # CDK output: the display name of the stack whose template holds the resource
     suppressed_by: str | None = None  # the config file whose suppression covers it (None: in the source)
+    account: str | None = None  # audit: the account the resource is in
+    region: str | None = None  # audit: its region, "global" for IAM
+    fix: tuple[str, ...] = ()  # audit: AWS CLI commands that remediate it, ids filled in (never run)
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.file, self.resource, self.control, self.via or "")
+    def key(self) -> tuple[str, str, str, str, str]:
+        # an AWS managed policy has one ARN in every account: the account keeps their findings apart
+        return (self.file, self.resource, self.control, self.via or "", self.account or "")
 
     def to_dict(self) -> dict:
         data = {
@@ -53,13 +61,25 @@ class Finding:
             data["baselined"] = True
         if self.via:
             data["via"] = self.via
+        if self.account is not None:
+            data.update(account=self.account, region=self.region, fix=list(self.fix))
         return data
+
+
+@dataclass(frozen=True)
+class AuditScope:
+    """What an audit read, for the summary and the JUnit cases: a scan counts files, an audit counts
+    accounts, the (account, region) scopes it evaluated and the resources it examined."""
+
+    accounts: tuple[str, ...]
+    scopes: tuple[tuple[str, tuple[str, ...]], ...]  # ("ACCOUNT/REGION" or "ACCOUNT/global", controls evaluated)
+    resources: int
 
 
 @dataclass
 class ScanResult:
     findings: list[Finding] = field(default_factory=list)
-    _by_key: dict[tuple[str, str, str, str], Finding] = field(default_factory=dict, repr=False)
+    _by_key: dict[tuple[str, str, str, str, str], Finding] = field(default_factory=dict, repr=False)
     errors: list[InputError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # what a reader should know but does not fail the run
@@ -67,6 +87,7 @@ class ScanResult:
     config: str | None = None  # the config file the scan used (None: the defaults)
     docs_url: str | None = None  # base URL of the published controls documentation
     selection: Selection | None = None  # the controls that ran and why any differ from the catalogue
+    audit: AuditScope | None = None  # set by `netguard audit`: what it read instead of files
 
     @property
     def files_scanned(self) -> int:
@@ -86,7 +107,7 @@ class ScanResult:
             existing.line = finding.line
 
     def sort(self) -> None:
-        self.findings.sort(key=lambda f: (f.file, f.line, f.control, f.resource))
+        self.findings.sort(key=lambda f: (f.account or "", f.file, f.line, f.control, f.resource))
         self.errors.sort(key=lambda e: (e.file, e.line or 0))
 
     def active(self) -> list[Finding]:

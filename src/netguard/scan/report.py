@@ -40,8 +40,18 @@ def _status(f: Finding) -> str:
 
 
 def _summary(result: ScanResult) -> dict[str, int]:
+    audited = (
+        {
+            "accounts_audited": len(result.audit.accounts),
+            "scopes_audited": len(result.audit.scopes),
+            "resources_audited": result.audit.resources,
+        }
+        if result.audit
+        else {}
+    )
     return {
         "files_scanned": result.files_scanned,
+        **audited,
         "findings": len(result.failing()),
         "baselined": sum(1 for f in result.active() if f.baselined),
         "suppressed": len(result.findings) - len(result.active()),
@@ -55,8 +65,14 @@ def summary_line(result: ScanResult) -> str:
     by_severity = ", ".join(f"{n} {s}" for s, n in result.severity_counts().items() if n)
     extra = "".join(f", {counts[k]} {k}" for k in ("baselined", "suppressed") if counts[k])
     config = f"config {result.config}" if result.config else "no config file (defaults)"
+    read = f"{counts['files_scanned']} files scanned"
+    if result.audit:
+        read = (
+            f"{counts['accounts_audited']} accounts audited ({counts['scopes_audited']} account regions and IAM,"
+            f" {counts['resources_audited']} resources)"
+        )
     return (
-        f"netguard: {counts['files_scanned']} files scanned, {counts['findings']} findings"
+        f"netguard: {read}, {counts['findings']} findings"
         f"{f' ({by_severity})' if by_severity else ''}{extra}, {counts['errors']} errors; {config}"
     )
 
@@ -75,13 +91,14 @@ def to_text(result: ScanResult, *, color: bool = False, quiet: bool = False) -> 
     shown = result.failing() if quiet else result.findings
     for f in shown:
         title = catalog[f.control].title
-        head = printable(f"{f.file}:{f.line}: ")
+        head = printable(f"{f.file}: " if f.account is not None else f"{f.file}:{f.line}: ")
         lines.append(
             head
             + _paint(f.severity.upper(), f.severity, color)
             + printable(f" {f.control} {title}: {f.resource}{_status(f)}")
         )
         lines.append(printable(f"    {f.message}  [{', '.join(f.engines)}]"))
+        lines.extend(printable(f"    fix: {command}") for command in f.fix)
     for e in result.errors:
         where = f"{e.file}:{e.line}" if e.line else e.file
         lines.append(printable(f"error: {where}: {e.message}"))
@@ -195,29 +212,33 @@ def _logical_locations(f: Finding) -> list[dict]:
     return locations
 
 
+def _physical_location(f: Finding) -> dict:
+    """A file and line for scan; for audit, the resource's ARN (a URI of scheme arn) and no line."""
+    if f.account is not None:
+        return {"artifactLocation": {"uri": quote(f.file, safe=":/*")}}
+    return {"artifactLocation": {"uri": _uri(f.file)}, "region": {"startLine": max(f.line, 1)}}
+
+
 def to_sarif(result: ScanResult) -> str:
     index = {control: i for i, control in enumerate(load_catalog())}
     results = []
     for f in result.findings:
+        location = _physical_location(f)["artifactLocation"]["uri"]
         entry = {
             "ruleId": f.control,
             "ruleIndex": index[f.control],
             "level": _SARIF_LEVEL[f.severity],
             "message": {"text": f.message},
-            "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(f.file)},
-                        "region": {"startLine": max(f.line, 1)},
-                    },
-                    "logicalLocations": _logical_locations(f),
-                }
-            ],
+            "locations": [{"physicalLocation": _physical_location(f), "logicalLocations": _logical_locations(f)}],
             "partialFingerprints": {
-                "netguard/v1": f"{f.control}|{_uri(f.file)}|{f.resource}" + (f"|{f.via}" if f.via else "")
+                "netguard/v1": f"{f.control}|{location}|{f.resource}"
+                + (f"|{f.via}" if f.via else "")
+                + (f"|{f.account}" if f.account is not None else "")
             },
             "properties": {"engines": f.engines},
         }
+        if f.account is not None:
+            entry["properties"].update(account=f.account, region=f.region, fix=list(f.fix))
         for key in ("construct", "stack"):
             if getattr(f, key):
                 entry["properties"][key] = getattr(f, key)
@@ -251,10 +272,11 @@ def to_sarif(result: ScanResult) -> str:
 
 
 def to_junit(result: ScanResult) -> str:
-    """One testcase per (scanned file, control that applies to it); failures list the resources."""
+    """One testcase per (scanned file, control that applies to it); failures list the resources.
+    For audit, one per (account and region, or account and IAM; control evaluated there)."""
     by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for f in result.failing():
-        by_case[(f.file, f.control)].append(f)
+        by_case[(f"{f.account}/{f.region}" if f.account is not None else f.file, f.control)].append(f)
     cases = set(by_case)
     enabled = result.selection.enabled if result.selection else frozenset(load_catalog())
     broken = {e.file for e in result.errors}  # a file that could not be evaluated passed nothing
@@ -263,6 +285,8 @@ def to_junit(result: ScanResult) -> str:
             continue
         framework = "terraform" if file.endswith(".tf") else "cloudformation"
         cases |= {(file, c.id) for c in load_catalog().values() if c.resource_types(framework) and c.id in enabled}
+    for scope, controls in result.audit.scopes if result.audit else ():
+        cases |= {(scope, control) for control in controls}
     suite = ET.Element(
         "testsuite",
         name="netguard",
@@ -277,7 +301,10 @@ def to_junit(result: ScanResult) -> str:
             failure = ET.SubElement(
                 case, "failure", message=f"{len(findings)} resource(s) fail {control}", type=findings[0].severity
             )
-            failure.text = "\n".join(f"{f.resource} (line {f.line}): {f.message}" for f in findings)
+            failure.text = "\n".join(
+                f"{f.file}: {f.message}" if f.account is not None else f"{f.resource} (line {f.line}): {f.message}"
+                for f in findings
+            )
     for e in result.errors:
         case = ET.SubElement(suite, "testcase", classname=e.file, name="input")
         error = ET.SubElement(case, "error", message=e.message)

@@ -1,0 +1,1 @@
+"""`netguard audit`: the catalogue's controls on live AWS accounts, read-only (see docs/audit.md)."""

@@ -1,0 +1,45 @@
+"""A finding's fix: the catalogue's AWS CLI templates (its `fix:` list) with the resource's values in.
+
+The commands are printed, never run. Every value from AWS is shell-quoted, so an id or a name cannot
+turn into a second command when the line is pasted into a shell. A step whose {placeholders} a finding
+cannot fill is left out: that is how one list holds alternatives (an IPv4 or an IPv6 route, an inline
+or a managed policy). A `# note` line heads the steps after it and is kept only when one of them is.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+
+_FIELD = re.compile(r"\{([a-z0-9_]+)\}")
+
+
+def placeholders(template: str) -> list[str]:
+    """The {names} a template needs."""
+    return _FIELD.findall(template)
+
+
+def fill(templates: Iterable[str], targets: Iterable[Mapping[str, str]], common: Mapping[str, str]) -> tuple[str, ...]:
+    """The commands for one finding: each template once per target that fills it, in catalogue order,
+    without repeats (create-dhcp-options is one command however many VPCs follow)."""
+    targets = list(targets) or [{}]
+    out: list[str] = []
+    pending_note: str | None = None
+    for template in templates:
+        if template.startswith("#"):
+            pending_note = template
+            continue
+        needed = placeholders(template)
+        for target in targets:
+            values = {**common, **target}
+            if not all(values.get(name) for name in needed):
+                continue
+            command = _FIELD.sub(lambda m, values=values: shlex.quote(str(values[m.group(1)])), template)
+            if command in out:
+                continue
+            if pending_note is not None:
+                out.append(pending_note)
+                pending_note = None
+            out.append(command)
+    return tuple(out)

@@ -1,0 +1,513 @@
+"""`netguard audit` against a real moto_server on 127.0.0.1: an organization of several accounts, an
+estate in two regions built with boto3, every audited control positive and negative, a throttled
+call, an account whose role cannot be assumed, and the least-privilege policies checked against the
+calls the audit made."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import jsonschema
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from netguard.audit import collect
+from netguard.audit.checks import AUDITED
+from netguard.catalog import load_catalog
+from netguard.cli import main
+from netguard.resources import pack_path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.usefixtures("fake_aws_credentials")
+
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+EVIL_NAME = "evil\u202ered\u2028fake: line\x9b31m"  # valid in XML, but a terminal or editor would act on them
+ROLE = "NetguardAudit"
+ALLOW = {"Version": "2012-10-17"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """A moto_server of its own for this module, stopped at the end."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},  # AWS managed policies to attach
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("moto_server did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _member_session(url: str, account: str) -> boto3.session.Session:
+    sts = boto3.client("sts", endpoint_url=url, **CREDENTIALS)
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="builder")["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+def _policy(*statements: dict) -> str:
+    return json.dumps({**ALLOW, "Statement": list(statements)})
+
+
+def build_estate(url: str) -> dict[str, Any]:
+    """Management account 123456789012 with three members: A holds the estate, B is an approved peer,
+    C an unapproved one whose audit role will refuse to be assumed."""
+    org = boto3.client("organizations", endpoint_url=url, **CREDENTIALS)
+    org.create_organization(FeatureSet="ALL")
+    ids = {}
+    for name in ("a", "b", "c"):
+        status = org.create_account(Email=f"{name}@example.com", AccountName=name)["CreateAccountStatus"]
+        ids[name] = status["AccountId"]
+    a = _member_session(url, ids["a"])
+    ec2 = a.client("ec2", endpoint_url=url, region_name="us-east-1")
+    e: dict[str, Any] = {"accounts": ids}
+
+    def vpc(client, cidr: str, name: str | None = None) -> str:
+        tags = [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}] if name else []
+        return client.create_vpc(CidrBlock=cidr, TagSpecifications=tags)["Vpc"]["VpcId"]
+
+    # NG-VPC-001 / NG-VPC-003: logged with approved options (negative) and bare (positive)
+    e["vpc_logged"] = vpc(ec2, "10.0.0.0/16")
+    e["vpc_bare"] = vpc(ec2, "10.1.0.0/16", EVIL_NAME)
+    flow = {
+        "ResourceIds": [e["vpc_logged"]],
+        "ResourceType": "VPC",
+        "LogDestinationType": "cloud-watch-logs",
+        "LogGroupName": "flow",
+        "DeliverLogsPermissionArn": f"arn:aws:iam::{ids['a']}:role/flow-logs",
+    }
+    e["log_all"] = ec2.create_flow_logs(TrafficType="ALL", **flow)["FlowLogIds"][0]
+    flow["LogGroupName"] = "flow-rejects"
+    e["log_reject"] = ec2.create_flow_logs(TrafficType="REJECT", **flow)["FlowLogIds"][0]  # NG-VPC-002 positive
+    # NG-DHCP-001: approved servers (negative), an unapproved one (positive)
+    good = ec2.create_dhcp_options(
+        DhcpConfigurations=[{"Key": "domain-name-servers", "Values": ["AmazonProvidedDNS"]}]
+    )["DhcpOptions"]["DhcpOptionsId"]
+    bad = ec2.create_dhcp_options(
+        DhcpConfigurations=[{"Key": "domain-name-servers", "Values": ["8.8.8.8", "10.0.0.2"]}]
+    )["DhcpOptions"]["DhcpOptionsId"]
+    e.update(dopt_good=good, dopt_bad=bad)
+    ec2.associate_dhcp_options(DhcpOptionsId=good, VpcId=e["vpc_logged"])
+    e["vpc_bad_dns"] = vpc(ec2, "10.2.0.0/16")
+    ec2.associate_dhcp_options(DhcpOptionsId=bad, VpcId=e["vpc_bad_dns"])
+    # NG-EIP-001: one address held by a network interface (negative), one idle (positive)
+    subnet = ec2.create_subnet(VpcId=e["vpc_logged"], CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    e["eip_held"] = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=e["eip_held"], NetworkInterfaceId=eni)
+    e["eip_idle"] = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    # NG-PCX-001: peering in this account and to approved B (negative), to unapproved C (positive)
+    b_vpc = vpc(_member_session(url, ids["b"]).client("ec2", endpoint_url=url, region_name="us-east-1"), "10.8.0.0/16")
+    c_vpc = vpc(_member_session(url, ids["c"]).client("ec2", endpoint_url=url, region_name="us-east-1"), "10.9.0.0/16")
+
+    def peer(peer_vpc: str, owner: str) -> str:
+        pcx = ec2.create_vpc_peering_connection(VpcId=e["vpc_logged"], PeerVpcId=peer_vpc, PeerOwnerId=owner)
+        return pcx["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+
+    e["pcx_self"] = peer(e["vpc_bad_dns"], ids["a"])
+    e["pcx_b"] = peer(b_vpc, ids["b"])
+    e["pcx_c"] = peer(c_vpc, ids["c"])
+    # NG-PCX-002: default routes (IPv4 and IPv6) through a peering (positive), a peer CIDR route (negative)
+    rt_default = ec2.create_route_table(VpcId=e["vpc_logged"])["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=rt_default, DestinationCidrBlock="0.0.0.0/0", VpcPeeringConnectionId=e["pcx_b"])
+    ec2.create_route(RouteTableId=rt_default, DestinationIpv6CidrBlock="::/0", VpcPeeringConnectionId=e["pcx_b"])
+    rt_peer = ec2.create_route_table(VpcId=e["vpc_logged"])["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=rt_peer, DestinationCidrBlock="10.8.0.0/16", VpcPeeringConnectionId=e["pcx_b"])
+    e.update(rt_default=rt_default, rt_peer=rt_peer)
+    # a second region: one more bare VPC
+    e["vpc_eu"] = vpc(a.client("ec2", endpoint_url=url, region_name="eu-west-1"), "10.3.0.0/16", "eu")
+    # NG-IAM-*: customer managed (risky and conditioned), inline on a role and a user, AWS managed attached
+    iam = a.client("iam", endpoint_url=url, region_name="us-east-1")
+    e["policy_risky"] = iam.create_policy(
+        PolicyName="net-cleanup",
+        PolicyDocument=_policy({"Effect": "Allow", "Action": "ec2:DeleteVpc", "Resource": "*"}),
+    )["Policy"]["Arn"]
+    e["policy_scoped"] = iam.create_policy(
+        PolicyName="net-cleanup-tagged",
+        PolicyDocument=_policy(
+            {
+                "Effect": "Allow",
+                "Action": ["ec2:Delete*", "ec2:AllocateAddress", "ec2:CreateVpc"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/owner": "network"}},
+            }
+        ),
+    )["Policy"]["Arn"]
+    trust = _policy({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"})
+    e["role_arn"] = iam.create_role(RoleName="addresses", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName="addresses",
+        PolicyName="eip",
+        PolicyDocument=_policy({"Effect": "Allow", "Action": "ec2:AllocateAddress", "Resource": "*"}),
+    )
+    iam.put_role_policy(
+        RoleName="addresses",
+        PolicyName="read",
+        PolicyDocument=_policy({"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}),
+    )
+    e["user_arn"] = iam.create_user(UserName="builder")["User"]["Arn"]
+    iam.put_user_policy(
+        UserName="builder",
+        PolicyName="topology",
+        PolicyDocument=_policy({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}),
+    )
+    iam.create_role(RoleName="admin", AssumeRolePolicyDocument=trust)
+    iam.attach_role_policy(RoleName="admin", PolicyArn="arn:aws:iam::aws:policy/AmazonEC2FullAccess")
+    return e
+
+
+class Recorder:
+    """Wraps collect.new_session: records every call (caller or member session, IAM action) and
+    answers chosen calls with an error before they are sent."""
+
+    def __init__(self, faults: list[tuple[str, str, int, str, int]] | None = None) -> None:
+        # fault: (operation, text in the request, how many times, error code, HTTP status)
+        self.calls: list[tuple[str, str, str]] = []  # (who, action, request body)
+        self.faults = [list(f) for f in faults or ()]
+        self._real = collect.new_session
+
+    def new_session(self, **kwargs: Any) -> Any:
+        session = self._real(**kwargs)
+        who = "member" if "aws_access_key_id" in kwargs else "caller"
+
+        def before_call(model, params, **_: Any):
+            action = f"{model.service_model.signing_name}:{model.name}"
+            body = str(params.get("body", ""))
+            self.calls.append((who, action, body))
+            for fault in self.faults:
+                operation, text, left, code, status = fault
+                if left and model.name == operation and text in body:
+                    fault[2] -= 1
+                    response = AWSResponse("http://moto", status, {}, None)
+                    error = {"Error": {"Code": code, "Message": f"injected {code}"}}
+                    return response, {**error, "ResponseMetadata": {"HTTPStatusCode": status}}
+            return None
+
+        session.events.register("before-call", before_call)
+        return session
+
+    def actions(self, who: str | None = None) -> set[str]:
+        return {action for w, action, _ in self.calls if who in (None, w)}
+
+
+def run_audit(monkeypatch, recorder: Recorder, *args: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    monkeypatch.setattr(collect, "new_session", recorder.new_session)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["audit", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def estate(moto_url):
+    return build_estate(moto_url)
+
+
+@pytest.fixture(scope="module")
+def org_audit(moto_url, estate, tmp_path_factory):
+    """One audit of the whole organization in two regions, every report format written: C's role
+    refuses AssumeRole, A's first DescribeVpcs in us-east-1 is throttled."""
+    a, b, c = (estate["accounts"][k] for k in "abc")
+    folder = tmp_path_factory.mktemp("audit")
+    config = folder / "netguard.yaml"
+    config.write_text(
+        f"approved_peer_accounts: ['{b}']\n"
+        "audit:\n"
+        "  suppressions:\n"
+        f"    - {{arn: 'arn:aws:ec2:eu-west-1:{a}:vpc/*', control: NG-VPC-001,\n"
+        "       reason: 'eu sandbox, logged centrally'}\n"
+    )
+    recorder = Recorder(
+        [
+            ("AssumeRole", f"arn:aws:iam::{c}:role", 1, "AccessDenied", 403),
+            ("DescribeVpcs", "", 1, "Throttling", 400),  # the first one the audit makes, in whichever account
+        ]
+    )
+    paths = {fmt: folder / f"report.{fmt}" for fmt in ("json", "sarif", "junit")}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            mp.setenv(key, value)
+        mp.delenv("AWS_PROFILE", raising=False)
+        code, out, err = run_audit(
+            mp,
+            recorder,
+            "--endpoint-url",
+            moto_url,
+            "--organization",
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--config",
+            str(config),
+            *(f"--output={fmt}={path}" for fmt, path in paths.items()),
+        )
+    assert paths["json"].exists(), (code, out, err)
+    report = json.loads(paths["json"].read_text())
+    return {"code": code, "out": out, "err": err, "report": report, "paths": paths, "recorder": recorder}
+
+
+def _found(report: dict, account: str, control: str) -> set[str]:
+    return {f["resource"] for f in report["findings"] if f["account"] == account and f["control"] == control}
+
+
+def test_every_control_positive_and_negative(org_audit, estate):
+    a = estate["accounts"]["a"]
+    report = org_audit["report"]
+    expected = {  # control: (resources that fail it, resources that pass it)
+        "NG-VPC-001": ({estate["vpc_bare"], estate["vpc_bad_dns"]}, {estate["vpc_logged"]}),
+        "NG-VPC-002": ({estate["log_reject"]}, {estate["log_all"]}),
+        "NG-VPC-003": ({estate["vpc_bare"]}, {estate["vpc_logged"], estate["vpc_bad_dns"]}),
+        "NG-DHCP-001": ({estate["dopt_bad"]}, {estate["dopt_good"]}),
+        "NG-EIP-001": ({estate["eip_idle"]}, {estate["eip_held"]}),
+        "NG-PCX-001": ({estate["pcx_c"]}, {estate["pcx_self"], estate["pcx_b"]}),
+        "NG-PCX-002": ({estate["rt_default"]}, {estate["rt_peer"]}),
+        "NG-IAM-001": ({"net-cleanup", "builder/topology", "AmazonEC2FullAccess"}, {"net-cleanup-tagged"}),
+        "NG-IAM-002": ({"addresses/eip", "builder/topology", "AmazonEC2FullAccess"}, {"addresses/read"}),
+        "NG-IAM-003": ({"builder/topology", "AmazonEC2FullAccess"}, {"addresses/eip", "net-cleanup"}),
+    }
+    assert set(expected) == AUDITED
+    for control, (failing, passing) in expected.items():
+        found = _found(report, a, control)
+        assert failing <= found, (control, failing - found)
+        assert not passing & found, (control, passing & found)
+
+
+def test_findings_carry_arn_account_region_and_fix(org_audit, estate):
+    a = estate["accounts"]["a"]
+    by_resource = {(f["control"], f["resource"]): f for f in org_audit["report"]["findings"] if f["account"] == a}
+    route = by_resource[("NG-PCX-002", estate["rt_default"])]
+    assert route["file"] == f"arn:aws:ec2:us-east-1:{a}:route-table/{estate['rt_default']}"
+    assert route["region"] == "us-east-1" and route["severity"] == "high"
+    rt = estate["rt_default"]
+    assert route["fix"] == [
+        f"aws ec2 delete-route --region us-east-1 --route-table-id {rt} --destination-cidr-block 0.0.0.0/0",
+        f"aws ec2 delete-route --region us-east-1 --route-table-id {rt} --destination-ipv6-cidr-block ::/0",
+    ]
+    eip = by_resource[("NG-EIP-001", estate["eip_idle"])]
+    assert eip["file"] == f"arn:aws:ec2:us-east-1:{a}:elastic-ip/{estate['eip_idle']}"
+    assert f"aws ec2 release-address --region us-east-1 --allocation-id {estate['eip_idle']}" in eip["fix"]
+    dhcp = by_resource[("NG-DHCP-001", estate["dopt_bad"])]
+    assert f"--dhcp-options-id <NEW_DOPT_ID> --vpc-id {estate['vpc_bad_dns']}" in " ".join(dhcp["fix"])
+    assert dhcp["fix"][-1] == f"aws ec2 delete-dhcp-options --region us-east-1 --dhcp-options-id {estate['dopt_bad']}"
+    log = by_resource[("NG-VPC-002", estate["log_reject"])]
+    assert log["file"] == f"arn:aws:ec2:us-east-1:{a}:vpc-flow-log/{estate['log_reject']}"
+    assert any("--traffic-type ALL" in c and "--log-group-name flow-rejects" in c for c in log["fix"])
+    inline = by_resource[("NG-IAM-002", "addresses/eip")]
+    assert inline["file"] == estate["role_arn"] and inline["region"] == "global"
+    assert "aws iam put-role-policy --role-name addresses --policy-name eip" in " ".join(inline["fix"])
+    managed = by_resource[("NG-IAM-001", "AmazonEC2FullAccess")]
+    assert managed["file"] == "arn:aws:iam::aws:policy/AmazonEC2FullAccess"
+    assert (
+        "aws iam detach-role-policy --role-name admin --policy-arn arn:aws:iam::aws:policy/AmazonEC2FullAccess"
+        in managed["fix"]
+    )
+    customer = by_resource[("NG-IAM-001", "net-cleanup")]
+    assert customer["file"] == estate["policy_risky"]
+    assert any(
+        c.startswith(f"aws iam create-policy-version --policy-arn {estate['policy_risky']} ") for c in customer["fix"]
+    )
+
+
+def test_an_account_whose_role_cannot_be_assumed_is_an_error_and_the_rest_is_reported(org_audit, estate):
+    c = estate["accounts"]["c"]
+    assert org_audit["code"] == 2
+    errors = org_audit["report"]["errors"]
+    assert [e["file"] for e in errors] == [c]
+    assert f"cannot assume arn:aws:iam::{c}:role/NetguardAudit" in errors[0]["message"]
+    assert "AccessDenied" in errors[0]["message"]
+    accounts = {f["account"] for f in org_audit["report"]["findings"]}
+    assert c not in accounts and {estate["accounts"]["a"], estate["accounts"]["b"], "123456789012"} <= accounts
+    assert f"error: {c}: " in org_audit["out"] and "Traceback" not in org_audit["out"] + org_audit["err"]
+
+
+def test_a_throttled_call_is_retried(org_audit, estate):
+    recorder = org_audit["recorder"]
+    assert recorder.faults[1][2] == 0  # the Throttling answer was given
+    calls = [action for _, action, _ in recorder.calls if action == "ec2:DescribeVpcs"]
+    audited = ["123456789012", estate["accounts"]["a"], estate["accounts"]["b"]]
+    assert len(calls) == 2 * len(audited) + 1  # one per account and region, and the retry
+    report = org_audit["report"]
+    for account in audited:  # every region's VPCs were read, the throttled one's included
+        regions = {f["region"] for f in report["findings"] if f["account"] == account and f["control"] == "NG-VPC-003"}
+        assert regions == {"us-east-1", "eu-west-1"}
+    assert not any("Throttling" in e["message"] for e in report["errors"])
+
+
+def test_suppressed_by_arn_pattern_with_reason(org_audit, estate):
+    a = estate["accounts"]["a"]
+    eu = [f for f in org_audit["report"]["findings"] if f["account"] == a and f["region"] == "eu-west-1"]
+    flow = [f for f in eu if f["control"] == "NG-VPC-001"]
+    assert flow and all(f.get("suppressed") and f["suppression_reason"] == "eu sandbox, logged centrally" for f in flow)
+    assert all(not f.get("suppressed") for f in eu if f["control"] == "NG-VPC-003")  # another control: not covered
+    assert org_audit["report"]["summary"]["suppressed"] == len(flow)
+
+
+def test_control_characters_from_aws_are_not_echoed(org_audit, estate):
+    text = org_audit["out"]
+    assert estate["vpc_bare"] in text
+    for raw in ("\u202e", "\u2028", "\x9b"):
+        assert raw not in text
+        assert raw not in org_audit["paths"]["junit"].read_text()
+    assert "evil\\u202ered\\u2028fake: line\\x9b31m" in text
+
+
+def test_sarif_validates_and_junit_has_a_case_per_scope_and_control(org_audit, estate):
+    import xml.etree.ElementTree as ET
+
+    sarif = json.loads(org_audit["paths"]["sarif"].read_text())
+    schema = json.loads(pack_path("netguard.schemas", "sarif-2.1.0.json").read_text())
+    jsonschema.Draft4Validator(schema).validate(sarif)
+    a = estate["accounts"]["a"]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]}
+    assert f"arn:aws:ec2:us-east-1:{a}:route-table/{estate['rt_default']}" in uris
+    suppressed = [r for r in sarif["runs"][0]["results"] if r.get("suppressions")]
+    assert suppressed and suppressed[0]["suppressions"][0]["kind"] == "external"
+    assert sarif["runs"][0]["invocations"][0]["executionSuccessful"] is False  # C was not audited
+    suite = ET.parse(org_audit["paths"]["junit"]).getroot().find("testsuite")
+    cases = {(case.get("classname"), case.get("name")): case for case in suite.iter("testcase")}
+    assert cases[(f"{a}/us-east-1", "NG-PCX-002")].find("failure") is not None
+    assert cases[(f"{a}/global", "NG-IAM-002")].find("failure") is not None
+    assert cases[(f"{a}/eu-west-1", "NG-EIP-001")].find("failure") is None  # evaluated, passed
+    assert cases[(estate["accounts"]["c"], "input")].find("error") is not None
+
+
+def _policy_actions(name: str) -> set[str]:
+    document = json.loads((ROOT / "policies" / "iam" / name).read_text())
+    actions: set[str] = set()
+    for statement in document["Statement"]:
+        value = statement["Action"]
+        actions |= {value} if isinstance(value, str) else set(value)
+    return actions
+
+
+def test_the_calls_are_exactly_what_the_least_privilege_policies_allow(org_audit):
+    recorder = org_audit["recorder"]
+    readonly, caller = _policy_actions("ng-audit-readonly.json"), _policy_actions("ng-audit-caller.json")
+    # the audit role in each member account: exactly its policy, both ways
+    assert recorder.actions("member") == readonly
+    # the caller reads its own account with the same calls, plus finding and entering the others
+    assert recorder.actions("caller") == readonly | caller
+
+
+def test_both_audit_policies_pass_policy_validate(capsys):
+    paths = [str(ROOT / "policies" / "iam" / n) for n in ("ng-audit-readonly.json", "ng-audit-caller.json")]
+    assert main(["policy", "validate", *paths]) == 0
+    assert "0 with problems" in capsys.readouterr().out
+
+
+def test_account_and_region_filters_and_a_region_not_enabled(monkeypatch, moto_url, estate):
+    a = estate["accounts"]["a"]
+    recorder = Recorder()
+    code, out, _ = run_audit(
+        monkeypatch,
+        recorder,
+        "--endpoint-url",
+        moto_url,
+        "--accounts",
+        a,
+        "--regions",
+        "eu-west-1,ap-east-1",
+        "--check",
+        "NG-VPC-*",
+        "--format",
+        "json",
+    )
+    report = json.loads(out)
+    assert code == 2
+    assert [(e["file"], "not enabled" in e["message"]) for e in report["errors"]] == [(f"{a}/ap-east-1", True)]
+    assert {(f["account"], f["region"]) for f in report["findings"]} == {(a, "eu-west-1")}
+    assert estate["vpc_eu"] in {f["resource"] for f in report["findings"] if f["control"] == "NG-VPC-001"}
+    assert not recorder.actions() & {"iam:GetAccountAuthorizationDetails", "organizations:ListAccounts"}
+    assert "ec2:DescribeAddresses" not in recorder.actions()  # a control left out costs no call
+
+
+def test_default_is_the_callers_own_account_without_assuming_a_role(monkeypatch, moto_url, estate):
+    recorder = Recorder()
+    code, out, _ = run_audit(
+        monkeypatch, recorder, "--endpoint-url", moto_url, "--regions", "us-east-1", "--check", "NG-VPC-001"
+    )
+    assert code == 1
+    assert "arn:aws:ec2:us-east-1:123456789012:vpc/" in out and estate["accounts"]["a"] not in out
+    assert "1 accounts audited" in out
+    assert "sts:AssumeRole" not in recorder.actions()
+
+
+def test_an_endpoint_that_is_down_is_an_error_not_a_traceback(monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once this block ends: nothing listens there
+    code, _, err = run_audit(monkeypatch, Recorder(), "--endpoint-url", f"http://127.0.0.1:{port}")
+    assert code == 2
+    assert "GetCallerIdentity failed: no connection could be made" in err and "Traceback" not in err
+
+
+def test_fix_values_are_shell_quoted_and_unfillable_steps_left_out():
+    from netguard.audit.fixes import fill
+
+    templates = ["# heads the route", "aws ec2 delete-route --route-table-id {route_table_id} --x {ipv4_destination}"]
+    assert fill(templates, [{"route_table_id": "rtb-1; rm -rf /", "ipv4_destination": "0.0.0.0/0"}], {}) == (
+        "# heads the route",
+        "aws ec2 delete-route --route-table-id 'rtb-1; rm -rf /' --x 0.0.0.0/0",
+    )
+    assert fill(templates, [{"route_table_id": "rtb-1"}], {}) == ()  # no destination: neither step nor note
+
+
+def test_every_audited_control_has_a_fix_and_only_those():
+    catalog = load_catalog()
+    assert {cid for cid, c in catalog.items() if c.fix} == AUDITED
+
+
+def test_audit_suppressions_need_a_reason_and_a_known_control(tmp_path):
+    from netguard.config import load_config
+    from netguard.errors import NetguardError
+
+    config = tmp_path / "c.yaml"
+    config.write_text("audit:\n  suppressions:\n    - {arn: 'arn:aws:ec2:*'}\n")
+    with pytest.raises(NetguardError, match="reason"):
+        load_config(config)
+    config.write_text("audit:\n  suppressions:\n    - {arn: 'arn:aws:ec2:*', control: NG-VPC-009, reason: x}\n")
+    with pytest.raises(NetguardError, match="unknown control NG-VPC-009"):
+        load_config(config)
+    config.write_text("audit:\n  suppressions:\n    - {arn: 'arn:aws:ec2:*:1:vpc/*', reason: ' lab '}\n")
+    rule = load_config(config).audit_suppressions[0]
+    assert rule.reason == "lab" and rule.covers("NG-VPC-003", "arn:aws:ec2:eu-west-1:1:vpc/vpc-1")
+    assert not rule.covers("NG-VPC-003", "arn:aws:ec2:eu-west-1:2:vpc/vpc-1")
