@@ -205,7 +205,9 @@ class Recorder:
         def before_call(model, params, **_: Any):
             action = f"{model.service_model.signing_name}:{model.name}"
             body = str(params.get("body", ""))
+            region = (params.get("context") or {}).get("client_region", "")
             self.calls.append((who, action, body))
+            body = f"region={region} {body}"
             for fault in self.faults:
                 operation, text, left, code, status = fault
                 if left and model.name == operation and text in body:
@@ -352,7 +354,7 @@ def test_an_account_whose_role_cannot_be_assumed_is_an_error_and_the_rest_is_rep
     assert org_audit["code"] == 2
     errors = org_audit["report"]["errors"]
     assert [e["file"] for e in errors] == [c]
-    assert f"cannot assume arn:aws:iam::{c}:role/NetguardAudit" in errors[0]["message"]
+    assert f"account {c}: cannot assume arn:aws:iam::{c}:role/NetguardAudit" in errors[0]["message"]
     assert "AccessDenied" in errors[0]["message"]
     accounts = {f["account"] for f in org_audit["report"]["findings"]}
     assert c not in accounts and {estate["accounts"]["a"], estate["accounts"]["b"], "123456789012"} <= accounts
@@ -511,3 +513,42 @@ def test_audit_suppressions_need_a_reason_and_a_known_control(tmp_path):
     rule = load_config(config).audit_suppressions[0]
     assert rule.reason == "lab" and rule.covers("NG-VPC-003", "arn:aws:ec2:eu-west-1:1:vpc/vpc-1")
     assert not rule.covers("NG-VPC-003", "arn:aws:ec2:eu-west-1:2:vpc/vpc-1")
+
+
+def test_a_region_that_refuses_a_call_is_an_error_and_the_other_region_is_audited(monkeypatch, moto_url, estate):
+    a = estate["accounts"]["a"]
+    recorder = Recorder([("DescribeFlowLogs", "region=eu-west-1 ", 1, "UnauthorizedOperation", 403)])
+    code, out, _ = run_audit(
+        monkeypatch,
+        recorder,
+        "--endpoint-url",
+        moto_url,
+        "--accounts",
+        a,
+        "--regions",
+        "us-east-1,eu-west-1",
+        "--check",
+        "NG-VPC-001",
+        "--format",
+        "json",
+    )
+    report = json.loads(out)
+    assert code == 2
+    [error] = report["errors"]
+    assert error["file"] == f"{a}/eu-west-1"
+    assert error["message"].startswith(f"account {a}, region eu-west-1: DescribeFlowLogs failed: UnauthorizedOperation")
+    assert {f["region"] for f in report["findings"]} == {"us-east-1"}
+    assert [a for _, a, _ in recorder.calls].count("ec2:DescribeFlowLogs") == 2  # access denied: not retried
+
+
+def test_docs_name_each_controls_enforcement_points():
+    from netguard.docs import controls_markdown
+
+    text = controls_markdown()
+    for control in load_catalog().values():
+        section = text.split(f"## {control.id}\n", 1)[1].split("\n## ", 1)[0]
+        points = next(line for line in section.splitlines() if line.startswith("- Enforcement points:"))
+        assert ("netguard audit" in points) == (control.id in AUDITED), control.id
+        assert ("SCP (`" in points) == bool(control.scp), control.id
+        for command in control.fix:
+            assert command in section

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from netguard.catalog import load_catalog
+from netguard.catalog import Control, load_catalog
 
 FRAMEWORKS = (  # (reports_on key, label, note)
     ("cloudformation", "CloudFormation", ""),
@@ -14,6 +14,23 @@ FRAMEWORKS = (  # (reports_on key, label, note)
 ENGINES = (("checkov", "Checkov"), ("cfn_lint", "cfn-lint"))
 
 
+def enforcement_points(control: Control) -> dict[str, str]:
+    """Where the control is enforced: in code review (scan), at the API (its SCP statement), on what is
+    deployed (audit). Audit's list is the audit module's own, so the page cannot claim a check it lacks."""
+    from netguard.audit.checks import AUDITED
+
+    points = {}
+    if control.resource_types("cloudformation") or control.resource_types("terraform"):
+        points["IaC"] = "IaC (`netguard scan`, and the Checkov and cfn-lint plug-ins)"
+    elif control.resource_types("policy"):
+        points["IaC"] = "policy files (`netguard scan` of the committed SCP files)"
+    if control.scp:
+        points["SCP"] = f"SCP (`{control.scp['sid']}` in `policies/scp/{control.scp['policy']}.json`)"
+    if control.id in AUDITED:
+        points["audit"] = "audit of live accounts (`netguard audit`)"
+    return points
+
+
 def controls_markdown() -> str:
     catalog = load_catalog()
     out = [
@@ -21,12 +38,18 @@ def controls_markdown() -> str:
         "",
         "Generated from `checks/catalog.yaml` by `make docs`. Do not edit by hand.",
         "",
-        "| control | severity | title |",
-        "|---|---|---|",
+        "| control | severity | title | IaC (scan) | SCP | audit |",
+        "|---|---|---|---|---|---|",
     ]
-    out += [f"| [{c.id}](#{c.id.lower()}) | {c.severity} | {c.title} |" for c in catalog.values()]
+    for c in catalog.values():
+        points = enforcement_points(c)
+        marks = ["yes" if key in points else "-" for key in ("IaC", "SCP", "audit")]
+        if c.resource_types("policy"):
+            marks[0] = "SCP files"
+        out.append(f"| [{c.id}](#{c.id.lower()}) | {c.severity} | {c.title} | {' | '.join(marks)} |")
     for c in catalog.values():
         out += ["", f"## {c.id}", "", f"**{c.title}** (severity: {c.severity})", ""]
+        out.append(f"- Enforcement points: {'; '.join(enforcement_points(c).values())}")
         for framework, label, note in FRAMEWORKS:
             types = c.resource_types(framework)
             if types:
@@ -43,6 +66,16 @@ def controls_markdown() -> str:
         if c.actions:
             out.append(f"- Actions: {', '.join(f'`{a}`' for a in c.actions)}")
         out += ["", f"Why: {c.rationale}", "", f"Fix: {c.remediation}"]
+        if c.fix:
+            out += [
+                "",
+                "`netguard audit` prints this fix for a live resource, its `{values}` filled in and shell-quoted"
+                " (a step it cannot fill is left out; `<PLACEHOLDERS>` are yours):",
+                "",
+                "```sh",
+                *c.fix,
+                "```",
+            ]
     return "\n".join(out) + "\n"
 
 

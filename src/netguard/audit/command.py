@@ -203,7 +203,7 @@ def audit(args: argparse.Namespace, config, selection) -> list[AccountResult]:
             else:
                 reader = collect.assume(caller, account, plan.role, plan.external_id, plan.retry_seconds)
         except (AwsCallFailed, NetguardError) as exc:
-            return AccountResult(account, errors=[InputError(account, _message(exc))])
+            return AccountResult(account, errors=[InputError(account, f"account {account}: {_message(exc)}")])
         return audit_account(reader, account, plan)
 
     with ThreadPoolExecutor(max_workers=max(1, min(args.jobs, len(accounts) or 1))) as pool:
@@ -224,7 +224,7 @@ def audit_account(reader, account: str, plan: AuditPlan) -> AccountResult:
     try:
         enabled_regions = collect.enabled_regions(reader)
     except NetguardError as exc:
-        result.errors.append(InputError(account, exc.message))
+        result.errors.append(InputError(account, f"account {account}: no region audited: {exc.message}"))
         enabled_regions = []
         regions: list[str] = []
     else:
@@ -245,7 +245,7 @@ def audit_account(reader, account: str, plan: AuditPlan) -> AccountResult:
         try:
             snapshot = collect.read_region(reader, region, plan.enabled)
         except NetguardError as exc:
-            result.errors.append(InputError(scope, exc.message))
+            result.errors.append(InputError(scope, f"account {account}, region {region}: {exc.message}"))
             continue
         result.resources += snapshot.count()
         result.scopes.append((scope, region_controls))
@@ -257,7 +257,7 @@ def audit_account(reader, account: str, plan: AuditPlan) -> AccountResult:
         try:
             snapshot = collect.read_iam(reader)
         except NetguardError as exc:
-            result.errors.append(InputError(scope, exc.message))
+            result.errors.append(InputError(scope, f"account {account}, IAM: {exc.message}"))
         else:
             hits, problems = checks.check_iam(snapshot, plan.enabled)
             result.resources += snapshot.count()
