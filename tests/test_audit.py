@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import jsonschema
@@ -192,10 +193,16 @@ class Recorder:
     """Wraps collect.new_session: records every call (caller or member session, IAM action) and
     answers chosen calls with an error before they are sent."""
 
-    def __init__(self, faults: list[tuple[str, str, int, str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        faults: list[tuple[str, str, int, str, int]] | None = None,
+        pages: list[tuple[str, str, int, dict]] | None = None,
+    ) -> None:
         # fault: (operation, text in the request, how many times, error code, HTTP status)
+        # page: (operation, text in the request, how many times, the parsed answer to give instead)
         self.calls: list[tuple[str, str, str]] = []  # (who, action, request body)
         self.faults = [list(f) for f in faults or ()]
+        self.pages = [list(p) for p in pages or ()]
         self._real = collect.new_session
 
     def new_session(self, **kwargs: Any) -> Any:
@@ -215,6 +222,14 @@ class Recorder:
                     response = AWSResponse("http://moto", status, {}, None)
                     error = {"Error": {"Code": code, "Message": f"injected {code}"}}
                     return response, {**error, "ResponseMetadata": {"HTTPStatusCode": status}}
+            for page in self.pages:
+                operation, text, left, answer = page
+                if left and model.name == operation and text in body:
+                    page[2] -= 1
+                    return AWSResponse("http://moto", 200, {}, None), {
+                        **answer,
+                        "ResponseMetadata": {"HTTPStatusCode": 200},
+                    }
             return None
 
         session.events.register("before-call", before_call)
@@ -552,3 +567,85 @@ def test_docs_name_each_controls_enforcement_points():
         assert ("SCP (`" in points) == bool(control.scp), control.id
         for command in control.fix:
             assert command in section
+
+
+def test_every_page_is_read_and_a_repeated_page_token_stops_the_read(monkeypatch, moto_url, estate):
+    """moto answers in one page, so the first page of each read comes from the test; the audit must
+    send its token and judge both pages, and a token handed back twice is an error, not a loop."""
+    a = estate["accounts"]["a"]
+    risky = _policy({"Effect": "Allow", "Action": "ec2:DeleteVpc", "Resource": "*"})
+    recorder = Recorder(
+        pages=[
+            ("DescribeVpcs", "region=us-east-1 ", 1, {"Vpcs": [{"VpcId": "vpc-0first0page"}], "NextToken": "vpcs-2"}),
+            (
+                "GetAccountAuthorizationDetails",
+                "",
+                1,
+                {
+                    "RoleDetailList": [
+                        {
+                            "RoleName": "paged",
+                            "Arn": f"arn:aws:iam::{a}:role/paged",
+                            "RolePolicyList": [{"PolicyName": "p", "PolicyDocument": quote(risky)}],
+                        }
+                    ],
+                    "IsTruncated": True,
+                    "Marker": "iam-2",
+                },
+            ),
+            ("DescribeRouteTables", "region=eu-west-1 ", 5, {"RouteTables": [], "NextToken": "same"}),
+        ]
+    )
+    code, out, _ = run_audit(
+        monkeypatch,
+        recorder,
+        "--endpoint-url",
+        moto_url,
+        "--accounts",
+        a,
+        "--regions",
+        "us-east-1,eu-west-1",
+        "--check",
+        "NG-VPC-001,NG-IAM-001,NG-PCX-002",
+        "--format",
+        "json",
+    )
+    report = json.loads(out)
+    resources = {f["resource"] for f in report["findings"]}
+    assert {"vpc-0first0page", estate["vpc_bare"], "paged/p", "net-cleanup"} <= resources  # both pages judged
+    bodies = [body for _, action, body in recorder.calls]
+    assert any("'NextToken': 'vpcs-2'" in body for body in bodies)
+    assert any("'Marker': 'iam-2'" in body for body in bodies)
+    assert code == 2
+    assert [e["message"] for e in report["errors"]] == [
+        f"account {a}, region eu-west-1: DescribeRouteTables returned the same page token twice"
+    ]
+
+
+def test_the_configs_control_settings_apply(monkeypatch, moto_url, estate, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "controls:\n"
+        "  NG-VPC-003: {enabled: false, reason: DHCP options come from the shared VPC}\n"
+        "  NG-VPC-001: {severity: low, reason: sandbox estate}\n"
+    )
+    recorder = Recorder()
+    code, out, _ = run_audit(
+        monkeypatch,
+        recorder,
+        "--endpoint-url",
+        moto_url,
+        "--regions",
+        "us-east-1",
+        "--check",
+        "NG-VPC-*",
+        "--config",
+        str(config),
+        "--format",
+        "json",
+    )
+    report = json.loads(out)
+    assert code == 1
+    assert {f["control"] for f in report["findings"]} == {"NG-VPC-001"}
+    assert {f["severity"] for f in report["findings"]} == {"low"}
+    assert "NG-VPC-003" not in report["controls"]["run"]

@@ -114,6 +114,18 @@ def caller(profile: str | None, endpoint_url: str | None, budget_seconds: float)
     return reader, str(account)
 
 
+def own_account(profile: str | None, caller_reader: Reader, account: str) -> Reader:
+    """The caller's own account, read with the caller's credentials through a session of its own
+    (a boto3 Session is not thread-safe, and the caller's is busy assuming roles for the others)."""
+    return Reader(
+        new_session(profile_name=profile),
+        f"account {account}",
+        caller_reader.home_region,
+        caller_reader.endpoint_url,
+        aws.Budget(call_seconds=caller_reader.budget.call_seconds),
+    )
+
+
 def organization_accounts(reader: Reader) -> list[str]:
     """The ACTIVE accounts of the caller's organization (organizations:ListAccounts)."""
     accounts = reader.pages("organizations", "list_accounts", ("Accounts",))["Accounts"]
@@ -166,14 +178,14 @@ class RegionSnapshot:
 
 
 # which reads each control needs: a control that does not run costs no call
-EC2_READS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    # snapshot attribute: (operation, response key, the controls that need it)
-    "vpcs": ("describe_vpcs", "Vpcs", ("NG-VPC-001", "NG-VPC-003", "NG-DHCP-001")),  # DHCP-001: the VPCs to move
-    "flow_logs": ("describe_flow_logs", "FlowLogs", ("NG-VPC-001", "NG-VPC-002")),
-    "dhcp_options": ("describe_dhcp_options", "DhcpOptions", ("NG-DHCP-001",)),
-    "addresses": ("describe_addresses", "Addresses", ("NG-EIP-001",)),
-    "peerings": ("describe_vpc_peering_connections", "VpcPeeringConnections", ("NG-PCX-001",)),
-    "route_tables": ("describe_route_tables", "RouteTables", ("NG-PCX-002",)),
+EC2_READS: dict[str, tuple[str, str, int | None, tuple[str, ...]]] = {
+    # snapshot attribute: (operation, response key, MaxResults (AWS's largest), the controls that need it)
+    "vpcs": ("describe_vpcs", "Vpcs", 1000, ("NG-VPC-001", "NG-VPC-003", "NG-DHCP-001")),  # DHCP: VPCs to move
+    "flow_logs": ("describe_flow_logs", "FlowLogs", 1000, ("NG-VPC-001", "NG-VPC-002")),
+    "dhcp_options": ("describe_dhcp_options", "DhcpOptions", 1000, ("NG-DHCP-001",)),
+    "addresses": ("describe_addresses", "Addresses", None, ("NG-EIP-001",)),  # not paginated by AWS
+    "peerings": ("describe_vpc_peering_connections", "VpcPeeringConnections", 1000, ("NG-PCX-001",)),
+    "route_tables": ("describe_route_tables", "RouteTables", 100, ("NG-PCX-002",)),
 }
 
 
@@ -181,13 +193,13 @@ def read_region(reader: Reader, region: str, enabled: frozenset[str]) -> RegionS
     """Describe what the enabled controls judge in one region, every list to its last page.
     DescribeAddresses is the one call here that AWS does not paginate."""
     snapshot = RegionSnapshot()
-    for attribute, (operation, key, controls) in EC2_READS.items():
+    for attribute, (operation, key, page_size, controls) in EC2_READS.items():
         if not enabled.intersection(controls):
             continue
-        if operation == "describe_addresses":
+        if page_size is None:
             items = reader.call("ec2", operation, region).get(key) or []
         else:
-            items = reader.pages("ec2", operation, (key,), region)[key]
+            items = reader.pages("ec2", operation, (key,), region, MaxResults=page_size)[key]
         setattr(snapshot, attribute, items)
     return snapshot
 
@@ -216,6 +228,7 @@ def read_iam(reader: Reader) -> IamSnapshot:
         "get_account_authorization_details",
         keys,
         Filter=["User", "Role", "Group", "LocalManagedPolicy", "AWSManagedPolicy"],
+        MaxItems=1000,
     )
     return IamSnapshot(*(found[key] for key in keys))
 

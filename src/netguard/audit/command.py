@@ -196,10 +196,12 @@ def audit(args: argparse.Namespace, config, selection) -> list[AccountResult]:
     else:
         accounts = wanted or [caller_account]
 
+    caller.client("sts")  # made here, once: the worker threads share this client, never the session
+
     def one(account: str) -> AccountResult:
         try:
-            if account == caller_account:
-                reader = caller  # the caller's own account: read with its own credentials
+            if account == caller_account:  # the caller's own account: read with its own credentials
+                reader = collect.own_account(args.profile, caller, account)
             else:
                 reader = collect.assume(caller, account, plan.role, plan.external_id, plan.retry_seconds)
         except (AwsCallFailed, NetguardError) as exc:
