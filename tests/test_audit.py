@@ -371,6 +371,8 @@ def test_an_account_whose_role_cannot_be_assumed_is_an_error_and_the_rest_is_rep
     assert [e["file"] for e in errors] == [c]
     assert f"account {c}: cannot assume arn:aws:iam::{c}:role/NetguardAudit" in errors[0]["message"]
     assert "AccessDenied" in errors[0]["message"]
+    assert org_audit["report"]["summary"]["accounts_audited"] == 3  # C is an error, not an audited account
+    assert org_audit["report"]["summary"]["scopes_audited"] == 3 * 3  # two regions and IAM each
     accounts = {f["account"] for f in org_audit["report"]["findings"]}
     assert c not in accounts and {estate["accounts"]["a"], estate["accounts"]["b"], "123456789012"} <= accounts
     assert f"error: {c}: " in org_audit["out"] and "Traceback" not in org_audit["out"] + org_audit["err"]

@@ -13,8 +13,16 @@ import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from netguard.errors import InputError, NetguardError, printable
+
+if TYPE_CHECKING:
+    from netguard.audit.checks import Hit
+    from netguard.audit.collect import Reader
+    from netguard.config import ScanConfig
+    from netguard.scan.findings import Finding
+    from netguard.scan.selection import Selection
 
 FORMATS = ("text", "json", "sarif", "junit")
 DEFAULT_ROLE = "NetguardAudit"
@@ -95,7 +103,7 @@ class AccountResult:
     """What one account's audit produced: findings, errors (naming account and region) and scope."""
 
     account: str
-    findings: list = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     scopes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     resources: int = 0
@@ -105,9 +113,9 @@ class AccountResult:
 class AuditPlan:
     """Everything an account's audit needs besides its Reader; shared read-only by the worker threads."""
 
-    config: object
+    config: ScanConfig
     enabled: frozenset[str]
-    severity: dict
+    severity: dict[str, str]
     regions: tuple[str, ...]
     role: str
     external_id: str | None
@@ -143,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         if rule is not None:
             finding.suppressed, finding.suppressed_by = rule.reason, config.source
     result.audit = AuditScope(
-        accounts=tuple(r.account for r in results),
+        accounts=tuple(r.account for r in results if r.scopes),  # an account not read at all is an error
         scopes=tuple(scope for r in results for scope in r.scopes),
         resources=sum(r.resources for r in results),
     )
@@ -162,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code()
 
 
-def audit(args: argparse.Namespace, config, selection) -> list[AccountResult]:
+def audit(args: argparse.Namespace, config: ScanConfig, selection: Selection) -> list[AccountResult]:
     """Find the accounts, then read each (at most --jobs at once) through its own session."""
     from netguard.audit import collect
     from netguard.org.aws import AwsCallFailed
@@ -217,7 +225,7 @@ def _message(exc: Exception) -> str:
     return exc.message if isinstance(exc, NetguardError) else f"{type(exc).__name__}: {exc}"
 
 
-def audit_account(reader, account: str, plan: AuditPlan) -> AccountResult:
+def audit_account(reader: Reader, account: str, plan: AuditPlan) -> AccountResult:
     """Regions one after another, then IAM once (it is global). A failed region or IAM read is an
     error of its own; the account's other regions still count."""
     from netguard.audit import checks, collect
@@ -269,7 +277,7 @@ def audit_account(reader, account: str, plan: AuditPlan) -> AccountResult:
     return result
 
 
-def _finding(hit, account: str, region: str, plan: AuditPlan):
+def _finding(hit: Hit, account: str, region: str, plan: AuditPlan) -> Finding:
     from netguard.audit.fixes import fill
     from netguard.catalog import load_catalog
     from netguard.scan.findings import Finding

@@ -68,8 +68,8 @@ def summary_line(result: ScanResult) -> str:
     read = f"{counts['files_scanned']} files scanned"
     if result.audit:
         read = (
-            f"{counts['accounts_audited']} accounts audited ({counts['scopes_audited']} account regions and IAM,"
-            f" {counts['resources_audited']} resources)"
+            f"{counts['accounts_audited']} accounts audited ({counts['scopes_audited']} scopes: each region and IAM"
+            f" of each account; {counts['resources_audited']} resources)"
         )
     return (
         f"netguard: {read}, {counts['findings']} findings"
