@@ -132,3 +132,57 @@ def test_policies_that_never_tell_resources_apart_decide_the_same_without_them()
             assert without.request.resources is None
             assert rp.evaluate_scps(levels, without.request) == rp.evaluate_scps(levels, parsed.request)
     assert skipped > 50
+
+
+def _nest(levels: int) -> dict:
+    value: dict = {"leaf": "x"}
+    for _ in range(levels - 1):
+        value = {"next": value}
+    return value
+
+
+@pytest.mark.parametrize("where", ["userIdentity", "requestParameters"])
+def test_the_depth_limit_holds_wherever_the_nesting_is_and_whatever_was_seen_before(where):
+    """parse_record remembers a checked userIdentity and walks the rest of the record apart: a record
+    is refused exactly when bounded.deeper_than says it nests too deep, for an identity seen before
+    under another limit too."""
+    from netguard.policy.bounded import deeper_than
+    from netguard.policy.cloudtrail import MalformedRecord, parse_record
+
+    base = bench.records(1, seed=3)[0]
+    outcomes = set()
+    for levels in range(1, 9):
+        record = json.loads(json.dumps(base))
+        if where == "userIdentity":
+            record["userIdentity"]["sessionContext"]["webIdFederationData"] = _nest(levels)
+        else:
+            record["requestParameters"] = _nest(levels)
+        for max_depth in (3, 5, 7, 200):
+            want = deeper_than(record, max_depth)
+            try:
+                parse_record(record, max_depth=max_depth)
+                got = False
+            except MalformedRecord as exc:
+                assert "levels deep" in str(exc)
+                got = True
+            assert got == want, (levels, max_depth)
+            outcomes.add(got)
+    assert outcomes == {True, False}
+
+
+def test_a_remembered_identity_still_answers_for_its_own_record():
+    """Two records with the same identity but other accounts and regions get their own context; an
+    identity that fails its checks fails every time, not only the first."""
+    from netguard.policy.cloudtrail import MalformedRecord, parse_record
+
+    first, second = (json.loads(json.dumps(r)) for r in bench.records(2, seed=5))
+    second["userIdentity"] = json.loads(json.dumps(first["userIdentity"]))
+    second["awsRegion"], second["recipientAccountId"] = "ap-south-2", "123412341234"
+    a, b = (parse_record(r).request.context for r in (first, second))
+    assert a.lookup("aws:PrincipalArn") == b.lookup("aws:PrincipalArn")
+    assert b.lookup("aws:RequestedRegion") == ("ap-south-2",)
+    broken = json.loads(json.dumps(first))
+    broken["userIdentity"]["arn"] = 7
+    for _ in range(2):
+        with pytest.raises(MalformedRecord, match=r"userIdentity\.arn"):
+            parse_record(broken)

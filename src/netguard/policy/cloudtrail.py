@@ -10,6 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from netguard.errors import InputError
 from netguard.iam.conditions import RequestContext
 from netguard.iam.evaluator import Request
@@ -443,13 +445,25 @@ def _check_fields(value: Mapping[str, Any], checks: tuple[tuple[str, type, type]
 def check_record(record: Any, max_depth: int = LIMITS.max_depth) -> None:
     """Raise MalformedRecord unless record has the fields the builder reads, each of the right type,
     and nests at most max_depth levels. What a record holds beyond those fields is never read."""
-    if not is_mapping(record):
-        raise MalformedRecord(f"is {_kind(record)}, not a JSON object")
-    for key in ("eventSource", "eventName", "userIdentity"):
-        if record.get(key) is None:
-            raise MalformedRecord(f"missing or malformed field {key}: missing")
-    _check_fields(record, _RECORD_CHECKS, "")
-    identity = record["userIdentity"]
+    _checked(record, max_depth)
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """What parse_record reads from a userIdentity that check_record accepted. A trail repeats a few
+    thousand identities across millions of records, so it is worked out once per identity (its JSON),
+    with the identity's own nesting depth, and the rest of a record is walked without it."""
+
+    depth: int  # levels below the record: 1 for an object of scalars
+    principal_arn: str | None
+    principal_type: str | None
+    exempt: str | None
+    partition: str
+    arn_account: str
+    principal_account: str | None  # accountId, else the principal ARN's account
+
+
+def _identity_of(identity: Mapping[str, Any], max_depth: int) -> _Identity:
     _check_fields(identity, _IDENTITY_CHECKS, "userIdentity.")
     context = _m(identity.get("sessionContext"))
     _check_fields(context, _SESSION_CHECKS, "userIdentity.sessionContext.")
@@ -460,19 +474,90 @@ def check_record(record: Any, max_depth: int = LIMITS.max_depth) -> None:
             "missing or malformed field userIdentity.sessionContext.attributes.mfaAuthenticated: "
             f"{_kind(mfa)}, expected a string"
         )
-    if _deeper(record, max_depth):
+    principal_arn, principal_type, exempt = _principal(identity)
+    partition = (
+        principal_arn.split(":")[1] if isinstance(principal_arn, str) and principal_arn.startswith("arn:") else "aws"
+    )
+    arn_account = (
+        principal_arn.split(":")[4] if isinstance(principal_arn, str) and principal_arn.count(":") >= 5 else ""
+    )
+    return _Identity(
+        _depth(identity, max_depth + 1) if max_depth <= 100 else 0,  # past 100, deeper_than walks it all
+        principal_arn,
+        principal_type,
+        exempt,
+        partition,
+        arn_account,
+        _s(identity.get("accountId")) or arn_account or None,
+    )
+
+
+_IDENTITIES: dict[tuple[int, bytes], _Identity] = {}
+_json = orjson.dumps
+
+
+def _checked(record: Any, max_depth: int) -> _Identity:
+    """check_record, returning what the identity says; the identity's checks are remembered per its JSON."""
+    if not is_mapping(record):
+        raise MalformedRecord(f"is {_kind(record)}, not a JSON object")
+    for key in ("eventSource", "eventName", "userIdentity"):
+        if record.get(key) is None:
+            raise MalformedRecord(f"missing or malformed field {key}: missing")
+    _check_fields(record, _RECORD_CHECKS, "")
+    identity = record["userIdentity"]
+    try:
+        key: tuple[int, bytes] | None = (max_depth, _json(identity))
+    except TypeError:  # not what a JSON decoder gives (a key that is no string, say): checked every time
+        key = None
+    found = _IDENTITIES.get(key) if key is not None else None
+    if found is None:
+        found = _identity_of(identity, max_depth)
+        if key is not None:
+            if len(_IDENTITIES) >= 10_000:
+                _IDENTITIES.clear()
+            _IDENTITIES[key] = found
+    if max_depth > 100:
+        deeper = deeper_than(record, max_depth)
+    else:
+        deeper = found.depth + 1 > max_depth or _record_deeper(record, identity, max_depth)
+    if deeper:
         raise MalformedRecord(f"nested more than {max_depth} levels deep (--max-depth)")
+    return found
 
 
 _LEAVES = (str, int, float, bool, type(None))
 
 
-def _deeper(record: Mapping[str, Any], max_depth: int) -> bool:
-    """bounded.deeper_than, recursive for the usual limits (a record is a few levels deep, and the
-    recursion stops at max_depth + 1): a third of the cost of the iterative walk on every record."""
-    if max_depth > 100:
-        return deeper_than(record, max_depth)
-    return _container_deeper(record, 1, max_depth)
+def _is_container(child: Any) -> bool:
+    kind = child.__class__
+    return kind is dict or kind is list or (kind not in _LEAVES and isinstance(child, (dict, list, Mapping)))
+
+
+def _depth(node: Any, limit: int) -> int:
+    """How many levels of objects and arrays node is (0 for a scalar), counted no further than limit."""
+    if not _is_container(node):
+        return 0
+    if limit <= 1:
+        return 1
+    children = node.values() if node.__class__ is dict or not isinstance(node, list) else node
+    return 1 + max((_depth(child, limit - 1) for child in children if _is_container(child)), default=0)
+
+
+def _record_deeper(record: Mapping[str, Any], identity: Any, max_depth: int) -> bool:
+    """Whether the record, its userIdentity aside, nests more than max_depth levels: bounded.deeper_than,
+    recursive for the usual limits (a record is a few levels deep, and the recursion stops at
+    max_depth + 1), a third of the cost of the iterative walk."""
+    if max_depth < 1:
+        return True
+    for child in record.values():
+        kind = child.__class__
+        if kind in _LEAVES or child is identity:
+            continue
+        if (kind is dict or kind is list or isinstance(child, (dict, list, Mapping))) and _container_deeper(
+            child, 2, max_depth
+        ):
+            return True
+    return False
 
 
 def _container_deeper(node: Any, depth: int, max_depth: int) -> bool:
@@ -623,23 +708,18 @@ def parse_record(
     for policies whose every Resource and NotResource is "*" (replay.Compiled.reads_resources): the
     ARNs cost a sixth of the parse, and such policies decide the same without them.
     """
-    check_record(record, max_depth)
+    caller = _checked(record, max_depth)
     facts = facts or _NO_FACTS
     management_account = facts.management_account or management_account
     event_name = record["eventName"]
     event_source = record["eventSource"]
     identity = record["userIdentity"]
     service = _service(event_source)
-    principal_arn, principal_type, exempt = _principal(identity)
-    partition = (
-        principal_arn.split(":")[1] if isinstance(principal_arn, str) and principal_arn.startswith("arn:") else "aws"
-    )
+    principal_arn, principal_type, exempt = caller.principal_arn, caller.principal_type, caller.exempt
+    partition = caller.partition
     # SCPs bind the calling principal's account, not the account the call acts on: a member account's
     # role acting in the management account is restricted, the management account's role never is.
-    arn_account = (
-        principal_arn.split(":")[4] if isinstance(principal_arn, str) and principal_arn.count(":") >= 5 else ""
-    )
-    account = _s(identity.get("accountId")) or arn_account or _s(record.get("recipientAccountId"))
+    account = caller.principal_account or _s(record.get("recipientAccountId"))
     if not exempt and management_account and account == management_account:
         exempt = "SCPs do not restrict the management account"
     # The context is built in RequestContext's own form (lower-case keys, tuples of strings, a value of
@@ -649,9 +729,8 @@ def parse_record(
     values: dict[str, tuple[str, ...]] = {"aws:principalisawsservice": ("false",)}
     if principal_arn is not None:
         values["aws:principalarn"] = (principal_arn,)
-    principal_account = _s(identity.get("accountId")) or arn_account or None
-    if principal_account is not None:
-        values["aws:principalaccount"] = (principal_account,)
+    if caller.principal_account is not None:
+        values["aws:principalaccount"] = (caller.principal_account,)
     if principal_type is not None:
         values["aws:principaltype"] = (principal_type,)
     if region is not None:
