@@ -651,3 +651,91 @@ def test_the_configs_control_settings_apply(monkeypatch, moto_url, estate, tmp_p
     assert {f["control"] for f in report["findings"]} == {"NG-VPC-001"}
     assert {f["severity"] for f in report["findings"]} == {"low"}
     assert "NG-VPC-003" not in report["controls"]["run"]
+
+
+def test_organization_with_an_account_outside_it(monkeypatch, moto_url, estate):
+    a = estate["accounts"]["a"]
+    code, out, _ = run_audit(
+        monkeypatch,
+        Recorder(),
+        "--endpoint-url",
+        moto_url,
+        "--organization",
+        "--accounts",
+        f"{a},999999999999",
+        "--regions",
+        "us-east-1",
+        "--check",
+        "NG-EIP-001",
+        "--format",
+        "json",
+    )
+    report = json.loads(out)
+    assert code == 2
+    assert [e["file"] for e in report["errors"]] == ["999999999999"]
+    assert "not an ACTIVE account of the organization" in report["errors"][0]["message"]
+    assert {(f["account"], f["resource"]) for f in report["findings"]} == {(a, estate["eip_idle"])}
+
+
+def test_live_resource_shapes_the_moto_estate_lacks():
+    """Shapes AWS returns that moto does not make: a deleted peering, a transit gateway flow log (no
+    traffic type), an address held by a NAT gateway's interface, a default route spelled otherwise,
+    and a policy document still URL-encoded."""
+    from netguard.audit.checks import check_iam, check_region
+    from netguard.audit.collect import IamSnapshot, RegionSnapshot
+    from netguard.config import ScanConfig
+
+    snapshot = RegionSnapshot(
+        vpcs=[{"VpcId": "vpc-1", "DhcpOptionsId": "dopt-1"}],
+        flow_logs=[
+            {"FlowLogId": "fl-tgw", "ResourceId": "tgw-1", "FlowLogStatus": "ACTIVE"},
+            {"FlowLogId": "fl-off", "ResourceId": "vpc-1", "FlowLogStatus": "INACTIVE", "TrafficType": "ALL"},
+        ],
+        addresses=[{"AllocationId": "eipalloc-nat", "AssociationId": "eipassoc-1", "NetworkInterfaceId": "eni-nat"}],
+        peerings=[
+            {
+                "VpcPeeringConnectionId": "pcx-gone",
+                "Status": {"Code": "deleted"},
+                "RequesterVpcInfo": {"OwnerId": "111111111111"},
+                "AccepterVpcInfo": {"OwnerId": "999999999999"},
+            }
+        ],
+        route_tables=[
+            {
+                "RouteTableId": "rtb-1",
+                "Routes": [{"DestinationIpv6CidrBlock": "0::/0", "VpcPeeringConnectionId": "pcx-1"}],
+            }
+        ],
+    )
+    enabled = frozenset(AUDITED)
+    hits = {
+        (h.control, h.resource): h for h in check_region(snapshot, "111111111111", "eu-west-1", ScanConfig(), enabled)
+    }
+    assert set(hits) == {("NG-VPC-001", "vpc-1"), ("NG-PCX-002", "rtb-1")}
+    assert "fl-off are not ACTIVE" in hits[("NG-VPC-001", "vpc-1")].message
+    assert hits[("NG-PCX-002", "rtb-1")].values == ({"route_table_id": "rtb-1", "ipv6_destination": "0::/0"},)
+    encoded = quote(_policy({"Effect": "Allow", "Action": "ec2:Release*", "Resource": "*"}))
+    iam = IamSnapshot(
+        groups=[
+            {
+                "GroupName": "ops",
+                "Arn": "arn:aws:iam::1:group/ops",
+                "GroupPolicyList": [{"PolicyName": "eip", "PolicyDocument": encoded}],
+            }
+        ]
+    )
+    iam_hits, problems = check_iam(iam, enabled)
+    assert problems == [] and [(h.control, h.resource) for h in iam_hits] == [("NG-IAM-002", "ops/eip")]
+    assert iam_hits[0].values == ({"group_name": "ops", "policy_name": "eip"},)
+    missing = IamSnapshot(
+        roles=[
+            {
+                "RoleName": "r",
+                "Arn": "arn:aws:iam::1:role/r",
+                "AttachedManagedPolicies": [{"PolicyArn": "arn:aws:iam::aws:policy/Gone", "PolicyName": "Gone"}],
+            }
+        ]
+    )
+    assert check_iam(missing, enabled)[1] == [
+        "IAM returned no document for arn:aws:iam::aws:policy/Gone (AWS managed, attached to role r): not judged"
+    ]

@@ -284,11 +284,11 @@ def iam_policies(snapshot: IamSnapshot) -> tuple[list[PolicyUse], list[str]]:
     for arn, principals in attached.items():
         if not _aws_managed(arn):
             continue  # a customer managed policy is judged once above, attached or not
+        holders = ", ".join(f"{kind} {who}" for kind, who in principals)
         if arn not in documents:
-            problems.append(f"IAM returned no document for the AWS managed policy {arn} attached to it")
+            problems.append(f"IAM returned no document for {arn} (AWS managed, attached to {holders}): not judged")
             continue
         name, document = documents[arn]
-        holders = ", ".join(f"{kind} {who}" for kind, who in principals)
         uses.append(
             PolicyUse(
                 arn,
