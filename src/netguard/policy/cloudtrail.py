@@ -705,7 +705,7 @@ def parse_record(
 
     facts add what records lack (organization id, principal tags); facts.management_account, when
     given, wins over management_account. with_resources=False leaves the request's resources None,
-    for policies whose every Resource and NotResource is "*" (replay.Compiled.reads_resources): the
+    for policies whose every Resource and NotResource is "*" (replay.Compiled.reads_resources_for): the
     ARNs cost a sixth of the parse, and such policies decide the same without them.
     """
     caller = _checked(record, max_depth)

@@ -64,6 +64,7 @@ class ChainedPolicies:
     changes: list[str] = field(default_factory=list)  # what the rollout changes, as `org plan` says it
     notes: list[str] = field(default_factory=list)
     verdicts: dict[tuple[str, str], bool] = field(default_factory=dict)
+    resource_reads: dict[str, bool] = field(default_factory=dict)  # reads_resources_for, remembered
 
     def describe(self) -> dict[str, Any]:
         """What the reports say about the organization mode: the snapshot, the stage, the rollout."""
@@ -90,14 +91,13 @@ class ChainedPolicies:
     def distinct_after(self) -> list[Compiled]:
         return list({id(c.after): c.after for c in self.accounts.values()}.values())
 
-    @property
-    def reads_resources(self) -> bool:
-        """Whether any chain, today's or after the rollout, tells resources apart: if none does, records
-        are parsed without their resource ARNs (replay.decide_record)."""
-        found = self.__dict__.get("_reads_resources")
+    def reads_resources_for(self, action: str) -> bool:
+        """Whether any chain, today's or after the rollout, tells resources apart for action: if none
+        does, its records are parsed without their resource ARNs (replay.decide_record)."""
+        found = self.resource_reads.get(action)
         if found is None:
-            chains = [c for a in self.accounts.values() for c in (a.before, a.after)]
-            found = self.__dict__["_reads_resources"] = any(c.reads_resources for c in chains)
+            chains = {id(c): c for a in self.accounts.values() for c in (a.before, a.after)}.values()
+            found = self.resource_reads[action] = any(c.reads_resources_for(action) for c in chains)
         return found
 
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:

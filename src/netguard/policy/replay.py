@@ -100,6 +100,11 @@ class Compiled:
                 self.by_action[action] = found
         return found
 
+    def reads_resources_for(self, action: str) -> bool:
+        """Whether a statement covering action tells resources apart: if not, records of it are parsed
+        without their ARNs (decide_record)."""
+        return self.reads(action)[1]
+
     def decide(self, request: Any) -> Any:
         """The evaluator's Decision, remembered per request as far as the policies can tell requests apart."""
         context = request.context
@@ -289,9 +294,8 @@ def _reads_resources(compiled: Compiled | Any, record: Mapping[str, Any]) -> boo
     source, name = record.get("eventSource"), record.get("eventName")
     if not isinstance(source, str) or not isinstance(name, str):
         return True
-    if isinstance(compiled, Compiled):
-        return compiled.reads(f"{_service(source)}:{name}")[1]
-    return getattr(compiled, "reads_resources", True)
+    reads = getattr(compiled, "reads_resources_for", None)
+    return True if reads is None else reads(f"{_service(source)}:{name}")
 
 
 @dataclass
