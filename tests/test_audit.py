@@ -445,6 +445,9 @@ def test_the_calls_are_exactly_what_the_least_privilege_policies_allow(org_audit
     assert recorder.actions("member") == readonly
     # the caller reads its own account with the same calls, plus finding and entering the others
     assert recorder.actions("caller") == readonly | caller
+    # read-only: nothing but reads, and AssumeRole to reach the other accounts
+    verbs = {action.split(":")[1] for action in recorder.actions()} - {"AssumeRole"}
+    assert all(verb.startswith(("Describe", "Get", "List")) for verb in verbs), verbs
 
 
 def test_both_audit_policies_pass_policy_validate(capsys):
@@ -508,6 +511,20 @@ def test_fix_values_are_shell_quoted_and_unfillable_steps_left_out():
         "aws ec2 delete-route --route-table-id 'rtb-1; rm -rf /' --x 0.0.0.0/0",
     )
     assert fill(templates, [{"route_table_id": "rtb-1"}], {}) == ()  # no destination: neither step nor note
+
+
+def test_a_flow_log_whose_destination_is_unknown_still_gets_a_create_before_the_delete():
+    from netguard.audit.checks import check_region
+    from netguard.audit.collect import RegionSnapshot
+    from netguard.audit.fixes import fill
+    from netguard.config import ScanConfig
+
+    log = {"FlowLogId": "fl-1", "ResourceId": "subnet-1", "TrafficType": "ACCEPT", "LogDestinationType": "s3"}
+    [hit] = check_region(RegionSnapshot(flow_logs=[log]), "1", "eu-west-1", ScanConfig(), frozenset({"NG-VPC-002"}))
+    commands = fill(load_catalog()["NG-VPC-002"].fix, hit.values, {"region": "eu-west-1"})
+    assert [c.split()[2] for c in commands if not c.startswith("#")] == ["create-flow-logs", "delete-flow-logs"]
+    assert "--resource-type Subnet --resource-ids subnet-1" in commands[1]
+    assert "--log-group-name <LOG_GROUP> --deliver-logs-permission-arn <ROLE_ARN>" in commands[1]
 
 
 def test_every_audited_control_has_a_fix_and_only_those():

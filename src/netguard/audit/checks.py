@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from netguard.audit.collect import IamSnapshot, RegionSnapshot, policy_document
+from netguard.audit.fixes import Placeholder
 from netguard.catalog import load_catalog
 from netguard.config import ScanConfig
 from netguard.iam.statements import risky_statements
@@ -105,6 +106,10 @@ def _flow_log_not_all(snapshot: RegionSnapshot, account: str, region: str, confi
                 )
         elif log.get("LogDestination"):
             values.update(log_destination_type=kind, log_destination=log["LogDestination"])
+        if not values.get("log_group_name") and not values.get("log_destination"):  # never a delete without a create
+            values.update(
+                log_group_name=Placeholder("<LOG_GROUP>"), deliver_logs_permission_arn=Placeholder("<ROLE_ARN>")
+            )
         yield Hit(
             "NG-VPC-002",
             ec2_arn(region, account, "vpc-flow-log", log_id),

@@ -15,6 +15,11 @@ from collections.abc import Iterable, Mapping
 _FIELD = re.compile(r"\{([a-z0-9_]+)\}")
 
 
+class Placeholder(str):
+    """A value the user must supply (<LOG_GROUP>), given by netguard itself: printed as it is, unquoted,
+    so it reads like the catalogue's own placeholders. Values from AWS are plain str and always quoted."""
+
+
 def placeholders(template: str) -> list[str]:
     """The {names} a template needs."""
     return _FIELD.findall(template)
@@ -35,7 +40,7 @@ def fill(templates: Iterable[str], targets: Iterable[Mapping[str, str]], common:
             values = {**common, **target}
             if not all(values.get(name) for name in needed):
                 continue
-            command = _FIELD.sub(lambda m, values=values: shlex.quote(str(values[m.group(1)])), template)
+            command = _FIELD.sub(lambda m, values=values: _shell(values[m.group(1)]), template)
             if command in out:
                 continue
             if pending_note is not None:
@@ -43,3 +48,7 @@ def fill(templates: Iterable[str], targets: Iterable[Mapping[str, str]], common:
                 pending_note = None
             out.append(command)
     return tuple(out)
+
+
+def _shell(value: str) -> str:
+    return str(value) if isinstance(value, Placeholder) else shlex.quote(str(value))
