@@ -80,28 +80,26 @@ def test_a_lazily_built_context_answers_every_key_as_the_whole_context_does():
 
 def test_every_deferred_group_declares_the_keys_it_builds():
     """A key a group builds but does not declare would read as unknown until another of its keys was
-    looked up: every key the session, invoking-service and transport builders give is declared."""
-    from netguard.policy.cloudtrail import parse_time
-    from netguard.policy.request_context import (
-        SESSION_KEYS,
-        TRANSPORT_KEYS,
-        VIA_SERVICE_KEYS,
-        session_keys,
-        transport_keys,
-        via_service_keys,
-    )
+    looked up: every group of every parsed record builds only keys it declares, and each declared key
+    is built (given a value or marked absent) for some record."""
+    from netguard.policy.cloudtrail import MalformedRecord, parse_record
+    from netguard.policy.record_shapes import normalise
 
-    built = {"session": set(), "via": set(), "transport": set()}
+    declared: dict[frozenset[str], set[str]] = {}
     for record in bench.records(400, seed=9):
-        identity = record["userIdentity"]
-        values, absent = session_keys(identity, parse_time(record["eventTime"]))
-        built["session"] |= {k.lower() for k in [*values, *absent]}
-        values, absent = via_service_keys(record, identity)
-        built["via"] |= {k.lower() for k in [*values, *absent]}
-        built["transport"] |= {k.lower() for k in transport_keys(record)}
-    assert built["session"] == SESSION_KEYS
-    assert built["via"] == VIA_SERVICE_KEYS
-    assert built["transport"] == TRANSPORT_KEYS
+        try:
+            context = parse_record(normalise(record), facts=bench.FACTS).request.context
+        except MalformedRecord:
+            continue
+        for keys, build in list(context._deferred):
+            values, absent = build()
+            built = {key.lower() for key, value in values.items() if value is not None}
+            built |= {key.lower() for key in absent}
+            assert built <= keys, built - keys
+            declared.setdefault(keys, set()).update(built)
+    assert len(declared) >= 7
+    for keys, built in declared.items():
+        assert built == keys, keys - built
 
 
 def test_policies_that_never_tell_resources_apart_decide_the_same_without_them():

@@ -613,6 +613,55 @@ def _times(text: str | None) -> tuple[Any, dict[str, Any]]:
 
 
 _RESOURCE_ACCOUNT = frozenset({"aws:resourceaccount"})
+_REQUEST_KEYS = frozenset(
+    {
+        "aws:requestedregion",
+        "ec2:region",
+        "aws:userid",
+        "aws:useragent",
+        "aws:username",
+        "aws:principalservicename",
+        "aws:principalservicenameslist",
+    }
+)
+_SOURCE_KEYS = frozenset({"aws:sourceip", "aws:sourcevpce", "aws:vpcsourceip", "aws:sourcevpc", "aws:sourcevpcarn"})
+_TIME_KEYS = frozenset({"aws:currenttime", "aws:epochtime"})
+
+
+def _request_keys(
+    record: Mapping[str, Any], identity: Mapping[str, Any], principal_type: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The region, the caller's user id and name, and the user agent."""
+    region = _s(record.get("awsRegion"))
+    values = {"aws:RequestedRegion": region, "ec2:Region": region, "aws:userid": _s(identity.get("principalId"))}
+    values["aws:UserAgent"] = _s(record.get("userAgent"))
+    absent = ["aws:PrincipalServiceName", "aws:PrincipalServiceNamesList"]
+    if principal_type == "User":
+        values["aws:username"] = _s(identity.get("userName"))
+    else:
+        absent.append("aws:username")
+    return values, absent
+
+
+def _source_keys(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Where the call came from: through a VPC endpoint, AWS sets the endpoint and the private address
+    and never aws:SourceIp; a service name in sourceIPAddress means the call came from AWS."""
+    source_ip = _s(record.get("sourceIPAddress"))
+    endpoint = _s(record.get("vpcEndpointId"))
+    if not _is_address(source_ip or ""):
+        source_ip = None
+    absent = []
+    if endpoint:
+        values = {"aws:SourceVpce": endpoint, "aws:VpcSourceIp": source_ip}
+        absent.append("aws:SourceIp")
+    else:
+        values = {"aws:SourceIp": source_ip}
+        absent += ["aws:SourceVpce", "aws:VpcSourceIp", "aws:SourceVpc", "aws:SourceVpcArn"]
+    if source_ip is None:
+        absent += ["aws:SourceIp", "aws:VpcSourceIp"]
+    return values, absent
+
+
 _Group = tuple[frozenset[str], Callable[[], tuple[dict[str, Any], Iterable[str]]]]
 
 
@@ -722,10 +771,9 @@ def parse_record(
     account = caller.principal_account or _s(record.get("recipientAccountId"))
     if not exempt and management_account and account == management_account:
         exempt = "SCPs do not restrict the management account"
-    # The context is built in RequestContext's own form (lower-case keys, tuples of strings, a value of
-    # None left out) in one pass, not as a dict that RequestContext.build then converts: the same
-    # context, at half the cost. Keys known absent are dropped if a value was given after all.
-    region = _s(record.get("awsRegion"))
+    # Built now: the principal's keys, which nearly every SCP reads, and the request's tags, which may
+    # make the record malformed. In RequestContext's own form (lower-case keys, tuples of strings, a
+    # value of None left out), not as a dict that RequestContext.build then converts.
     values: dict[str, tuple[str, ...]] = {"aws:principalisawsservice": ("false",)}
     if principal_arn is not None:
         values["aws:principalarn"] = (principal_arn,)
@@ -733,32 +781,9 @@ def parse_record(
         values["aws:principalaccount"] = (caller.principal_account,)
     if principal_type is not None:
         values["aws:principaltype"] = (principal_type,)
-    if region is not None:
-        values["aws:requestedregion"] = values["ec2:region"] = (region,)
-    _put(values, "aws:userid", _s(identity.get("principalId")))
-    _put(values, "aws:useragent", _s(record.get("userAgent")))
-    absent = ["aws:principalservicename", "aws:principalservicenameslist"]
+    absent = []
     absent_prefixes = ["aws:requesttag/"]  # the request's tags are all in the record: others are absent
-    if principal_type == "User":
-        _put(values, "aws:username", _s(identity.get("userName")))
-    else:
-        absent.append("aws:username")
-    source_ip = _s(record.get("sourceIPAddress"))
-    endpoint = _s(record.get("vpcEndpointId"))
-    if not _is_address(source_ip or ""):
-        source_ip = None  # a service name: the call came from AWS, not an address
-    if endpoint:  # through a VPC endpoint, AWS sets the endpoint and the private address, never aws:SourceIp
-        values["aws:sourcevpce"] = (endpoint,)
-        _put(values, "aws:vpcsourceip", source_ip)
-        absent.append("aws:sourceip")
-    else:
-        _put(values, "aws:sourceip", source_ip)
-        absent += ["aws:sourcevpce", "aws:vpcsourceip", "aws:sourcevpc", "aws:sourcevpcarn"]
-    if source_ip is None:
-        absent += ["aws:sourceip", "aws:vpcsourceip"]
-    event_time, time_values = _times(_s(record.get("eventTime")))
-    values.update(time_values)
-    tags = _request_tags(record.get("requestParameters"), event_name)  # may raise: never deferred
+    tags = _request_tags(record.get("requestParameters"), event_name)
     if tags is None:
         absent.append("aws:tagkeys")
     else:
@@ -783,7 +808,10 @@ def parse_record(
         return ({"aws:ResourceAccount": recipient} if recipient and owners <= {recipient} else {}), []
 
     deferred: list[_Group] = [
-        (SESSION_KEYS, lambda: session_keys(identity, event_time)),
+        (_REQUEST_KEYS, lambda: _request_keys(record, identity, principal_type)),
+        (_SOURCE_KEYS, lambda: _source_keys(record)),
+        (_TIME_KEYS, lambda: (_times(_s(record.get("eventTime")))[1], ())),
+        (SESSION_KEYS, lambda: session_keys(identity, _times(_s(record.get("eventTime")))[0])),
         (VIA_SERVICE_KEYS, lambda: via_service_keys(record, identity)),
         (TRANSPORT_KEYS, lambda: (transport_keys(record), ())),
         (_RESOURCE_ACCOUNT, resource_account),
