@@ -92,7 +92,7 @@ def test_every_deferred_group_declares_the_keys_it_builds():
         except MalformedRecord:
             continue
         for keys, build in list(context._deferred):
-            values, absent = build()
+            values, absent = build(context)
             built = {key.lower() for key, value in values.items() if value is not None}
             built |= {key.lower() for key in absent}
             assert built <= keys, built - keys

@@ -662,27 +662,34 @@ def _source_keys(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return values, absent
 
 
-_Group = tuple[frozenset[str], Callable[[], tuple[dict[str, Any], Iterable[str]]]]
-
-
 class RecordContext(RequestContext):
-    """parse_record's request context: what every decision reads is built at once, and each costlier
-    group of keys (the session's, the invoking service's, the transport's, the resource account) the
-    first time one of its keys is looked up, or when the whole context is read. Most policies read a
-    few keys, so most records never build most groups; every lookup answers what the whole context
-    would (tests/test_evaluate_golden.py pins both)."""
+    """parse_record's request context: the principal's keys and the request's tags are built at once,
+    and each other group of keys (the request's, the source's, the time's, the session's, the invoking
+    service's, the transport's, the resource account) the first time one of its keys is looked up, or
+    when the whole context is read. Most policies read a few keys, so most records never build most
+    groups; every lookup answers what the whole context would (tests/test_evaluate_golden.py)."""
 
     def __init__(
         self,
         values: dict[str, tuple[str, ...]],
         absent: set[str],
         absent_prefixes: tuple[str, ...],
-        deferred: list[_Group],
+        record: Mapping[str, Any],
+        principal_type: str | None,
+        service: str,
+        partition: str,
     ) -> None:
-        object.__setattr__(self, "_values", values)
-        object.__setattr__(self, "_absent", absent)
-        object.__setattr__(self, "absent_prefixes", absent_prefixes)
-        object.__setattr__(self, "_deferred", deferred)
+        # vars().update, not object.__setattr__ per attribute: this runs once per evaluated record
+        vars(self).update(
+            _values=values,
+            _absent=absent,
+            absent_prefixes=absent_prefixes,
+            _deferred=list(_GROUPS),
+            record=record,
+            principal_type=principal_type,
+            service=service,
+            partition=partition,
+        )
 
     @property  # type: ignore[override]
     def values(self) -> dict[str, tuple[str, ...]]:
@@ -697,7 +704,7 @@ class RecordContext(RequestContext):
 
     def _build(self, group: _Group) -> None:
         self._deferred.remove(group)
-        more, gone = group[1]()
+        more, gone = group[1](self)
         _put_all(self._values, more)
         self._absent.update(key.lower() for key in gone)
 
@@ -716,9 +723,46 @@ class RecordContext(RequestContext):
             return ()
         return None
 
+    def resources(self) -> tuple[str, ...] | None:
+        """The ARNs the call is authorized on (built once, for the request or aws:ResourceAccount)."""
+        found = vars(self).get("_resources", _UNSET)
+        if found is _UNSET:
+            found = _resources(self.record, self.service, self.record["eventName"], self.partition)
+            vars(self)["_resources"] = found
+        return found
+
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled as the plain context it amounts to: the groups' closures hold the record."""
+        """Pickled as the plain context it amounts to: it holds the record its groups read."""
         return (RequestContext, (dict(self.values), self.absent, self.absent_prefixes))
+
+
+_UNSET = object()
+_Group = tuple[frozenset[str], Callable[[RecordContext], tuple[dict[str, Any], Iterable[str]]]]
+
+
+def _resource_account(context: RecordContext) -> tuple[dict[str, Any], list[str]]:
+    """aws:ResourceAccount: the recipient account, when it owns every resource of the call (a peer's
+    VPC in another account does not)."""
+    owners = {arn.split(":")[4] for arn in context.resources() or ()}
+    recipient = _s(context.record.get("recipientAccountId"))
+    return ({"aws:ResourceAccount": recipient} if recipient and owners <= {recipient} else {}), []
+
+
+def _event_time(context: RecordContext) -> Any:
+    return _times(_s(context.record.get("eventTime")))[0]
+
+
+# What RecordContext defers, each group with the keys it builds (tests/test_evaluate_golden.py checks
+# each builds exactly those).
+_GROUPS: tuple[_Group, ...] = (
+    (_REQUEST_KEYS, lambda c: _request_keys(c.record, c.record["userIdentity"], c.principal_type)),
+    (_SOURCE_KEYS, lambda c: _source_keys(c.record)),
+    (_TIME_KEYS, lambda c: (_times(_s(c.record.get("eventTime")))[1], ())),
+    (SESSION_KEYS, lambda c: session_keys(c.record["userIdentity"], _event_time(c))),
+    (VIA_SERVICE_KEYS, lambda c: via_service_keys(c.record, c.record["userIdentity"])),
+    (TRANSPORT_KEYS, lambda c: (transport_keys(c.record), ())),
+    (_RESOURCE_ACCOUNT, _resource_account),
+)
 
 
 _NO_FACTS = OrgFacts()  # shared when a caller gives none, so that its per-principal memo is kept
@@ -762,7 +806,6 @@ def parse_record(
     management_account = facts.management_account or management_account
     event_name = record["eventName"]
     event_source = record["eventSource"]
-    identity = record["userIdentity"]
     service = _service(event_source)
     principal_arn, principal_type, exempt = caller.principal_arn, caller.principal_type, caller.exempt
     partition = caller.partition
@@ -794,30 +837,10 @@ def parse_record(
     values.update(fact_values)
     absent_prefixes.extend(p.lower() for p in fact_prefixes)
     absent += (key.lower() for key in fact_absent)
-    found_resources: list[tuple[str, ...] | None] = []
-
-    def request_resources() -> tuple[str, ...] | None:
-        if not found_resources:
-            found_resources.append(_resources(record, service, event_name, partition))
-        return found_resources[0]
-
-    def resource_account() -> tuple[dict[str, Any], list[str]]:
-        owners = {arn.split(":")[4] for arn in request_resources() or ()}
-        recipient = _s(record.get("recipientAccountId"))
-        # one owner for all; a peer's VPC in another account is not
-        return ({"aws:ResourceAccount": recipient} if recipient and owners <= {recipient} else {}), []
-
-    deferred: list[_Group] = [
-        (_REQUEST_KEYS, lambda: _request_keys(record, identity, principal_type)),
-        (_SOURCE_KEYS, lambda: _source_keys(record)),
-        (_TIME_KEYS, lambda: (_times(_s(record.get("eventTime")))[1], ())),
-        (SESSION_KEYS, lambda: session_keys(identity, _times(_s(record.get("eventTime")))[0])),
-        (VIA_SERVICE_KEYS, lambda: via_service_keys(record, identity)),
-        (TRANSPORT_KEYS, lambda: (transport_keys(record), ())),
-        (_RESOURCE_ACCOUNT, resource_account),
-    ]
-    context = RecordContext(values, set(absent).difference(values), tuple(absent_prefixes), deferred)
-    resources = request_resources() if with_resources else None
+    context = RecordContext(
+        values, set(absent).difference(values), tuple(absent_prefixes), record, principal_type, service, partition
+    )
+    resources = context.resources() if with_resources else None
     request = Request(f"{service}:{event_name}", context, resources)
     return ParsedRecord(
         event_id=_s(record.get("eventID")) or "",

@@ -161,10 +161,19 @@ def _cloudtrail_shaped(record: Mapping[str, Any]) -> bool:
     source = record.get("eventSource")
     if not isinstance(source, str) or source != source.lower() or "eventName" not in record:
         return False
-    if not isinstance(record.get("userIdentity"), Mapping) or isinstance(record.get("requestParameters"), str):
+    identity = record.get("userIdentity")
+    if not (identity.__class__ is dict or isinstance(identity, Mapping)):
+        return False
+    if isinstance(record.get("requestParameters"), str):
         return False
     when = record.get("eventTime")
-    return not (isinstance(when, datetime) or (isinstance(when, str) and _LAKE_TIME.fullmatch(when)))
+    return not (isinstance(when, datetime) or (isinstance(when, str) and _lake_time(when)))
+
+
+@lru_cache(maxsize=4096)
+def _lake_time(text: str) -> bool:
+    """Whether eventTime is in CloudTrail Lake's form: a trail has few distinct times per second."""
+    return _LAKE_TIME.fullmatch(text) is not None
 
 
 def _columnar(record: Mapping[str, Any]) -> bool:

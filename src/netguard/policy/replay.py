@@ -480,7 +480,9 @@ class Totals:
         group["count"] += 1
         group["first_seen"] = min(group["first_seen"], when)
         group["last_seen"] = max(group["last_seen"], when)
-        _keep_earliest(group["samples"], [(when, record_label(record))])
+        samples = group["samples"]  # kept sorted: a later record's label is not worth making
+        if len(samples) < SAMPLES or when <= samples[-1][0]:
+            _keep_earliest(samples, [(when, record_label(record))])
         day = (decision, key[4], key[5], when[:10], result.get("impact"))
         self.daily[day] = self.daily.get(day, 0) + 1
 
@@ -503,12 +505,11 @@ class Totals:
 
 
 def _keep_earliest(samples: list[tuple[str, str]], more: Iterable[tuple[str, str]]) -> None:
-    """Keep a group's SAMPLES earliest (eventTime, label) pairs, in place: the same samples whatever
-    order files, workers or Spark partitions deliver the records in."""
+    """Keep a group's SAMPLES earliest (eventTime, label) pairs, in place and sorted: the same samples
+    whatever order files, workers or Spark partitions deliver the records in."""
     samples.extend(more)
-    if len(samples) > SAMPLES:
-        samples.sort()
-        del samples[SAMPLES:]
+    samples.sort()
+    del samples[SAMPLES:]
 
 
 @dataclass
