@@ -78,25 +78,33 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--per-file", type=int, default=5_000)
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--repeats", type=int, default=3, help="passes of each; the best is reported")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="netguard-org-bench-"))
     try:
         files = generate(work / "logs", args.records, args.per_file)
         paths = sorted(str(p) for p in (work / "logs").rglob("*.gz"))
         print(f"org-chain replay: {args.records} records in {files} gzip files, {args.jobs} workers")
-        start = time.perf_counter()
-        with get_context("fork").Pool(args.jobs) as pool:
-            decoded = sum(pool.map(_decode_only, paths, chunksize=4))
-        decode_rate = decoded / (time.perf_counter() - start)
-        print(f"  decompress + decode only               {decode_rate:12,.0f} records/s")
         org = load_org_config(ROOT / "fixtures" / "org" / "org-targets.yaml")
+        runs = []
         for allow_list, name in ((False, "FullAWSAccess everywhere"), (True, "an allow-list OU (1/4 of accounts)")):
             file = work / f"snapshot-{allow_list}.json"
             file.write_text(json.dumps(snapshot(allow_list)))
-            chains = org_chains(load_snapshot(file), org)
+            runs.append((name, load_snapshot(file)))
+        decode_rate, rates, results = 0.0, {name: 0.0 for name, _ in runs}, {}
+        for _ in range(args.repeats):  # interleaved, best of each: a shared machine's noise hits all alike
             start = time.perf_counter()
-            totals = rp.replay(chains, rp.Source(str(work / "logs")), rp.Filters(), jobs=args.jobs)
-            rate = totals.records / (time.perf_counter() - start)
+            with get_context("fork").Pool(args.jobs) as pool:
+                decoded = sum(pool.map(_decode_only, paths, chunksize=4))
+            decode_rate = max(decode_rate, decoded / (time.perf_counter() - start))
+            for name, snap in runs:
+                chains = org_chains(snap, org)
+                start = time.perf_counter()
+                results[name] = rp.replay(chains, rp.Source(str(work / "logs")), rp.Filters(), jobs=args.jobs)
+                rates[name] = max(rates[name], results[name].records / (time.perf_counter() - start))
+        print(f"  decompress + decode only               {decode_rate:12,.0f} records/s")
+        for name, _ in runs:
+            totals, rate = results[name], rates[name]
             ratio = rate / decode_rate
             verdict = "ok" if ratio >= GOAL else "MISS"
             new = sum(g["count"] for k, g in totals.groups.items() if k[0] == "Deny" and k[-1] == "new")
