@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from netguard.errors import NetguardError
@@ -65,6 +66,7 @@ class ChainedPolicies:
     notes: list[str] = field(default_factory=list)
     verdicts: dict[tuple[str, str], bool] = field(default_factory=dict)
     resource_reads: dict[str, bool] = field(default_factory=dict)  # reads_resources_for, remembered
+    record_verdicts: dict[tuple[str, tuple[str, str]], bool] = field(default_factory=dict)  # needs_record's
 
     def describe(self) -> dict[str, Any]:
         """What the reports say about the organization mode: the snapshot, the stage, the rollout."""
@@ -114,8 +116,14 @@ class ChainedPolicies:
         """Whether this record's own account's chain could deny it: accounts under allow-list SCPs make
         every call worth evaluating there, not in every other account. An account the snapshot lacks
         is evaluated, so that its record becomes the error it is."""
-        chains = self.accounts.get(caller_account(record) or "")
-        return chains is None or chains.after.needs_evaluation(*key)
+        account = caller_account(record) or ""
+        found = self.record_verdicts.get((account, key))
+        if found is None:
+            chains = self.accounts.get(account)
+            found = chains is None or chains.after.needs_evaluation(*key)
+            if len(self.record_verdicts) < 100_000:
+                self.record_verdicts[(account, key)] = found
+        return found
 
     def result(self, parsed: Any, record: Mapping[str, Any], code: str | None, action: str) -> dict[str, Any]:
         account = caller_account(record)
@@ -149,12 +157,14 @@ def caller_account(record: Mapping[str, Any]) -> str | None:
     account (SAMLUser, WebIdentityUser: a federated caller becoming a role in the account it calls);
     for those, the account called."""
     identity = record.get("userIdentity")
-    account = identity.get("accountId") if isinstance(identity, Mapping) else None
-    if not isinstance(account, str) or not account:
-        account = record.get("recipientAccountId")
+    account = identity.get("accountId") if identity.__class__ is dict or isinstance(identity, Mapping) else None
+    if isinstance(account, str) and account:
+        return account
+    account = record.get("recipientAccountId")
     return account if isinstance(account, str) and account else None
 
 
+@lru_cache(maxsize=4096)
 def _named_levels(reason: str, labels: tuple[str, ...]) -> str:
     """ "no SCP at level 1 allows" becomes "no SCP at /Workloads (ou-...) allows"."""
 
