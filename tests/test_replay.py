@@ -175,3 +175,31 @@ def test_replay_cli_formats(tmp_path, capsys, fmt):
         assert out.splitlines()[0].startswith("decision,count,principal,action")
     else:
         assert "would be denied" in out.splitlines()[-1]
+
+
+def test_a_file_is_replayed_with_the_collector_off_and_the_collector_comes_back(compiled):
+    """Replayer.file turns the cyclic garbage collector off for a file's work (decoded JSON holds no
+    cycles) and on again after it, whether the file replays, is not JSON, or makes the replay fail."""
+    import gc
+
+    seen = []
+
+    class Watching(rp.Compiled):
+        def needs_evaluation(self, event_source: str, event_name: str) -> bool:
+            seen.append(gc.isenabled())
+            if event_name == "Explode":
+                raise RuntimeError("boom")
+            return super().needs_evaluation(event_source, event_name)
+
+    watching = Watching(**{f: getattr(compiled, f) for f in compiled.__dataclass_fields__})
+    replayer = rp.Replayer(watching)
+    record = {"eventSource": "ec2.amazonaws.com", "eventName": "DeleteVpc", "userIdentity": {"type": "Root"}}
+    assert gc.isenabled()
+    for raw in (
+        json.dumps({"Records": [record]}).encode(),
+        b"{not json",
+        json.dumps([{**record, "eventName": "Explode"}]).encode(),
+    ):
+        replayer.file(raw, "f.json")
+        assert gc.isenabled()
+    assert seen and not any(seen)
