@@ -184,3 +184,16 @@ def test_a_remembered_identity_still_answers_for_its_own_record():
     for _ in range(2):
         with pytest.raises(MalformedRecord, match=r"userIdentity\.arn"):
             parse_record(broken)
+
+
+def test_an_identity_holding_nan_is_not_taken_for_one_holding_null():
+    """The identity memo is keyed by the identity's JSON, where NaN and null read alike: an identity
+    with a null field must not vouch for one with NaN in the same field."""
+    from netguard.policy.cloudtrail import MalformedRecord, parse_record
+
+    record = bench.records(1, seed=5)[0]
+    record["userIdentity"] = {"type": "IAMUser", "arn": None, "accountId": "111122223333"}
+    parse_record(json.loads(json.dumps(record)))
+    record["userIdentity"]["arn"] = float("nan")
+    with pytest.raises(MalformedRecord, match=r"userIdentity\.arn"):
+        parse_record(record)

@@ -509,6 +509,8 @@ def _checked(record: Any, max_depth: int) -> _Identity:
         key: tuple[int, bytes] | None = (max_depth, _json(identity))
     except TypeError:  # not what a JSON decoder gives (a key that is no string, say): checked every time
         key = None
+    if key is not None and b"null" in key[1]:  # orjson writes NaN and infinity as null too: not a key
+        key = None
     found = _IDENTITIES.get(key) if key is not None else None
     if found is None:
         found = _identity_of(identity, max_depth)
