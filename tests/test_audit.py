@@ -123,12 +123,28 @@ def build_estate(url: str) -> dict[str, Any]:
     ec2.associate_dhcp_options(DhcpOptionsId=good, VpcId=e["vpc_logged"])
     e["vpc_bad_dns"] = vpc(ec2, "10.2.0.0/16")
     ec2.associate_dhcp_options(DhcpOptionsId=bad, VpcId=e["vpc_bad_dns"])
-    # NG-EIP-001: one address held by a network interface (negative), one idle (positive)
+    # NG-EIP-001: addresses held by an instance and by an interface in use (negative), one idle and one
+    # on a detached interface (positive)
     subnet = ec2.create_subnet(VpcId=e["vpc_logged"], CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]
     e["eip_held"] = ec2.allocate_address(Domain="vpc")["AllocationId"]
-    ec2.associate_address(AllocationId=e["eip_held"], NetworkInterfaceId=eni)
+    ec2.associate_address(AllocationId=e["eip_held"], InstanceId=instance["InstanceId"])
+    e["eip_on_eni"] = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(
+        AllocationId=e["eip_on_eni"], NetworkInterfaceId=instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    )
+    e["eni_detached"] = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    e["eip_detached"] = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=e["eip_detached"], NetworkInterfaceId=e["eni_detached"])
     e["eip_idle"] = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    # the management account (the caller's own) has an address on an interface too, so the caller makes
+    # every call the member role does
+    home = boto3.client("ec2", endpoint_url=url, **CREDENTIALS)
+    home_subnet = home.describe_subnets()["Subnets"][0]["SubnetId"]
+    home_eni = home.create_network_interface(SubnetId=home_subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    home.associate_address(
+        AllocationId=home.allocate_address(Domain="vpc")["AllocationId"], NetworkInterfaceId=home_eni
+    )
     # NG-PCX-001: peering in this account and to approved B (negative), to unapproved C (positive)
     b_vpc = vpc(_member_session(url, ids["b"]).client("ec2", endpoint_url=url, region_name="us-east-1"), "10.8.0.0/16")
     c_vpc = vpc(_member_session(url, ids["c"]).client("ec2", endpoint_url=url, region_name="us-east-1"), "10.9.0.0/16")
@@ -314,7 +330,7 @@ def test_every_control_positive_and_negative(org_audit, estate):
         "NG-VPC-002": ({estate["log_reject"]}, {estate["log_all"]}),
         "NG-VPC-003": ({estate["vpc_bare"]}, {estate["vpc_logged"], estate["vpc_bad_dns"]}),
         "NG-DHCP-001": ({estate["dopt_bad"]}, {estate["dopt_good"]}),
-        "NG-EIP-001": ({estate["eip_idle"]}, {estate["eip_held"]}),
+        "NG-EIP-001": ({estate["eip_idle"], estate["eip_detached"]}, {estate["eip_held"], estate["eip_on_eni"]}),
         "NG-PCX-001": ({estate["pcx_c"]}, {estate["pcx_self"], estate["pcx_b"]}),
         "NG-PCX-002": ({estate["rt_default"]}, {estate["rt_peer"]}),
         "NG-IAM-001": ({"net-cleanup", "builder/topology", "AmazonEC2FullAccess"}, {"net-cleanup-tagged"}),
@@ -343,7 +359,18 @@ def test_findings_carry_arn_account_region_and_fix(org_audit, estate):
     assert eip["file"] == f"arn:aws:ec2:us-east-1:{a}:elastic-ip/{estate['eip_idle']}"
     assert f"aws ec2 release-address --region us-east-1 --allocation-id {estate['eip_idle']}" in eip["fix"]
     dhcp = by_resource[("NG-DHCP-001", estate["dopt_bad"])]
-    assert f"--dhcp-options-id <NEW_DOPT_ID> --vpc-id {estate['vpc_bad_dns']}" in " ".join(dhcp["fix"])
+    assert f"--dhcp-options-id '<NEW_DOPT_ID>' --vpc-id {estate['vpc_bad_dns']}" in " ".join(dhcp["fix"])
+    assert (
+        "aws ec2 create-dhcp-options --region us-east-1 --dhcp-configurations"
+        " Key=domain-name-servers,Values=AmazonProvidedDNS" in dhcp["fix"]
+    )
+    detached = by_resource[("NG-EIP-001", estate["eip_detached"])]
+    assert "attached to nothing" in detached["message"]
+    assert any(
+        c.startswith("aws ec2 disassociate-address --region us-east-1 --association-id ") for c in detached["fix"]
+    )
+    assert f"--network-interface-id {estate['eni_detached']} --instance-id '<INSTANCE_ID>'" in " ".join(detached["fix"])
+    assert not any("associate-address" in c and "--instance-id" in c for c in detached["fix"])
     assert dhcp["fix"][-1] == f"aws ec2 delete-dhcp-options --region us-east-1 --dhcp-options-id {estate['dopt_bad']}"
     log = by_resource[("NG-VPC-002", estate["log_reject"])]
     assert log["file"] == f"arn:aws:ec2:us-east-1:{a}:vpc-flow-log/{estate['log_reject']}"
@@ -524,7 +551,7 @@ def test_a_flow_log_whose_destination_is_unknown_still_gets_a_create_before_the_
     commands = fill(load_catalog()["NG-VPC-002"].fix, hit.values, {"region": "eu-west-1"})
     assert [c.split()[2] for c in commands if not c.startswith("#")] == ["create-flow-logs", "delete-flow-logs"]
     assert "--resource-type Subnet --resource-ids subnet-1" in commands[1]
-    assert "--log-group-name <LOG_GROUP> --deliver-logs-permission-arn <ROLE_ARN>" in commands[1]
+    assert "--log-group-name '<LOG_GROUP>' --deliver-logs-permission-arn '<ROLE_ARN>'" in commands[1]
 
 
 def test_every_audited_control_has_a_fix_and_only_those():
@@ -690,8 +717,11 @@ def test_organization_with_an_account_outside_it(monkeypatch, moto_url, estate):
     report = json.loads(out)
     assert code == 2
     assert [e["file"] for e in report["errors"]] == ["999999999999"]
-    assert "not an ACTIVE account of the organization" in report["errors"][0]["message"]
-    assert {(f["account"], f["resource"]) for f in report["findings"]} == {(a, estate["eip_idle"])}
+    assert "is not an account of the organization" in report["errors"][0]["message"]
+    assert {(f["account"], f["resource"]) for f in report["findings"]} == {
+        (a, estate["eip_idle"]),
+        (a, estate["eip_detached"]),
+    }
 
 
 def test_live_resource_shapes_the_moto_estate_lacks():
@@ -741,8 +771,8 @@ def test_live_resource_shapes_the_moto_estate_lacks():
             }
         ]
     )
-    iam_hits, problems = check_iam(iam, enabled)
-    assert problems == [] and [(h.control, h.resource) for h in iam_hits] == [("NG-IAM-002", "ops/eip")]
+    iam_hits, problems, notices = check_iam(iam, enabled)
+    assert problems == notices == [] and [(h.control, h.resource) for h in iam_hits] == [("NG-IAM-002", "ops/eip")]
     assert iam_hits[0].values == ({"group_name": "ops", "policy_name": "eip"},)
     missing = IamSnapshot(
         roles=[
@@ -756,3 +786,326 @@ def test_live_resource_shapes_the_moto_estate_lacks():
     assert check_iam(missing, enabled)[1] == [
         "IAM returned no document for arn:aws:iam::aws:policy/Gone (AWS managed, attached to role r): not judged"
     ]
+
+
+def _audit_json(monkeypatch, url: str, recorder: Recorder, *args: str) -> tuple[int, dict]:
+    code, out, _ = run_audit(monkeypatch, recorder, "--endpoint-url", url, *args, "--format", "json")
+    return code, json.loads(out)
+
+
+def test_organization_accounts_by_state_and_inactive_ones_are_notices(monkeypatch, moto_url, estate):
+    """ListAccounts is replacing Status with State: State is read first, Status only without it, and
+    an account that is not ACTIVE is named with its state rather than dropped without a word."""
+    a, b = estate["accounts"]["a"], estate["accounts"]["b"]
+    accounts = [
+        {"Id": a, "State": "ACTIVE"},
+        {"Id": b, "State": "SUSPENDED"},
+        {"Id": "999999999999", "State": "CLOSED", "Status": "ACTIVE"},  # State wins
+    ]
+    recorder = Recorder(pages=[("ListAccounts", "", 1, {"Accounts": accounts})])
+    code, report = _audit_json(
+        monkeypatch, moto_url, recorder, "--organization", "--regions", "us-east-1", "--check", "NG-EIP-001"
+    )
+    assert code == 1 and report["errors"] == []
+    assert report["summary"]["accounts_audited"] == 1
+    assert {f["account"] for f in report["findings"]} == {a}
+    assert f"account {b} is SUSPENDED in the organization (not ACTIVE): not audited" in report["notices"]
+    assert "account 999999999999 is CLOSED in the organization (not ACTIVE): not audited" in report["notices"]
+    # asked for by name, an account that is not ACTIVE is an error
+    recorder = Recorder(pages=[("ListAccounts", "", 1, {"Accounts": accounts})])
+    code, report = _audit_json(
+        monkeypatch, moto_url, recorder, "--organization", "--accounts", b, "--regions", "us-east-1"
+    )
+    assert code == 2 and any("is SUSPENDED" in e["message"] for e in report["errors"])
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        ("ListAccounts", "", 1, {"Accounts": []}),
+        ("ListAccounts", "", 1, {"Accounts": [{"Id": "111111111111", "State": "SUSPENDED"}]}),
+        ("DescribeRegions", "", 1, {"Regions": []}),
+    ],
+    ids=["no-account", "no-active-account", "no-region"],
+)
+def test_an_audit_that_judges_nothing_is_an_error_not_a_clean_pass(monkeypatch, moto_url, estate, page):
+    args = ["--check", "NG-VPC-001"] + (["--organization"] if page[0] == "ListAccounts" else [])
+    code, report = _audit_json(monkeypatch, moto_url, Recorder(pages=[page]), *args)
+    assert code == 2
+    assert report["findings"] == [] and report["summary"]["scopes_audited"] == 0
+    assert any("nothing was judged" in e["message"] for e in report["errors"])
+
+
+def test_an_odd_answer_is_an_error_of_its_scope_and_the_rest_is_reported(monkeypatch, moto_url, estate):
+    a = estate["accounts"]["a"]
+    odd_vpcs = ("DescribeVpcs", "region=eu-west-1 ", 1, {"Vpcs": [{"CidrBlock": "10.0.0.0/16"}]})  # no VpcId
+    code, report = _audit_json(
+        monkeypatch,
+        moto_url,
+        Recorder(pages=[odd_vpcs]),
+        "--accounts",
+        a,
+        "--regions",
+        "us-east-1,eu-west-1",
+        "--check",
+        "NG-VPC-001",
+    )
+    assert code == 2
+    assert [(e["file"], e["message"]) for e in report["errors"]] == [
+        (f"{a}/eu-west-1", f"account {a}, region eu-west-1: not audited: internal error KeyError: 'VpcId'")
+    ]
+    assert {f["region"] for f in report["findings"]} == {"us-east-1"}
+    # a whole account: the first one read gets a region list of an odd shape, the second is still audited
+    odd_regions = ("DescribeRegions", "", 1, {"Regions": [{"Endpoint": "ec2.example"}]})
+    code, report = _audit_json(
+        monkeypatch,
+        moto_url,
+        Recorder(pages=[odd_regions]),
+        "--accounts",
+        f"123456789012,{a}",
+        "--jobs",
+        "1",
+        "--regions",
+        "us-east-1",
+        "--check",
+        "NG-VPC-001",
+    )
+    assert code == 2
+    assert [(e["file"], e["message"]) for e in report["errors"]] == [
+        ("123456789012", "account 123456789012: not audited: internal error KeyError: 'RegionName'")
+    ]
+    assert {f["account"] for f in report["findings"]} == {a}
+
+
+def test_resources_shared_by_another_account_are_left_to_their_owner(monkeypatch, moto_url, estate):
+    """VPC sharing: a participant's DescribeVpcs and DescribeRouteTables return the owner's resources,
+    which only the owner can log, associate or route: counted in a notice, never judged here."""
+    a, owner = estate["accounts"]["a"], "555555555555"
+    vpcs = [
+        {"VpcId": "vpc-0shared", "OwnerId": owner, "DhcpOptionsId": "default"},
+        {"VpcId": "vpc-0mine", "OwnerId": a, "DhcpOptionsId": "default"},
+    ]
+    default = {"DestinationCidrBlock": "0.0.0.0/0", "VpcPeeringConnectionId": "pcx-1"}
+    tables = [{"RouteTableId": "rtb-0shared", "OwnerId": owner, "Routes": [default]}]
+    recorder = Recorder(
+        pages=[
+            ("DescribeVpcs", "region=us-east-1 ", 1, {"Vpcs": vpcs}),
+            ("DescribeRouteTables", "region=us-east-1 ", 1, {"RouteTables": tables}),
+        ]
+    )
+    code, report = _audit_json(
+        monkeypatch,
+        moto_url,
+        recorder,
+        "--accounts",
+        a,
+        "--regions",
+        "us-east-1",
+        "--check",
+        "NG-VPC-001,NG-VPC-003,NG-PCX-002",
+    )
+    assert code == 1 and report["errors"] == []
+    judged = {(f["control"], f["resource"], f["file"]) for f in report["findings"]}
+    assert {r for _, r, _ in judged} == {"vpc-0mine"}
+    assert ("NG-VPC-001", "vpc-0mine", f"arn:aws:ec2:us-east-1:{a}:vpc/vpc-0mine") in judged
+    assert [n for n in report["notices"] if "shared" in n] == [
+        f"account {a}, region us-east-1: 1 VPC(s), 1 route table(s) owned by account {owner} and shared with this"
+        " one (VPC sharing): not judged here, the owner's audit judges them"
+    ]
+
+
+def _fix(control: str, hit, region: str = "eu-west-1") -> tuple[str, ...]:
+    from netguard.audit.fixes import fill
+
+    return fill(load_catalog()[control].fix, hit.values, {"region": region, "account": "111111111111"})
+
+
+def test_dhcp_fix_uses_the_approved_servers_and_keeps_the_other_options():
+    import shlex
+
+    from netguard.audit.checks import check_region
+    from netguard.audit.collect import RegionSnapshot
+    from netguard.config import ScanConfig
+
+    def entry(key: str, *values: str) -> dict:
+        return {"Key": key, "Values": [{"Value": v} for v in values]}
+
+    options = {
+        "DhcpOptionsId": "dopt-1",
+        "DhcpConfigurations": [
+            entry("domain-name-servers", "8.8.8.8"),
+            entry("domain-name", "corp.example.com"),
+            entry("ntp-servers", "10.0.0.5", "10.0.0.6"),
+        ],
+    }
+    snapshot = RegionSnapshot(dhcp_options=[options], vpcs=[{"VpcId": "vpc-1", "DhcpOptionsId": "dopt-1"}])
+    only = frozenset({"NG-DHCP-001"})
+
+    def create(config: ScanConfig, dhcp: dict = options) -> list[str]:
+        snap = RegionSnapshot(dhcp_options=[dhcp], vpcs=snapshot.vpcs)
+        [hit] = check_region(snap, "111111111111", "eu-west-1", config, only)
+        commands = _fix("NG-DHCP-001", hit)
+        assert "aws ec2 associate-dhcp-options --region eu-west-1 --dhcp-options-id '<NEW_DOPT_ID>' --vpc-id vpc-1" in (
+            commands
+        )
+        [line] = [c for c in commands if c.startswith("aws ec2 create-dhcp-options")]
+        words = shlex.split(line)
+        return words[words.index("--dhcp-configurations") + 1 :]
+
+    corporate = ScanConfig(approved_dns_servers=("10.0.0.2", "10.0.0.3"))
+    assert create(corporate) == [
+        "Key=domain-name-servers,Values=10.0.0.2,10.0.0.3",
+        "Key=domain-name,Values=corp.example.com",
+        "Key=ntp-servers,Values=10.0.0.5,10.0.0.6",
+    ]
+    assert create(ScanConfig(approved_dns_servers=()))[0] == "Key=domain-name-servers,Values=<APPROVED_DNS>"
+    # a value the shorthand would split (two search domains): the whole list as JSON
+    spaced = {
+        **options,
+        "DhcpConfigurations": [entry("domain-name-servers", "8.8.8.8"), entry("domain-name", "a.example b.example")],
+    }
+    [argument] = create(corporate, spaced)
+    assert json.loads(argument) == [
+        {"Key": "domain-name-servers", "Values": ["10.0.0.2", "10.0.0.3"]},
+        {"Key": "domain-name", "Values": ["a.example b.example"]},
+    ]
+
+
+def test_a_peering_pending_this_accounts_acceptance_is_rejected_not_deleted():
+    from netguard.audit.checks import check_region
+    from netguard.audit.collect import RegionSnapshot
+    from netguard.config import ScanConfig
+
+    def fix(status: str, requester: str, accepter: str) -> tuple[str, ...]:
+        peering = {
+            "VpcPeeringConnectionId": "pcx-1",
+            "Status": {"Code": status},
+            "RequesterVpcInfo": {"OwnerId": requester},
+            "AccepterVpcInfo": {"OwnerId": accepter},
+        }
+        snapshot = RegionSnapshot(peerings=[peering])
+        [hit] = check_region(snapshot, "111111111111", "eu-west-1", ScanConfig(), frozenset({"NG-PCX-001"}))
+        return tuple(c for c in _fix("NG-PCX-001", hit) if not c.startswith("#"))
+
+    reject = "aws ec2 reject-vpc-peering-connection --region eu-west-1 --vpc-peering-connection-id pcx-1"
+    delete = "aws ec2 delete-vpc-peering-connection --region eu-west-1 --vpc-peering-connection-id pcx-1"
+    assert fix("pending-acceptance", "999999999999", "111111111111") == (reject,)
+    assert fix("pending-acceptance", "111111111111", "999999999999") == (delete,)  # the requester deletes
+    assert fix("active", "999999999999", "111111111111") == (delete,)
+
+
+def test_an_address_on_a_detached_interface_fails_and_one_in_use_passes():
+    from netguard.audit.checks import check_region
+    from netguard.audit.collect import RegionSnapshot
+    from netguard.config import ScanConfig
+
+    addresses = [
+        {"AllocationId": "eipalloc-1", "AssociationId": "eipassoc-1", "NetworkInterfaceId": "eni-gone"},
+        {"AllocationId": "eipalloc-2", "AssociationId": "eipassoc-2", "NetworkInterfaceId": "eni-nat"},
+    ]
+    interfaces = [
+        {"NetworkInterfaceId": "eni-gone", "Status": "available"},
+        {"NetworkInterfaceId": "eni-nat", "Status": "in-use"},
+    ]
+    snapshot = RegionSnapshot(addresses=addresses, interfaces=interfaces)
+    [hit] = check_region(snapshot, "111111111111", "eu-west-1", ScanConfig(), frozenset({"NG-EIP-001"}))
+    assert hit.resource == "eipalloc-1" and "eni-gone, which is attached to nothing" in hit.message
+    assert [c for c in _fix("NG-EIP-001", hit) if not c.startswith("#")] == [
+        "aws ec2 attach-network-interface --region eu-west-1 --network-interface-id eni-gone"
+        " --instance-id '<INSTANCE_ID>' --device-index '<DEVICE_INDEX>'",
+        "aws ec2 disassociate-address --region eu-west-1 --association-id eipassoc-1",
+        "aws ec2 release-address --region eu-west-1 --allocation-id eipalloc-1",
+    ]
+
+
+def test_a_flow_log_whose_delivery_fails_still_logs_but_is_named_in_a_notice():
+    from netguard.audit.checks import check_region, region_notices
+    from netguard.audit.collect import RegionSnapshot
+    from netguard.config import ScanConfig
+
+    log = {
+        "FlowLogId": "fl-1",
+        "ResourceId": "vpc-1",
+        "FlowLogStatus": "ACTIVE",
+        "TrafficType": "ALL",
+        "DeliverLogsStatus": "FAILED",
+        "DeliverLogsErrorMessage": "Access error",
+    }
+    snapshot = RegionSnapshot(vpcs=[{"VpcId": "vpc-1", "DhcpOptionsId": "dopt-1"}], flow_logs=[log])
+    enabled = frozenset({"NG-VPC-001"})
+    assert check_region(snapshot, "111111111111", "eu-west-1", ScanConfig(), enabled) == []
+    assert region_notices(snapshot, "111111111111", "eu-west-1", enabled) == [
+        "account 111111111111, region eu-west-1: flow log fl-1 on vpc-1 is ACTIVE but its delivery is failing"
+        " (DeliverLogsStatus FAILED: Access error); it still counts for NG-VPC-001: fix its destination or"
+        " delivery role"
+    ]
+    assert region_notices(snapshot, "111111111111", "eu-west-1", frozenset({"NG-EIP-001"})) == []
+
+
+def _unquoted(command: str) -> str:
+    """The parts of a command the shell reads outside single quotes."""
+    import re
+
+    return re.sub(r"'[^']*'", "", command)
+
+
+def test_no_printed_fix_has_a_bare_redirection(org_audit):
+    """An unedited paste of a fix must fail at AWS, never let the shell read <X or >Y as a redirection."""
+    from netguard.audit.fixes import Placeholder, fill, placeholders
+
+    printed = [c for f in org_audit["report"]["findings"] for c in f["fix"]]
+    assert any("'<" in c for c in printed)
+    for control in load_catalog().values():  # every template, filled with every value it can take
+        values = {name: Placeholder("<X>") for template in control.fix for name in placeholders(template)}
+        printed += fill(control.fix, [values], {})
+    for command in printed:
+        if not command.startswith("#"):
+            assert not {"<", ">"} & set(_unquoted(command)), command
+
+
+def test_service_linked_roles_are_left_out_of_the_iam_controls():
+    from netguard.audit.checks import check_iam
+    from netguard.audit.collect import IamSnapshot
+
+    managed = "arn:aws:iam::aws:policy/aws-service-role/NetworkWide"
+    document = _policy({"Effect": "Allow", "Action": "ec2:DeleteVpc", "Resource": "*"})
+    attached = [{"PolicyArn": managed, "PolicyName": "NetworkWide"}]
+    snapshot = IamSnapshot(
+        roles=[
+            {
+                "RoleName": "AWSServiceRoleForNetwork",
+                "Path": "/aws-service-role/network.amazonaws.com/",
+                "Arn": "arn:aws:iam::1:role/aws-service-role/network.amazonaws.com/AWSServiceRoleForNetwork",
+                "AttachedManagedPolicies": attached,
+                "RolePolicyList": [{"PolicyName": "inline", "PolicyDocument": document}],
+            },
+            {"RoleName": "ops", "Path": "/", "Arn": "arn:aws:iam::1:role/ops", "AttachedManagedPolicies": attached},
+        ],
+        policies=[
+            {
+                "Arn": managed,
+                "PolicyName": "NetworkWide",
+                "PolicyVersionList": [{"IsDefaultVersion": True, "Document": document}],
+            }
+        ],
+    )
+    hits, problems, notices = check_iam(snapshot, frozenset({"NG-IAM-001"}))
+    assert problems == []
+    assert [(h.resource, h.values) for h in hits] == [
+        ("NetworkWide", ({"managed_policy_arn": managed, "attached_role": "ops"},))
+    ]
+    assert notices == [
+        "1 service-linked role(s) not judged (path /aws-service-role/: AWS manages their policies and no one in"
+        " the account can change them): AWSServiceRoleForNetwork"
+    ]
+
+
+def test_region_names_with_a_longer_prefix_are_accepted():
+    import argparse
+
+    from netguard.audit.command import _REGION, _ids
+
+    parse = _ids(_REGION, "region names")
+    assert parse("eu-west-1,eusc-de-east-1,us-gov-west-1") == ["eu-west-1", "eusc-de-east-1", "us-gov-west-1"]
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse("europe-west-1")

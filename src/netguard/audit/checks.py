@@ -8,11 +8,13 @@ live resource looks like (a flow log's ResourceId, a VPC's DhcpOptionsId, an add
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netguard.audit.collect import IamSnapshot, RegionSnapshot, policy_document
-from netguard.audit.fixes import Placeholder
+from netguard.audit.fixes import Placeholder, ShellWords, shell_words
 from netguard.catalog import load_catalog
 from netguard.config import ScanConfig
 from netguard.iam.statements import risky_statements
@@ -22,6 +24,8 @@ REGION_CONTROLS = ("NG-VPC-001", "NG-VPC-002", "NG-VPC-003", "NG-DHCP-001", "NG-
 IAM_CONTROLS = tuple(c.id for c in load_catalog().values() if c.actions)
 AUDITED = frozenset(REGION_CONTROLS + IAM_CONTROLS)  # docs/controls.md lists these as audited
 _LIVE_PEERING = {"initiating-request", "pending-acceptance", "provisioning", "active"}
+_SHARED = (("vpcs", "VPC"), ("route_tables", "route table"), ("dhcp_options", "DHCP options set"))
+SERVICE_LINKED_PATH = "/aws-service-role/"
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,10 @@ def ec2_arn(region: str, account: str, kind: str, resource_id: str) -> str:
 def check_region(
     snapshot: RegionSnapshot, account: str, region: str, config: ScanConfig, enabled: frozenset[str]
 ) -> list[Hit]:
-    """Every enabled region-scoped control on one account's region."""
+    """Every enabled region-scoped control on one account's region, on the resources the account owns:
+    a VPC shared with it (VPC sharing) is described here too, but only its owner can log, associate or
+    route it, so the owner's audit judges it (region_notices counts what was left)."""
+    snapshot = owned(snapshot, account)
     checks = {
         "NG-VPC-001": _vpc_without_flow_log,
         "NG-VPC-002": _flow_log_not_all,
@@ -66,6 +73,53 @@ def check_region(
         if control in enabled:
             hits.extend(check(snapshot, account, region, config))
     return hits
+
+
+def _owner(item: Mapping) -> str:
+    return str(item.get("OwnerId") or "")
+
+
+def owned(snapshot: RegionSnapshot, account: str) -> RegionSnapshot:
+    """The snapshot without the resources another account owns (an answer without OwnerId is ours)."""
+    return replace(
+        snapshot,
+        **{
+            attribute: [item for item in getattr(snapshot, attribute) if _owner(item) in ("", account)]
+            for attribute, _ in _SHARED
+        },
+    )
+
+
+def region_notices(snapshot: RegionSnapshot, account: str, region: str, enabled: frozenset[str]) -> list[str]:
+    """What a reader should know about a region that fails no control: resources shared by another
+    account (not judged here), and flow logs that are ACTIVE but whose delivery is failing."""
+    notices = []
+    where = f"account {account}, region {region}"
+    shared: dict[str, list[str]] = {}
+    for attribute, kind in _SHARED:
+        for item in getattr(snapshot, attribute):
+            if _owner(item) not in ("", account):
+                shared.setdefault(_owner(item), []).append(kind)
+    for owner, kinds in sorted(shared.items()):
+        counts = ", ".join(f"{kinds.count(kind)} {kind}(s)" for kind in dict.fromkeys(kinds))
+        notices.append(
+            f"{where}: {counts} owned by account {owner} and shared with this one (VPC sharing): not judged"
+            " here, the owner's audit judges them"
+        )
+    if enabled & {"NG-VPC-001", "NG-VPC-002"}:
+        for log in snapshot.flow_logs:
+            if _delivery_failing(log):
+                error = f": {log['DeliverLogsErrorMessage']}" if log.get("DeliverLogsErrorMessage") else ""
+                notices.append(
+                    f"{where}: flow log {log.get('FlowLogId')} on {log.get('ResourceId')} is ACTIVE but its"
+                    f" delivery is failing (DeliverLogsStatus FAILED{error}); it still counts for NG-VPC-001:"
+                    " fix its destination or delivery role"
+                )
+    return notices
+
+
+def _delivery_failing(log: Mapping) -> bool:
+    return log.get("FlowLogStatus", "ACTIVE") == "ACTIVE" and str(log.get("DeliverLogsStatus", "")).upper() == "FAILED"
 
 
 def _vpc_without_flow_log(snapshot: RegionSnapshot, account: str, region: str, config: ScanConfig) -> Iterator[Hit]:
@@ -154,30 +208,72 @@ def _dhcp_unapproved_dns(snapshot: RegionSnapshot, account: str, region: str, co
         users = [vpc["VpcId"] for vpc in snapshot.vpcs if vpc.get("DhcpOptionsId") == options_id]
         approved = ", ".join(config.approved_dns_servers) or "none"
         used = f"; used by {', '.join(users)}" if users else "; associated with no VPC"
+        common = {"dhcp_options_id": options_id, "dhcp_configurations": _replacement_dhcp(options, config)}
         yield Hit(
             "NG-DHCP-001",
             ec2_arn(region, account, "dhcp-options", options_id),
             options_id,
             f"DHCP options set {options_id}{name_of(options)} has domain-name-servers {', '.join(bad)},"
             f" outside the approved list ({approved}){used}",
-            tuple({"dhcp_options_id": options_id, "vpc_id": vpc_id} for vpc_id in users)
-            or ({"dhcp_options_id": options_id},),
+            tuple({**common, "vpc_id": vpc_id} for vpc_id in users) or (common,),
         )
 
 
+_SHORTHAND_VALUE = re.compile(r"^[A-Za-z0-9._:/@<>-]+$")
+
+
+def _replacement_dhcp(options: Mapping, config: ScanConfig) -> ShellWords:
+    """create-dhcp-options' --dhcp-configurations for the set's replacement: the approved DNS servers
+    (<APPROVED_DNS> when the config approves none) and every other option of the set as it is, since
+    the VPCs moved to it must keep their domain name, NTP servers and the rest.
+
+    The CLI's shorthand (`Key=domain-name-servers,Values=10.0.0.2,10.0.0.3`, one argument per option)
+    when every value is a plain word; JSON otherwise, as a value with a comma or a space (a domain-name
+    list) would be split or misread by the shorthand parser."""
+    entries = [("domain-name-servers", list(config.approved_dns_servers) or ["<APPROVED_DNS>"])]
+    for entry in options.get("DhcpConfigurations") or ():
+        key = str(entry.get("Key") or "")
+        values = [str(v.get("Value")) for v in entry.get("Values") or () if v.get("Value") is not None]
+        if key and key != "domain-name-servers" and values:
+            entries.append((key, values))
+    if all(_SHORTHAND_VALUE.match(word) for key, values in entries for word in (key, *values)):
+        return shell_words(f"Key={key},Values={','.join(values)}" for key, values in entries)
+    return shell_words([json.dumps([{"Key": key, "Values": values} for key, values in entries])])
+
+
 def _eip_unattached(snapshot: RegionSnapshot, account: str, region: str, config: ScanConfig) -> Iterator[Hit]:
+    detached = {eni.get("NetworkInterfaceId") for eni in snapshot.interfaces if eni.get("Status") == "available"}
     for address in snapshot.addresses:
-        if address.get("AssociationId"):
-            continue  # attached to an instance or a network interface (a NAT gateway's included)
         allocation = address.get("AllocationId")
         resource = allocation or str(address.get("PublicIp"))
+        eni = address.get("NetworkInterfaceId")
+        if address.get("AssociationId") and address.get("InstanceId"):
+            continue  # on an instance
+        if address.get("AssociationId") and eni not in detached:
+            continue  # on a network interface in use (a NAT gateway's included)
+        if address.get("AssociationId"):  # on an interface attached to nothing: as idle as no association
+            yield Hit(
+                "NG-EIP-001",
+                ec2_arn(region, account, "elastic-ip", resource),
+                resource,
+                f"Elastic IP {address.get('PublicIp')} ({resource}){name_of(address)} is associated with network"
+                f" interface {eni}, which is attached to nothing (status available)",
+                (
+                    {
+                        "allocation_id": allocation,
+                        "association_id": address["AssociationId"],
+                        "network_interface_id": eni,
+                    },
+                ),
+            )
+            continue
         yield Hit(
             "NG-EIP-001",
             ec2_arn(region, account, "elastic-ip", resource),
             resource,
             f"Elastic IP {address.get('PublicIp')} ({resource}){name_of(address)} is not associated with an"
             " instance or a network interface",
-            ({"allocation_id": allocation},) if allocation else ({},),
+            ({"allocation_id": allocation, "idle_allocation_id": allocation},) if allocation else ({},),
         )
 
 
@@ -195,13 +291,17 @@ def _peering_unapproved(snapshot: RegionSnapshot, account: str, region: str, con
         if not bad:
             continue
         pcx_id = peering["VpcPeeringConnectionId"]
+        # AWS lets the accepter of a pending request only reject it; delete is the requester's or, once active, either's
+        pending_here = (
+            status == "pending-acceptance" and owners["accepter"] == account and owners["requester"] != account
+        )
         yield Hit(
             "NG-PCX-001",
             ec2_arn(region, account, "vpc-peering-connection", pcx_id),
             pcx_id,
             f"peering connection {pcx_id}{name_of(peering)} ({status}) joins an account that is neither this one"
             f" nor in approved_peer_accounts: {', '.join(bad)}",
-            ({"pcx_id": pcx_id},),
+            ({"reject_pcx_id": pcx_id},) if pending_here else ({"pcx_id": pcx_id},),
         )
 
 
@@ -248,18 +348,29 @@ def _kind_name(kind: str) -> str:
     return {"Role": "role", "User": "user", "Group": "group"}[kind]
 
 
-def iam_policies(snapshot: IamSnapshot) -> tuple[list[PolicyUse], list[str]]:
+def iam_policies(snapshot: IamSnapshot) -> tuple[list[PolicyUse], list[str], list[str]]:
     """Every customer managed policy (its default version), every inline policy, and every AWS managed
-    policy attached to a principal here; and the problems (an attached policy IAM returned no document for)."""
+    policy attached to a principal here; the problems (an attached policy IAM returned no document for);
+    and the notices: service-linked roles are left out, as AWS owns their policies and refuses to let
+    anyone in the account detach or edit them, so a finding there could not be fixed."""
     uses: list[PolicyUse] = []
     problems: list[str] = []
+    notices: list[str] = []
     attached: dict[str, list[tuple[str, str]]] = {}
+    linked = sorted(r.get("RoleName", "") for r in snapshot.roles if _service_linked(r))
+    if linked:
+        notices.append(
+            f"{len(linked)} service-linked role(s) not judged (path {SERVICE_LINKED_PATH}: AWS manages their"
+            f" policies and no one in the account can change them): {', '.join(linked)}"
+        )
     for kind, principals, inline_key, name_key in (
         ("Role", snapshot.roles, "RolePolicyList", "RoleName"),
         ("User", snapshot.users, "UserPolicyList", "UserName"),
         ("Group", snapshot.groups, "GroupPolicyList", "GroupName"),
     ):
         for principal in principals:
+            if kind == "Role" and _service_linked(principal):
+                continue
             name = principal.get(name_key, "")
             for policy in principal.get(inline_key) or ():
                 policy_name = policy.get("PolicyName", "")
@@ -303,17 +414,22 @@ def iam_policies(snapshot: IamSnapshot) -> tuple[list[PolicyUse], list[str]]:
                 tuple({"managed_policy_arn": arn, f"attached_{kind}": who} for kind, who in principals),
             )
         )
-    return uses, problems
+    return uses, problems, notices
+
+
+def _service_linked(role: Mapping) -> bool:
+    return str(role.get("Path") or "").startswith(SERVICE_LINKED_PATH)
 
 
 def _aws_managed(arn: str) -> bool:
     return arn.split(":")[4:5] == ["aws"]  # arn:PARTITION:iam::aws:policy/...
 
 
-def check_iam(snapshot: IamSnapshot, enabled: frozenset[str]) -> tuple[list[Hit], list[str]]:
-    """NG-IAM-* on every policy document the account's principals hold, with the IaC rules' analysis."""
+def check_iam(snapshot: IamSnapshot, enabled: frozenset[str]) -> tuple[list[Hit], list[str], list[str]]:
+    """NG-IAM-* on every policy document the account's principals hold, with the IaC rules' analysis:
+    the findings, the problems (errors) and the notices (what was left out and why)."""
     catalog = load_catalog()
-    uses, problems = iam_policies(snapshot)
+    uses, problems, notices = iam_policies(snapshot)
     hits: list[Hit] = []
     for use in uses:
         document = policy_document(use.document)
@@ -327,4 +443,4 @@ def check_iam(snapshot: IamSnapshot, enabled: frozenset[str]) -> tuple[list[Hit]
             if risky:
                 message = f"{use.label}: " + "; ".join(hit.describe() for hit in risky)
                 hits.append(Hit(control, use.arn, use.resource, message, use.values))
-    return hits, problems
+    return hits, problems, notices

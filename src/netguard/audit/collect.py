@@ -126,10 +126,14 @@ def own_account(profile: str | None, caller_reader: Reader, account: str) -> Rea
     )
 
 
-def organization_accounts(reader: Reader) -> list[str]:
-    """The ACTIVE accounts of the caller's organization (organizations:ListAccounts)."""
+def organization_accounts(reader: Reader) -> dict[str, str]:
+    """Every account of the caller's organization and its state (organizations:ListAccounts).
+
+    AWS is replacing the account's `Status` with `State` (which adds PENDING_ACTIVATION and CLOSED), so
+    `State` is read when present and the deprecated `Status` otherwise; an account with neither is
+    UNKNOWN, never silently taken for ACTIVE."""
     accounts = reader.pages("organizations", "list_accounts", ("Accounts",))["Accounts"]
-    return sorted(str(a["Id"]) for a in accounts if a.get("Status") == "ACTIVE")
+    return {str(a["Id"]): str(a.get("State") or a.get("Status") or "UNKNOWN").upper() for a in accounts if a.get("Id")}
 
 
 def assume(caller_reader: Reader, account: str, role: str, external_id: str | None, budget_seconds: float) -> Reader:
@@ -172,9 +176,11 @@ class RegionSnapshot:
     addresses: list[dict] = field(default_factory=list)
     peerings: list[dict] = field(default_factory=list)
     route_tables: list[dict] = field(default_factory=list)
+    interfaces: list[dict] = field(default_factory=list)  # only those holding an Elastic IP
 
     def count(self) -> int:
-        return sum(len(v) for v in vars(self).values())
+        """Resources examined (an interface read for an address is part of the address)."""
+        return sum(len(v) for k, v in vars(self).items() if k != "interfaces")
 
 
 # which reads each control needs: a control that does not run costs no call
@@ -201,7 +207,33 @@ def read_region(reader: Reader, region: str, enabled: frozenset[str]) -> RegionS
         else:
             items = reader.pages("ec2", operation, (key,), region, MaxResults=page_size)[key]
         setattr(snapshot, attribute, items)
+    if "NG-EIP-001" in enabled:
+        snapshot.interfaces = _address_interfaces(reader, region, snapshot.addresses)
     return snapshot
+
+
+ENI_FILTER_VALUES = 200  # EC2's limit on the values of one filter
+
+
+def _address_interfaces(reader: Reader, region: str, addresses: list[dict]) -> list[dict]:
+    """The network interfaces that hold an Elastic IP (DescribeNetworkInterfaces, filtered by id, so an
+    account pays for its addresses, not its interfaces): an address on a detached interface is idle.
+    No address on an interface, no call."""
+    ids = sorted(
+        {str(a["NetworkInterfaceId"]) for a in addresses if a.get("NetworkInterfaceId") and not a.get("InstanceId")}
+    )
+    found: list[dict] = []
+    for start in range(0, len(ids), ENI_FILTER_VALUES):
+        chunk = ids[start : start + ENI_FILTER_VALUES]
+        found += reader.pages(
+            "ec2",
+            "describe_network_interfaces",
+            ("NetworkInterfaces",),
+            region,
+            Filters=[{"Name": "network-interface-id", "Values": chunk}],
+            MaxResults=1000,
+        )["NetworkInterfaces"]
+    return found
 
 
 @dataclass

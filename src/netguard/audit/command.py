@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 FORMATS = ("text", "json", "sarif", "junit")
 DEFAULT_ROLE = "NetguardAudit"
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]+$")  # eu-west-1, and eusc-de-east-1 (European Sovereign Cloud)
 
 
 def _ids(pattern: re.Pattern, what: str):
@@ -107,6 +107,7 @@ class AccountResult:
     errors: list[InputError] = field(default_factory=list)
     scopes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     resources: int = 0
+    notices: list[str] = field(default_factory=list)  # what was left to others or deserves a look
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class AuditPlan:
     role: str
     external_id: str | None
     retry_seconds: float
+    debug: bool = False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
         for finding in account.findings:
             result.add(finding)
         result.errors.extend(account.errors)
+        result.notices.extend(account.notices)
+    if not any(r.scopes for r in results):  # nothing read is never a clean pass
+        result.errors.append(
+            InputError(
+                "audit", "no account, region or IAM scope was audited: nothing was judged (see the errors above)"
+            )
+        )
     result.apply_selection(selection)
     result.apply_threshold(config.severity_threshold)
     for finding in result.findings:
@@ -183,20 +192,38 @@ def audit(args: argparse.Namespace, config: ScanConfig, selection: Selection) ->
         role=args.role,
         external_id=args.external_id,
         retry_seconds=args.aws_retry_seconds,
+        debug=bool(getattr(args, "debug", False)),
     )
     caller, caller_account = collect.caller(args.profile, args.endpoint_url, args.aws_retry_seconds)
     wanted = list(dict.fromkeys(args.accounts or ()))
     problems: list[AccountResult] = []
     if args.organization:
         members = collect.organization_accounts(caller)
-        accounts = [a for a in members if not wanted or a in wanted]
+        accounts = [a for a, state in members.items() if state == "ACTIVE" and (not wanted or a in wanted)]
+        for account, state in sorted(members.items()):
+            if state != "ACTIVE" and (not wanted or account in wanted):
+                note = f"account {account} is {state} in the organization (not ACTIVE): not audited"
+                if wanted:  # asked for by name: not auditing it is an error, not a remark
+                    problems.append(AccountResult(account, errors=[InputError(account, note)]))
+                else:
+                    problems.append(AccountResult(account, notices=[note]))
         for missing in (a for a in wanted if a not in members):
             problems.append(
                 AccountResult(
                     missing,
                     errors=[
+                        InputError(missing, f"account {missing} is not an account of the organization: not audited")
+                    ],
+                )
+            )
+        if not accounts and not wanted:
+            problems.append(
+                AccountResult(
+                    "organization",
+                    errors=[
                         InputError(
-                            missing, f"account {missing} is not an ACTIVE account of the organization: not audited"
+                            "organization",
+                            f"ListAccounts listed no ACTIVE account ({len(members)} in all): nothing audited",
                         )
                     ],
                 )
@@ -214,7 +241,12 @@ def audit(args: argparse.Namespace, config: ScanConfig, selection: Selection) ->
                 reader = collect.assume(caller, account, plan.role, plan.external_id, plan.retry_seconds)
         except (AwsCallFailed, NetguardError) as exc:
             return AccountResult(account, errors=[InputError(account, f"account {account}: {_message(exc)}")])
-        return audit_account(reader, account, plan)
+        except Exception as exc:  # one account's surprise must not lose every other account's findings
+            return AccountResult(account, errors=[_internal(account, f"account {account}", exc, plan)])
+        try:
+            return audit_account(reader, account, plan)
+        except Exception as exc:
+            return AccountResult(account, errors=[_internal(account, f"account {account}", exc, plan)])
 
     with ThreadPoolExecutor(max_workers=max(1, min(args.jobs, len(accounts) or 1))) as pool:
         done = list(pool.map(one, accounts))
@@ -223,6 +255,16 @@ def audit(args: argparse.Namespace, config: ScanConfig, selection: Selection) ->
 
 def _message(exc: Exception) -> str:
     return exc.message if isinstance(exc, NetguardError) else f"{type(exc).__name__}: {exc}"
+
+
+def _internal(scope: str, where: str, exc: Exception, plan: AuditPlan) -> InputError:
+    """An unexpected exception (an odd shape in an answer, a bug) as the error of the one scope it hit,
+    so the rest of the audit is still reported; --debug also prints its traceback."""
+    if plan.debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    return InputError(scope, f"{where}: not audited: internal error {type(exc).__name__}: {exc}")
 
 
 def audit_account(reader: Reader, account: str, plan: AuditPlan) -> AccountResult:
@@ -240,6 +282,10 @@ def audit_account(reader: Reader, account: str, plan: AuditPlan) -> AccountResul
     else:
         regions = list(plan.regions) or enabled_regions
     region_controls = tuple(c for c in checks.REGION_CONTROLS if c in plan.enabled)
+    if region_controls and not enabled_regions and not result.errors:  # an empty answer must not read as clean
+        result.errors.append(
+            InputError(account, f"account {account}: DescribeRegions listed no enabled region: no region audited")
+        )
     for region in regions if region_controls else ():
         scope = f"{account}/{region}"
         if region not in enabled_regions:
@@ -254,26 +300,36 @@ def audit_account(reader: Reader, account: str, plan: AuditPlan) -> AccountResul
             continue
         try:
             snapshot = collect.read_region(reader, region, plan.enabled)
+            hits = checks.check_region(snapshot, account, region, plan.config, plan.enabled)
+            findings = [_finding(hit, account, region, plan) for hit in hits]
+            notices = checks.region_notices(snapshot, account, region, plan.enabled)
         except NetguardError as exc:
             result.errors.append(InputError(scope, f"account {account}, region {region}: {exc.message}"))
             continue
+        except Exception as exc:  # judged per region: the account's other regions still count
+            result.errors.append(_internal(scope, f"account {account}, region {region}", exc, plan))
+            continue
         result.resources += snapshot.count()
         result.scopes.append((scope, region_controls))
-        for hit in checks.check_region(snapshot, account, region, plan.config, plan.enabled):
-            result.findings.append(_finding(hit, account, region, plan))
+        result.findings.extend(findings)
+        result.notices.extend(notices)
     iam_controls = tuple(c for c in checks.IAM_CONTROLS if c in plan.enabled)
     if iam_controls:
         scope = f"{account}/global"
         try:
             snapshot = collect.read_iam(reader)
+            hits, problems, notices = checks.check_iam(snapshot, plan.enabled)
+            findings = [_finding(hit, account, "global", plan) for hit in hits]
         except NetguardError as exc:
             result.errors.append(InputError(scope, f"account {account}, IAM: {exc.message}"))
+        except Exception as exc:
+            result.errors.append(_internal(scope, f"account {account}, IAM", exc, plan))
         else:
-            hits, problems = checks.check_iam(snapshot, plan.enabled)
             result.resources += snapshot.count()
             result.scopes.append((scope, iam_controls))
-            result.findings.extend(_finding(hit, account, "global", plan) for hit in hits)
+            result.findings.extend(findings)
             result.errors.extend(InputError(scope, f"account {account}, IAM: {p}") for p in problems)
+            result.notices.extend(f"account {account}, IAM: {n}" for n in notices)
     return result
 
 

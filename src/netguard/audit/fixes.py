@@ -1,9 +1,11 @@
 """A finding's fix: the catalogue's AWS CLI templates (its `fix:` list) with the resource's values in.
 
-The commands are printed, never run. Every value from AWS is shell-quoted, so an id or a name cannot
-turn into a second command when the line is pasted into a shell. A step whose {placeholders} a finding
-cannot fill is left out: that is how one list holds alternatives (an IPv4 or an IPv6 route, an inline
-or a managed policy). A `# note` line heads the steps after it and is kept only when one of them is.
+The commands are printed, never run. Every value is shell-quoted, AWS's and netguard's own
+placeholders alike: an id or a name cannot turn into a second command when the line is pasted into a
+shell, and an unedited '<PLACEHOLDER>' reaches AWS as a bad value instead of the shell reading its `<`
+and `>` as redirections (which could truncate a file). A step whose {placeholders} a finding cannot
+fill is left out: that is how one list holds alternatives (an IPv4 or an IPv6 route, an inline or a
+managed policy). A `# note` line heads the steps after it and is kept only when one of them is.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ _FIELD = re.compile(r"\{([a-z0-9_]+)\}")
 
 
 class Placeholder(str):
-    """A value the user must supply (<LOG_GROUP>), given by netguard itself: printed as it is, unquoted,
-    so it reads like the catalogue's own placeholders. Values from AWS are plain str and always quoted."""
+    """A value the user must supply (<LOG_GROUP>), given by netguard itself; quoted like any value."""
+
+
+class ShellWords(str):
+    """Several arguments netguard has already shell-quoted one by one (a --dhcp-configurations list):
+    printed as they are, since quoting them again would make them one argument."""
+
+
+def shell_words(words: Iterable[str]) -> ShellWords:
+    return ShellWords(" ".join(shlex.quote(str(word)) for word in words))
 
 
 def placeholders(template: str) -> list[str]:
@@ -51,4 +61,4 @@ def fill(templates: Iterable[str], targets: Iterable[Mapping[str, str]], common:
 
 
 def _shell(value: str) -> str:
-    return str(value) if isinstance(value, Placeholder) else shlex.quote(str(value))
+    return str(value) if isinstance(value, ShellWords) else shlex.quote(str(value))
