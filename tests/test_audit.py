@@ -418,6 +418,19 @@ def test_a_throttled_call_is_retried(org_audit, estate):
     assert not any("Throttling" in e["message"] for e in report["errors"])
 
 
+def test_flow_logs_whose_delivery_fails_are_named_in_notices(org_audit, estate):
+    """moto, like AWS, creates a flow log to a log group that does not exist and reports its delivery
+    FAILED: the VPC still passes NG-VPC-001 (test above), and a notice names the flow log."""
+    a = estate["accounts"]["a"]
+    notices = org_audit["report"]["notices"]
+    assert (
+        f"account {a}, region us-east-1: flow log {estate['log_all']} on {estate['vpc_logged']} is ACTIVE but its"
+        " delivery is failing (DeliverLogsStatus FAILED: Access error); it still counts for NG-VPC-001: fix its"
+        " destination or delivery role"
+    ) in notices
+    assert f"notice: account {a}, region us-east-1: flow log {estate['log_all']}" in org_audit["out"]
+
+
 def test_suppressed_by_arn_pattern_with_reason(org_audit, estate):
     a = estate["accounts"]["a"]
     eu = [f for f in org_audit["report"]["findings"] if f["account"] == a and f["region"] == "eu-west-1"]
