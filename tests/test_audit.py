@@ -972,6 +972,8 @@ def test_dhcp_fix_uses_the_approved_servers_and_keeps_the_other_options():
         "Key=ntp-servers,Values=10.0.0.5,10.0.0.6",
     ]
     assert create(ScanConfig(approved_dns_servers=()))[0] == "Key=domain-name-servers,Values=<APPROVED_DNS>"
+    many = ScanConfig(approved_dns_servers=tuple(f"10.0.0.{n}" for n in range(2, 8)))
+    assert create(many)[0] == "Key=domain-name-servers,Values=10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5"  # AWS takes four
     # a value the shorthand would split (two search domains): the whole list as JSON
     spaced = {
         **options,

@@ -219,18 +219,20 @@ def _dhcp_unapproved_dns(snapshot: RegionSnapshot, account: str, region: str, co
         )
 
 
+MAX_DNS_SERVERS = 4  # CreateDhcpOptions takes up to four domain-name-servers
 _SHORTHAND_VALUE = re.compile(r"^[A-Za-z0-9._:/@<>-]+$")
 
 
 def _replacement_dhcp(options: Mapping, config: ScanConfig) -> ShellWords:
     """create-dhcp-options' --dhcp-configurations for the set's replacement: the approved DNS servers
-    (<APPROVED_DNS> when the config approves none) and every other option of the set as it is, since
-    the VPCs moved to it must keep their domain name, NTP servers and the rest.
+    (the first four, AWS's limit; <APPROVED_DNS> when the config approves none) and every other option
+    of the set as it is, since the VPCs moved to it must keep their domain name, NTP servers and the rest.
 
     The CLI's shorthand (`Key=domain-name-servers,Values=10.0.0.2,10.0.0.3`, one argument per option)
     when every value is a plain word; JSON otherwise, as a value with a comma or a space (a domain-name
     list) would be split or misread by the shorthand parser."""
-    entries = [("domain-name-servers", list(config.approved_dns_servers) or ["<APPROVED_DNS>"])]
+    servers = list(config.approved_dns_servers)[:MAX_DNS_SERVERS] or ["<APPROVED_DNS>"]
+    entries = [("domain-name-servers", servers)]
     for entry in options.get("DhcpConfigurations") or ():
         key = str(entry.get("Key") or "")
         values = [str(v.get("Value")) for v in entry.get("Values") or () if v.get("Value") is not None]
