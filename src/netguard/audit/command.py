@@ -148,11 +148,7 @@ def run(args: argparse.Namespace) -> int:
         result.errors.extend(account.errors)
         result.notices.extend(account.notices)
     if not any(r.scopes for r in results):  # nothing read is never a clean pass
-        result.errors.append(
-            InputError(
-                "audit", "no account, region or IAM scope was audited: nothing was judged (see the errors above)"
-            )
-        )
+        result.errors.append(InputError("audit", "no account, region or IAM scope was audited, so nothing was judged"))
     result.apply_selection(selection)
     result.apply_threshold(config.severity_threshold)
     for finding in result.findings:
