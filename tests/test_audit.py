@@ -348,7 +348,7 @@ def test_findings_carry_arn_account_region_and_fix(org_audit, estate):
     a = estate["accounts"]["a"]
     by_resource = {(f["control"], f["resource"]): f for f in org_audit["report"]["findings"] if f["account"] == a}
     route = by_resource[("NG-PCX-002", estate["rt_default"])]
-    assert route["file"] == f"arn:aws:ec2:us-east-1:{a}:route-table/{estate['rt_default']}"
+    assert route["file"] == route["arn"] == f"arn:aws:ec2:us-east-1:{a}:route-table/{estate['rt_default']}"
     assert route["region"] == "us-east-1" and route["severity"] == "high"
     rt = estate["rt_default"]
     assert route["fix"] == [
@@ -529,7 +529,7 @@ def test_default_is_the_callers_own_account_without_assuming_a_role(monkeypatch,
     )
     assert code == 1
     assert "arn:aws:ec2:us-east-1:123456789012:vpc/" in out and estate["accounts"]["a"] not in out
-    assert "1 accounts audited" in out
+    assert "1 account audited" in out
     assert "sts:AssumeRole" not in recorder.actions()
 
 

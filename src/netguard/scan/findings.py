@@ -62,7 +62,7 @@ class Finding:
         if self.via:
             data["via"] = self.via
         if self.account is not None:
-            data.update(account=self.account, region=self.region, fix=list(self.fix))
+            data.update(arn=self.file, account=self.account, region=self.region, fix=list(self.fix))
         return data
 
 

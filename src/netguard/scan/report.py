@@ -68,7 +68,8 @@ def summary_line(result: ScanResult) -> str:
     read = f"{counts['files_scanned']} files scanned"
     if result.audit:
         read = (
-            f"{counts['accounts_audited']} accounts audited ({counts['scopes_audited']} scopes: each region and IAM"
+            f"{counts['accounts_audited']} account{'' if counts['accounts_audited'] == 1 else 's'} audited"
+            f" ({counts['scopes_audited']} scopes: each region and IAM"
             f" of each account; {counts['resources_audited']} resources)"
         )
     return (
