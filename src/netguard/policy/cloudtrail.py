@@ -669,7 +669,9 @@ class RecordContext(RequestContext):
     and each other group of keys (the request's, the source's, the time's, the session's, the invoking
     service's, the transport's, the resource account) the first time one of its keys is looked up, or
     when the whole context is read. Most policies read a few keys, so most records never build most
-    groups; every lookup answers what the whole context would (tests/test_evaluate_golden.py)."""
+    groups; every lookup answers what the whole context would (tests/test_evaluate_golden.py). The
+    groups read the record when they are built, so a caller must not change it while the context is
+    in use (nothing in netguard does)."""
 
     def __init__(
         self,
