@@ -1009,6 +1009,25 @@ def test_a_peering_pending_this_accounts_acceptance_is_rejected_not_deleted():
     assert fix("active", "999999999999", "111111111111") == (delete,)
 
 
+def test_a_peering_is_named_by_its_requester_s_arn_in_either_account():
+    """A peering connection is the requester's resource: seen from the accepter's account (and region),
+    its ARN still names the requester's, so both accounts' findings and suppressions agree on it."""
+    from netguard.audit.checks import check_region
+    from netguard.audit.collect import RegionSnapshot
+    from netguard.config import ScanConfig
+
+    peering = {
+        "VpcPeeringConnectionId": "pcx-1",
+        "Status": {"Code": "active"},
+        "RequesterVpcInfo": {"OwnerId": "999999999999", "Region": "us-east-1"},
+        "AccepterVpcInfo": {"OwnerId": "111111111111", "Region": "eu-west-1"},
+    }
+    [hit] = check_region(
+        RegionSnapshot(peerings=[peering]), "111111111111", "eu-west-1", ScanConfig(), frozenset({"NG-PCX-001"})
+    )
+    assert hit.arn == "arn:aws:ec2:us-east-1:999999999999:vpc-peering-connection/pcx-1"
+
+
 def test_an_address_on_a_detached_interface_fails_and_one_in_use_passes():
     from netguard.audit.checks import check_region
     from netguard.audit.collect import RegionSnapshot

@@ -297,9 +297,12 @@ def _peering_unapproved(snapshot: RegionSnapshot, account: str, region: str, con
         pending_here = (
             status == "pending-acceptance" and owners["accepter"] == account and owners["requester"] != account
         )
+        # the connection is the requester's resource: its ARN names the requester's account and region
+        requester = peering.get("RequesterVpcInfo") or {}
+        owner_region = str(requester.get("Region") or region)
         yield Hit(
             "NG-PCX-001",
-            ec2_arn(region, account, "vpc-peering-connection", pcx_id),
+            ec2_arn(owner_region, owners["requester"] or account, "vpc-peering-connection", pcx_id),
             pcx_id,
             f"peering connection {pcx_id}{name_of(peering)} ({status}) joins an account that is neither this one"
             f" nor in approved_peer_accounts: {', '.join(bad)}",
