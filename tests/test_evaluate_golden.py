@@ -197,3 +197,45 @@ def test_an_identity_holding_nan_is_not_taken_for_one_holding_null():
     record["userIdentity"]["arn"] = float("nan")
     with pytest.raises(MalformedRecord, match=r"userIdentity\.arn"):
         parse_record(record)
+
+
+@pytest.mark.parametrize("name", ["repository", "third-party"])
+def test_decisions_answered_from_the_record_head_are_the_whole_request_s(name, monkeypatch):
+    """replay.decide_record answers a call whose statements read only keys the record's head settles
+    from the decision memo, without the context: over two passes of varied records (the second finds
+    its decisions remembered), every result equals the one made with no memo at all, and the head
+    alone answered some."""
+    import tempfile
+    from pathlib import Path
+
+    from netguard.policy import cloudtrail
+    from netguard.policy import replay as rp
+    from netguard.policy.cloudtrail import MalformedRecord
+    from netguard.policy.record_shapes import normalise
+
+    with tempfile.TemporaryDirectory() as work:
+        levels, facts = bench.policy_sets(Path(work))[name]
+    slow, remembered = rp.compile_policies(levels), rp.compile_policies(levels)
+    slow.decisions = bench._NoMemo()
+    built = []
+    whole = cloudtrail.RecordHead.parsed
+    monkeypatch.setattr(cloudtrail.RecordHead, "parsed", lambda head, *a, **k: built.append(1) or whole(head, *a, **k))
+
+    def outcome(compiled, record):
+        try:
+            return rp.decide_record(compiled, normalise(record), facts=facts)
+        except MalformedRecord as exc:
+            return str(exc)
+
+    batch = bench.records(1500, seed=21)
+    for record in batch:
+        outcome(remembered, record)
+    built.clear()
+    decided = 0
+    for record in batch:
+        want = outcome(slow, record)
+        before = len(built)
+        got = outcome(remembered, record)
+        assert got == want, record["eventID"]
+        decided += isinstance(got, dict) and "policy" in got and len(built) == before  # not exempt
+    assert decided > 40, decided  # answered from the head alone

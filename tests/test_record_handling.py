@@ -266,7 +266,7 @@ def test_an_exception_on_one_record_is_an_error_and_the_rest_is_counted(tmp_path
     path = tmp_path / "trail.json"
     path.write_text(json.dumps({"Records": SEED}))
     before = rp.replay(compiled, rp.Source(str(path)), rp.Filters(), management_account=MANAGEMENT)
-    monkeypatch.setattr(rp, "parse_record", _raise_for(victim["eventID"], rp.parse_record))
+    monkeypatch.setattr(rp, "read_head", _raise_for(victim["eventID"], rp.read_head))
     after = rp.replay(compiled, rp.Source(str(path)), rp.Filters(), management_account=MANAGEMENT)
     (error,) = after.errors
     assert error.file == str(path) and f"record 0 ({victim['eventID']})" in error.message
@@ -291,7 +291,7 @@ def test_the_cli_report_is_written_whatever_fails(tmp_path, scp, capsys, monkeyp
     (logs / "a.json").write_text(json.dumps({"Records": SEED}))
     (logs / "b.json").write_text(json.dumps({"Records": SEED[:1]}))
     victim = SEED[5]
-    monkeypatch.setattr(rp, "parse_record", _raise_for(victim["eventID"], rp.parse_record))
+    monkeypatch.setattr(rp, "read_head", _raise_for(victim["eventID"], rp.read_head))
     reader = cloudtrail.decode_records
 
     def decode(raw, name, *args):

@@ -767,6 +767,7 @@ _GROUPS: tuple[_Group, ...] = (
     (TRANSPORT_KEYS, lambda c: (transport_keys(c.record), ())),
     (_RESOURCE_ACCOUNT, _resource_account),
 )
+_DEFERRED_KEYS = frozenset().union(*(keys for keys, _ in _GROUPS))
 
 
 _NO_FACTS = OrgFacts()  # shared when a caller gives none, so that its per-principal memo is kept
@@ -805,51 +806,109 @@ def parse_record(
     for policies whose every Resource and NotResource is "*" (replay.Compiled.reads_resources_for): the
     ARNs cost a sixth of the parse, and such policies decide the same without them.
     """
+    return read_head(record, management_account, max_depth, facts=facts).parsed(with_resources)
+
+
+class RecordHead:
+    """What every decision needs of a record, read before any deferred key group: the record checked
+    (MalformedRecord otherwise), its caller, its action, whether SCPs apply to it, and the keys built
+    at once (the principal's, the request's tags, the organization's facts). `parsed` makes the rest;
+    replay answers a decision it has seen before from the head alone (replay.decide_record)."""
+
+    __slots__ = ("absent", "absent_prefixes", "caller", "event_name", "exempt", "record", "service", "values")
+
+    def __init__(self, record: Mapping[str, Any], caller: _Identity, service: str, event_name: str) -> None:
+        self.record, self.caller, self.service, self.event_name = record, caller, service, event_name
+        self.exempt: str | None = caller.exempt
+        self.values: dict[str, tuple[str, ...]] = {}
+        self.absent: set[str] = set()
+        self.absent_prefixes: list[str] = []
+
+    @property
+    def action(self) -> str:
+        return f"{self.service}:{self.event_name}"
+
+    @property
+    def principal(self) -> str:
+        return str(self.caller.principal_arn)
+
+    def answer(self, lowered: str) -> tuple[str, ...] | None:
+        """The context's lookup for a key no deferred group builds (see settled_by_head)."""
+        found = self.values.get(lowered)
+        if found is not None:
+            return found
+        if lowered in self.absent or any(lowered.startswith(p) for p in self.absent_prefixes):
+            return ()
+        return None
+
+    def parsed(self, with_resources: bool = True) -> ParsedRecord:
+        """The whole request (parse_record's answer); the head hands its keys on, so use it no more."""
+        caller = self.caller
+        context = RecordContext(
+            self.values,
+            self.absent,
+            tuple(self.absent_prefixes),
+            self.record,
+            caller.principal_type,
+            self.service,
+            caller.partition,
+        )
+        resources = context.resources() if with_resources else None
+        return ParsedRecord(
+            event_id=_s(self.record.get("eventID")) or "",
+            event_name=self.event_name,
+            principal=str(caller.principal_arn),
+            request=Request(self.action, context, resources),
+            scp_exempt_reason=self.exempt,
+        )
+
+
+def read_head(
+    record: Mapping[str, Any],
+    management_account: str | None = None,
+    max_depth: int = LIMITS.max_depth,
+    *,
+    facts: OrgFacts | None = None,
+) -> RecordHead:
+    """parse_record's first half: everything that can make the record malformed, and the keys built at
+    once. In RequestContext's own form (lower-case keys, tuples of strings, a value of None left out)."""
     caller = _checked(record, max_depth)
     facts = facts or _NO_FACTS
     management_account = facts.management_account or management_account
     event_name = record["eventName"]
-    event_source = record["eventSource"]
-    service = _service(event_source)
-    principal_arn, principal_type, exempt = caller.principal_arn, caller.principal_type, caller.exempt
-    partition = caller.partition
+    head = RecordHead(record, caller, _service(record["eventSource"]), event_name)
     # SCPs bind the calling principal's account, not the account the call acts on: a member account's
     # role acting in the management account is restricted, the management account's role never is.
     account = caller.principal_account or _s(record.get("recipientAccountId"))
-    if not exempt and management_account and account == management_account:
-        exempt = "SCPs do not restrict the management account"
-    # Built now: the principal's keys, which nearly every SCP reads, and the request's tags, which may
-    # make the record malformed. In RequestContext's own form (lower-case keys, tuples of strings, a
-    # value of None left out), not as a dict that RequestContext.build then converts.
-    values: dict[str, tuple[str, ...]] = {"aws:principalisawsservice": ("false",)}
+    if not head.exempt and management_account and account == management_account:
+        head.exempt = "SCPs do not restrict the management account"
+    values = head.values
+    values["aws:principalisawsservice"] = ("false",)
+    principal_arn = caller.principal_arn
     if principal_arn is not None:
         values["aws:principalarn"] = (principal_arn,)
     if caller.principal_account is not None:
         values["aws:principalaccount"] = (caller.principal_account,)
-    if principal_type is not None:
-        values["aws:principaltype"] = (principal_type,)
-    absent = []
-    absent_prefixes = ["aws:requesttag/"]  # the request's tags are all in the record: others are absent
+    if caller.principal_type is not None:
+        values["aws:principaltype"] = (caller.principal_type,)
+    absent = head.absent
+    head.absent_prefixes.append("aws:requesttag/")  # the request's tags are all in the record: others are absent
     tags = _request_tags(record.get("requestParameters"), event_name)
     if tags is None:
-        absent.append("aws:tagkeys")
+        absent.add("aws:tagkeys")
     else:
         for key, tag_values in tags.items():
             values[f"aws:requesttag/{key}".lower()] = tuple(tag_values)
         values["aws:tagkeys"] = tuple(tags)
     fact_values, fact_absent, fact_prefixes = _fact_values(facts, principal_arn)
     values.update(fact_values)
-    absent_prefixes.extend(p.lower() for p in fact_prefixes)
-    absent += (key.lower() for key in fact_absent)
-    context = RecordContext(
-        values, set(absent).difference(values), tuple(absent_prefixes), record, principal_type, service, partition
-    )
-    resources = context.resources() if with_resources else None
-    request = Request(f"{service}:{event_name}", context, resources)
-    return ParsedRecord(
-        event_id=_s(record.get("eventID")) or "",
-        event_name=event_name,
-        principal=str(principal_arn),
-        request=request,
-        scp_exempt_reason=exempt,
-    )
+    head.absent_prefixes.extend(p.lower() for p in fact_prefixes)
+    absent.update(key.lower() for key in fact_absent)
+    absent.difference_update(values)  # a key given a value is not absent
+    return head
+
+
+def settled_by_head(keys: Iterable[str]) -> bool:
+    """Whether a RecordHead answers every one of these (lower-case) keys as the whole context does:
+    none of them is built by a deferred group."""
+    return not any(key in _DEFERRED_KEYS for key in keys)

@@ -42,14 +42,16 @@ from netguard.policy.cloudtrail import (
     _service,
     check_record,
     not_an_object,
-    parse_record,
+    read_head,
     record_label,
+    settled_by_head,
 )
 from netguard.policy.facts import OrgFacts, supply_hints
 from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, error_code, label, normalise, outcome
 from netguard.policy.request_context import action_resource_types
 
 SAMPLES = 5
+_NOT_YET: Any = object()  # a memo's "not worked out yet", where None is an answer
 _LOG_PATH = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/")
 
 
@@ -73,6 +75,7 @@ class Compiled:
     # this way is allowed whatever else the record says.
     allow_patterns: list[list[re.Pattern[str]]] = field(default_factory=list)
     by_action: dict[str, tuple[tuple[str, ...] | None, bool]] = field(default_factory=dict)  # reads(), remembered
+    by_action_settled: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # settled_keys()
 
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         key = (event_source, event_name)
@@ -99,6 +102,17 @@ class Compiled:
             found = (None, True) if self.context_keys is None else _what_decisions_read(self.levels, action)
             if len(self.by_action) < 10_000:
                 self.by_action[action] = found
+        return found
+
+    def settled_keys(self, action: str) -> tuple[str, ...] | None:
+        """The keys a decision on action reads, when a record's head settles them all and no resource
+        matters (replay.decide_record then looks the memo up from the head); None otherwise."""
+        found = self.by_action_settled.get(action, _NOT_YET)
+        if found is _NOT_YET:
+            keys, reads_resources = self.reads(action)
+            found = keys if keys is not None and not reads_resources and settled_by_head(keys) else None
+            if len(self.by_action_settled) < 10_000:
+                self.by_action_settled[action] = found
         return found
 
     def reads_resources_for(self, action: str) -> bool:
@@ -270,33 +284,35 @@ def decide_record(
     facts: OrgFacts | None = None,
 ) -> dict:
     """evaluate_record for a record `normalise` has already made CloudTrail-shaped (the replay loop
-    normalises before its filters, and normalising twice cost a tenth of a guarded record)."""
-    with_resources = _reads_resources(compiled, record)
-    parsed = parse_record(record, management_account, max_depth, facts=facts, with_resources=with_resources)
+    normalises before its filters, and normalising twice cost a tenth of a guarded record).
+
+    A call whose covering statements read only keys the record's head settles (the principal's, the
+    request's tags, the organization's facts) and no resource is answered from the decision memo
+    without building its context: the memo key is the one Compiled.decide makes, so a hit is the
+    decision the whole request would get."""
+    head = read_head(record, management_account, max_depth, facts=facts)
     code = error_code(record)
-    action = canonical_action(parsed.request.action)
-    if parsed.scp_exempt_reason:
+    action = canonical_action(head.action)
+    if head.exempt:
         return {
             "decision": ALLOW,
             "guardrail_decision": ALLOW,
             "error_code": code,
-            "principal": parsed.principal,
+            "principal": head.principal,
             "action": action,
             "denied_by": [],
             "missing_keys": [],
-            "reason": parsed.scp_exempt_reason,
+            "reason": head.exempt,
         }
-    return compiled.result(parsed, record, code, action)
-
-
-def _reads_resources(compiled: Compiled | Any, record: Mapping[str, Any]) -> bool:
-    """Whether a statement that covers the record's action tells resources apart, so that its ARNs
-    must be built (True when it cannot tell: a malformed record then fails as it always has)."""
-    source, name = record.get("eventSource"), record.get("eventName")
-    if not isinstance(source, str) or not isinstance(name, str):
-        return True
+    settled = getattr(compiled, "settled_keys", None)
+    keys = settled(head.action) if settled is not None else None
+    if keys is not None:
+        decision = compiled.decisions.get((head.action, None, tuple(map(head.answer, keys))))
+        if decision is not None:
+            return result_fields(decision, code, head.principal, action)
     reads = getattr(compiled, "reads_resources_for", None)
-    return True if reads is None else reads(f"{_service(source)}:{name}")
+    parsed = head.parsed(with_resources=True if reads is None else reads(head.action))
+    return compiled.result(parsed, record, code, action)
 
 
 @dataclass
