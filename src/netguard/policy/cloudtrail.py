@@ -815,18 +815,15 @@ class RecordHead:
     at once (the principal's, the request's tags, the organization's facts). `parsed` makes the rest;
     replay answers a decision it has seen before from the head alone (replay.decide_record)."""
 
-    __slots__ = ("absent", "absent_prefixes", "caller", "event_name", "exempt", "record", "service", "values")
+    __slots__ = ("absent", "absent_prefixes", "action", "caller", "event_name", "exempt", "record", "service", "values")
 
     def __init__(self, record: Mapping[str, Any], caller: _Identity, service: str, event_name: str) -> None:
         self.record, self.caller, self.service, self.event_name = record, caller, service, event_name
+        self.action = f"{service}:{event_name}"  # the request's action, as the policies name it
         self.exempt: str | None = caller.exempt
         self.values: dict[str, tuple[str, ...]] = {}
         self.absent: set[str] = set()
         self.absent_prefixes: list[str] = []
-
-    @property
-    def action(self) -> str:
-        return f"{self.service}:{self.event_name}"
 
     @property
     def principal(self) -> str:

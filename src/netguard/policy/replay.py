@@ -292,7 +292,8 @@ def decide_record(
     decision the whole request would get."""
     head = read_head(record, management_account, max_depth, facts=facts)
     code = error_code(record)
-    action = canonical_action(head.action)
+    requested = head.action
+    action = canonical_action(requested)
     if head.exempt:
         return {
             "decision": ALLOW,
@@ -305,13 +306,13 @@ def decide_record(
             "reason": head.exempt,
         }
     settled = getattr(compiled, "settled_keys", None)
-    keys = settled(head.action) if settled is not None else None
+    keys = settled(requested) if settled is not None else None
     if keys is not None:
-        decision = compiled.decisions.get((head.action, None, tuple(map(head.answer, keys))))
+        decision = compiled.decisions.get((requested, None, tuple(map(head.answer, keys))))
         if decision is not None:
             return result_fields(decision, code, head.principal, action)
     reads = getattr(compiled, "reads_resources_for", None)
-    parsed = head.parsed(with_resources=True if reads is None else reads(head.action))
+    parsed = head.parsed(with_resources=True if reads is None else reads(requested))
     return compiled.result(parsed, record, code, action)
 
 
