@@ -239,3 +239,47 @@ def test_decisions_answered_from_the_record_head_are_the_whole_request_s(name, m
         assert got == want, record["eventID"]
         decided += isinstance(got, dict) and "policy" in got and len(built) == before  # not exempt
     assert decided > 40, decided  # answered from the head alone
+
+
+def test_org_chain_decisions_answered_from_the_record_head_are_the_whole_request_s(tmp_path, monkeypatch):
+    """The same under --org: each account's chains, today's and after the rollout, answer from their
+    memos when both decisions are remembered; every result equals the no-memo one."""
+    import org_replay
+    from netguard.org.snapshot import load_snapshot
+    from netguard.policy import cloudtrail
+    from netguard.policy import replay as rp
+    from netguard.policy.cloudtrail import MalformedRecord
+    from netguard.policy.orgchain import org_chains
+    from netguard.policy.orgconfig import load_org_config
+    from netguard.policy.record_shapes import normalise
+
+    accounts = [*bench.ACCOUNTS, bench.MANAGEMENT, *(f"{100000000000 + i}" for i in range(16))]
+    monkeypatch.setattr(org_replay, "ACCOUNTS", accounts)
+    (tmp_path / "snapshot.json").write_text(json.dumps(org_replay.snapshot(allow_list=True)))
+    org = load_org_config(ROOT / "fixtures" / "org" / "org-targets.yaml")
+    slow, remembered = (org_chains(load_snapshot(tmp_path / "snapshot.json"), org) for _ in range(2))
+    for chains in slow.accounts.values():
+        chains.before.decisions = chains.after.decisions = bench._NoMemo()
+    built = []
+    whole = cloudtrail.RecordHead.parsed
+    monkeypatch.setattr(cloudtrail.RecordHead, "parsed", lambda head, *a, **k: built.append(1) or whole(head, *a, **k))
+
+    def outcome(chains, record):
+        try:
+            return rp.decide_record(chains, normalise(record))
+        except MalformedRecord as exc:
+            return str(exc)
+
+    batch = bench.records(1500, seed=23)
+    for record in batch:
+        outcome(remembered, record)
+    decided = impacts = 0
+    for record in batch:
+        want = outcome(slow, record)
+        before = len(built)
+        got = outcome(remembered, record)
+        assert got == want, record["eventID"]
+        head_only = isinstance(got, dict) and "impact" in got and len(built) == before
+        decided += head_only
+        impacts += head_only and got["impact"] is not None
+    assert decided > 100 and impacts > 10, (decided, impacts)

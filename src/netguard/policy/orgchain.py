@@ -134,21 +134,52 @@ class ChainedPolicies:
                 f"(exported {self.exported_at}): export it again, or leave its records out with --accounts"
             )
         after = chains.after.decide(parsed.request)
-        fields = result_fields(after, code, parsed.principal, action)
-        fields["account"] = account
-        if after.decision == ALLOW:
-            fields["impact"] = None
-            return fields
-        before = chains.before.decide(parsed.request)
-        impact = {DENY: EXISTING, ALLOW: NEW}.get(before.decision, UNDETERMINED)
-        where = chains.where_after
-        if impact == EXISTING and before.denied_by:  # named by what denies it today
-            fields.update(denied_by=before.denied_by, policy=before.policy, sid=before.sid)
-            where = chains.where_before
-        fields["impact"] = impact
-        fields["attached_at"] = where.get(fields["denied_by"][0][0]) if fields["denied_by"] else None
-        fields["reason"] = _named_levels(fields["reason"], chains.labels)
+        before = chains.before.decide(parsed.request) if after.decision != ALLOW else None
+        return _fields(account, chains, after, before, code, parsed.principal, action)
+
+    def result_from_head(self, head: Any, record: Mapping[str, Any], code: str | None, action: str) -> dict | None:
+        """result, when the account's chains have both decisions remembered for what the record's head
+        settles (replay.decide_record); None when the whole request must be built."""
+        account = caller_account(record)
+        chains = self.accounts.get(account or "")
+        if chains is None:
+            return None  # result raises UnknownAccount
+        after = chains.after.remembered(head)
+        if after is None:
+            return None
+        before = None
+        if after.decision != ALLOW:
+            before = chains.before.remembered(head)
+            if before is None:
+                return None
+        return _fields(account, chains, after, before, code, head.principal, action)
+
+
+def _fields(
+    account: str | None,
+    chains: AccountChains,
+    after: Any,
+    before: Any,
+    code: str | None,
+    principal: str,
+    action: str,
+) -> dict[str, Any]:
+    """A decided record's fields with its account and impact: the decision after the rollout, named by
+    what denies it today when today's SCPs already do (before is None when after allows it)."""
+    fields = result_fields(after, code, principal, action)
+    fields["account"] = account
+    if before is None:
+        fields["impact"] = None
         return fields
+    impact = {DENY: EXISTING, ALLOW: NEW}.get(before.decision, UNDETERMINED)
+    where = chains.where_after
+    if impact == EXISTING and before.denied_by:  # named by what denies it today
+        fields.update(denied_by=before.denied_by, policy=before.policy, sid=before.sid)
+        where = chains.where_before
+    fields["impact"] = impact
+    fields["attached_at"] = where.get(fields["denied_by"][0][0]) if fields["denied_by"] else None
+    fields["reason"] = _named_levels(fields["reason"], chains.labels)
+    return fields
 
 
 def caller_account(record: Mapping[str, Any]) -> str | None:

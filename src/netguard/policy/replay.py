@@ -115,6 +115,19 @@ class Compiled:
                 self.by_action_settled[action] = found
         return found
 
+    def remembered(self, head: Any) -> Any:
+        """The decision remembered for a record head (cloudtrail.RecordHead) whose action's statements
+        read only keys the head settles and no resource; None when there is none (build the request)."""
+        keys = self.settled_keys(head.action)
+        if keys is None:
+            return None
+        return self.decisions.get((head.action, None, tuple(map(head.answer, keys))))
+
+    def result_from_head(self, head: Any, record: Mapping[str, Any], code: str | None, action: str) -> dict | None:
+        """result, from a remembered decision (remembered); None when the whole request must be built."""
+        decision = self.remembered(head)
+        return None if decision is None else result_fields(decision, code, head.principal, action)
+
     def reads_resources_for(self, action: str) -> bool:
         """Whether a statement covering action tells resources apart: if not, records of it are parsed
         without their ARNs (decide_record)."""
@@ -305,12 +318,10 @@ def decide_record(
             "missing_keys": [],
             "reason": head.exempt,
         }
-    settled = getattr(compiled, "settled_keys", None)
-    keys = settled(requested) if settled is not None else None
-    if keys is not None:
-        decision = compiled.decisions.get((requested, None, tuple(map(head.answer, keys))))
-        if decision is not None:
-            return result_fields(decision, code, head.principal, action)
+    quick = getattr(compiled, "result_from_head", None)
+    found = quick(head, record, code, action) if quick is not None else None
+    if found is not None:
+        return found
     reads = getattr(compiled, "reads_resources_for", None)
     parsed = head.parsed(with_resources=True if reads is None else reads(requested))
     return compiled.result(parsed, record, code, action)
