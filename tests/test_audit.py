@@ -6,11 +6,7 @@ calls the audit made."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,9 +21,9 @@ from netguard.audit.checks import AUDITED
 from netguard.catalog import load_catalog
 from netguard.cli import main
 from netguard.resources import pack_path
+from tests.conftest import running_moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.usefixtures("fake_aws_credentials")
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
@@ -36,36 +32,11 @@ ROLE = "NetguardAudit"
 ALLOW = {"Version": "2012-10-17"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_url():
     """A moto_server of its own for this module, stopped at the end."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},  # AWS managed policies to attach
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("moto_server did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_moto_server({"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}) as url:  # AWS managed policies to attach
+        yield url
 
 
 def _member_session(url: str, account: str) -> boto3.session.Session:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,10 +21,9 @@ from moto import mock_aws
 from netguard.errors import NetguardError
 from netguard.org import rollout
 from netguard.policy.orgconfig import load_org_config
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, running_moto_server
 
 CONFIG = FIXTURES / "org" / "org-targets.yaml"
-BIN = Path(sys.executable).parent
 
 
 pytestmark = pytest.mark.usefixtures("fake_aws_credentials")
@@ -278,35 +276,10 @@ def test_validate_online_with_access_analyzer_stubbed():
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def moto_server():
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("moto_server did not start")
+    with running_moto_server() as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_end_to_end_against_a_moto_server(moto_server):
