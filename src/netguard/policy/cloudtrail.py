@@ -829,14 +829,9 @@ class RecordHead:
     def principal(self) -> str:
         return str(self.caller.principal_arn)
 
-    def answer(self, lowered: str) -> tuple[str, ...] | None:
-        """The context's lookup for a key no deferred group builds (see settled_by_head)."""
-        found = self.values.get(lowered)
-        if found is not None:
-            return found
-        if lowered in self.absent or any(lowered.startswith(p) for p in self.absent_prefixes):
-            return ()
-        return None
+    # The context's lookup for a key no deferred group builds (see settled_by_head): RequestContext's
+    # own, which reads the same three fields (values, absent, absent_prefixes) this head holds.
+    answer = RequestContext.lookup_lowered
 
     def parsed(self, with_resources: bool = True) -> ParsedRecord:
         """The whole request (parse_record's answer); the head hands its keys on, so use it no more."""
