@@ -573,11 +573,6 @@ def _container_deeper(node: Any, depth: int, max_depth: int) -> bool:
     return False
 
 
-def _put(values: dict[str, tuple[str, ...]], lowered: str, value: str | None) -> None:
-    if value is not None:
-        values[lowered] = (value,)
-
-
 def _put_all(values: dict[str, tuple[str, ...]], more: Mapping[str, Any]) -> None:
     """more's keys and values, converted as RequestContext.build converts them."""
     for key, value in more.items():
