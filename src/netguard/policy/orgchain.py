@@ -27,6 +27,7 @@ from netguard.org.snapshot import Level, Snapshot, SnapshotOrganization
 from netguard.policy.cloudtrail import MalformedRecord
 from netguard.policy.orgconfig import OrgConfig
 from netguard.policy.replay import Compiled, compile_policies, result_fields
+from netguard.policy.request_context import is_mapping
 
 NEW, EXISTING, UNDETERMINED = "new", "existing", "undetermined"
 _LEVEL = re.compile(r"at level (\d+)")
@@ -188,7 +189,7 @@ def caller_account(record: Mapping[str, Any]) -> str | None:
     account (SAMLUser, WebIdentityUser: a federated caller becoming a role in the account it calls);
     for those, the account called."""
     identity = record.get("userIdentity")
-    account = identity.get("accountId") if identity.__class__ is dict or isinstance(identity, Mapping) else None
+    account = identity.get("accountId") if is_mapping(identity) else None
     if isinstance(account, str) and account:
         return account
     account = record.get("recipientAccountId")

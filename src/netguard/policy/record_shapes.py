@@ -38,6 +38,7 @@ from netguard.iam.evaluator import ALLOW
 from netguard.iam.reference_data import iam_reference
 from netguard.policy.bounded import Refused, loads
 from netguard.policy.cloudtrail import BadRow, MalformedRecord
+from netguard.policy.request_context import is_mapping
 
 # A call CloudTrail recorded as failed (errorCode set) that the guardrails would deny or cannot decide:
 # it failed already when it was made, so the guardrail changes nothing for it. Reported apart, never as impact.
@@ -161,8 +162,7 @@ def _cloudtrail_shaped(record: Mapping[str, Any]) -> bool:
     source = record.get("eventSource")
     if not isinstance(source, str) or source != source.lower() or "eventName" not in record:
         return False
-    identity = record.get("userIdentity")
-    if not (identity.__class__ is dict or isinstance(identity, Mapping)):
+    if not is_mapping(record.get("userIdentity")):
         return False
     if isinstance(record.get("requestParameters"), str):
         return False
