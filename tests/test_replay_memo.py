@@ -72,3 +72,69 @@ def test_a_condition_key_named_by_a_variable_falls_back_to_the_whole_context():
     compiled = rp.compile_policies(deny({"StringEquals": {"aws:ResourceTag/${aws:username}": "x"}}))
     assert compiled.context_keys is None
     assert rp.evaluate_record(compiled, GUARDED[0])["guardrail_decision"] in ("Allow", "Deny", "Indeterminate")
+
+
+def decide(compiled, record, facts=None) -> str:
+    return rp.decide_record(compiled, record, facts=facts)["guardrail_decision"]
+
+
+def test_a_caller_s_decision_is_remembered_per_caller_and_action_when_the_policies_read_only_its_keys():
+    """Statements that read only the principal's keys: the second record of a caller is answered
+    per (caller, action) without the head's keys, and a caller the guardrail exempts is never given
+    another caller's decision."""
+    levels = deny({"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/network/*"}})
+    compiled = rp.compile_policies(levels)
+    exempt = copy.deepcopy(GUARDED[0])
+    exempt["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] = "arn:aws:iam::111122223333:role/network/Admin"
+    for record in [GUARDED[0], exempt] * 3:
+        assert decide(compiled, record) == fresh(levels, record)
+    assert {fresh(levels, GUARDED[0]), fresh(levels, exempt)} == {"Deny", "Allow"}
+    assert len(compiled.by_caller) == 2
+
+
+def test_request_tags_keep_one_caller_s_records_apart():
+    """A statement reading the request's tags: records of one caller differ where it looks, so no
+    per-caller decision is kept and each record is decided on its own tags."""
+    levels = [
+        [
+            Policy("FullAWSAccess", FULL_AWS_ACCESS),
+            Policy(
+                "guard",
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Deny",
+                            "Action": "ec2:CreateVpc",
+                            "Resource": "*",
+                            "Condition": {"Null": {"aws:RequestTag/team": "true"}},
+                        }
+                    ]
+                },
+            ),
+        ]
+    ]
+    compiled = rp.compile_policies(levels)
+    untagged = at(
+        GUARDED[0], "2026-11-02T01:00:00Z", eventName="CreateVpc", requestParameters={"cidrBlock": "10.0.0.0/16"}
+    )
+    tagged = copy.deepcopy(untagged)
+    tagged["requestParameters"]["tagSpecificationSet"] = {
+        "items": [{"resourceType": "vpc", "tags": [{"key": "team", "value": "net"}]}]
+    }
+    for record in [untagged, tagged] * 3:
+        assert decide(compiled, record) == fresh(levels, record)
+    assert [decide(compiled, r) for r in (untagged, tagged)] == ["Deny", "Allow"]
+    assert compiled.by_caller == {}
+
+
+def test_the_per_caller_memo_starts_again_for_other_facts():
+    """The principal's tags come from the facts: one Compiled asked with two facts objects that tag the
+    same caller differently gives each its own answer."""
+    from netguard.policy.facts import OrgFacts, PrincipalTags
+
+    levels = deny({"StringNotEquals": {"aws:PrincipalTag/team": "network"}})
+    compiled = rp.compile_policies(levels)
+    network = OrgFacts(principal_tags=PrincipalTags((("arn:aws:iam::*:role/*", {"team": "network"}),)))
+    app = OrgFacts(principal_tags=PrincipalTags((("arn:aws:iam::*:role/*", {"team": "app"}),)))
+    answers = [decide(compiled, GUARDED[0], facts) for facts in (network, network, network, app, app, network)]
+    assert answers == ["Allow", "Allow", "Allow", "Deny", "Deny", "Allow"]

@@ -448,11 +448,13 @@ def check_record(record: Any, max_depth: int = LIMITS.max_depth) -> None:
     _checked(record, max_depth)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Identity:
     """What parse_record reads from a userIdentity that check_record accepted. A trail repeats a few
     thousand identities across millions of records, so it is worked out once per identity (its JSON),
-    with the identity's own nesting depth, and the rest of a record is walked without it."""
+    with the identity's own nesting depth, and the rest of a record is walked without it. Compared and
+    hashed as the object it is (eq=False): replay remembers decisions per caller (replay.Compiled), and
+    hashing seven fields per record would cost more than the memo saves."""
 
     depth: int  # levels below the record: 1 for an object of scalars
     principal_arn: str | None
@@ -806,35 +808,87 @@ def parse_record(
 
 class RecordHead:
     """What every decision needs of a record, read before any deferred key group: the record checked
-    (MalformedRecord otherwise), its caller, its action, whether SCPs apply to it, and the keys built
-    at once (the principal's, the request's tags, the organization's facts). `parsed` makes the rest;
-    replay answers a decision it has seen before from the head alone (replay.decide_record)."""
+    (MalformedRecord otherwise), its caller, its action, and whether SCPs apply to it. The keys built
+    at once (the principal's, the request's tags, the organization's facts) are built the first time
+    one is asked for (`answer`) or the whole request is made (`parsed`): replay answers a decision it
+    has seen before for the same caller and action from the head alone, without them
+    (replay.Compiled.remembered)."""
 
-    __slots__ = ("absent", "absent_prefixes", "action", "caller", "event_name", "exempt", "record", "service", "values")
+    __slots__ = (
+        "_absent",
+        "_absent_prefixes",
+        "_values",
+        "action",
+        "caller",
+        "event_name",
+        "exempt",
+        "facts",
+        "record",
+        "service",
+    )
 
-    def __init__(self, record: Mapping[str, Any], caller: _Identity, service: str, event_name: str) -> None:
+    def __init__(
+        self, record: Mapping[str, Any], caller: _Identity, service: str, event_name: str, facts: OrgFacts
+    ) -> None:
         self.record, self.caller, self.service, self.event_name = record, caller, service, event_name
+        self.facts = facts
         self.action = f"{service}:{event_name}"  # the request's action, as the policies name it
         self.exempt: str | None = caller.exempt
-        self.values: dict[str, tuple[str, ...]] = {}
-        self.absent: set[str] = set()
-        self.absent_prefixes: list[str] = []
+        self._values: dict[str, tuple[str, ...]] | None = None  # built by _build_keys
 
     @property
     def principal(self) -> str:
         return str(self.caller.principal_arn)
 
-    # The context's lookup for a key no deferred group builds (see settled_by_head): RequestContext's
-    # own, which reads the same three fields (values, absent, absent_prefixes) this head holds.
-    answer = RequestContext.lookup_lowered
+    def answer(self, lowered: str) -> tuple[str, ...] | None:
+        """The context's lookup for a key no deferred group builds (see settled_by_head)."""
+        values = self._values
+        if values is None:
+            values = self._build_keys()
+        found = values.get(lowered)
+        if found is not None:
+            return found
+        if lowered in self._absent or any(lowered.startswith(p) for p in self._absent_prefixes):
+            return ()
+        return None
+
+    def _build_keys(self) -> dict[str, tuple[str, ...]]:
+        """The principal's keys, the request's tags and the organization's facts, in RequestContext's
+        own form (lower-case keys, tuples of strings, a value of None left out)."""
+        caller, record = self.caller, self.record
+        values: dict[str, tuple[str, ...]] = {"aws:principalisawsservice": ("false",)}
+        principal_arn = caller.principal_arn
+        if principal_arn is not None:
+            values["aws:principalarn"] = (principal_arn,)
+        if caller.principal_account is not None:
+            values["aws:principalaccount"] = (caller.principal_account,)
+        if caller.principal_type is not None:
+            values["aws:principaltype"] = (caller.principal_type,)
+        absent: set[str] = set()
+        prefixes = ["aws:requesttag/"]  # the request's tags are all in the record: others are absent
+        tags = _request_tags(record.get("requestParameters"), self.event_name)
+        if tags is None:
+            absent.add("aws:tagkeys")
+        else:
+            for key, tag_values in tags.items():
+                values[f"aws:requesttag/{key}".lower()] = tuple(tag_values)
+            values["aws:tagkeys"] = tuple(tags)
+        fact_values, fact_absent, fact_prefixes = _fact_values(self.facts, principal_arn)
+        values.update(fact_values)
+        prefixes.extend(p.lower() for p in fact_prefixes)
+        absent.update(key.lower() for key in fact_absent)
+        absent.difference_update(values)  # a key given a value is not absent
+        self._values, self._absent, self._absent_prefixes = values, absent, tuple(prefixes)
+        return values
 
     def parsed(self, with_resources: bool = True) -> ParsedRecord:
         """The whole request (parse_record's answer); the head hands its keys on, so use it no more."""
         caller = self.caller
+        values = self._values if self._values is not None else self._build_keys()
         context = RecordContext(
-            self.values,
-            self.absent,
-            tuple(self.absent_prefixes),
+            values,
+            self._absent,
+            self._absent_prefixes,
             self.record,
             caller.principal_type,
             self.service,
@@ -857,41 +911,18 @@ def read_head(
     *,
     facts: OrgFacts | None = None,
 ) -> RecordHead:
-    """parse_record's first half: everything that can make the record malformed, and the keys built at
-    once. In RequestContext's own form (lower-case keys, tuples of strings, a value of None left out)."""
+    """parse_record's first half: everything that can make the record malformed, the caller, the
+    action, and whether SCPs apply to the call."""
     caller = _checked(record, max_depth)
     facts = facts or _NO_FACTS
     management_account = facts.management_account or management_account
-    event_name = record["eventName"]
-    head = RecordHead(record, caller, _service(record["eventSource"]), event_name)
+    head = RecordHead(record, caller, _service(record["eventSource"]), record["eventName"], facts)
     # SCPs bind the calling principal's account, not the account the call acts on: a member account's
     # role acting in the management account is restricted, the management account's role never is.
-    account = caller.principal_account or _s(record.get("recipientAccountId"))
-    if not head.exempt and management_account and account == management_account:
-        head.exempt = "SCPs do not restrict the management account"
-    values = head.values
-    values["aws:principalisawsservice"] = ("false",)
-    principal_arn = caller.principal_arn
-    if principal_arn is not None:
-        values["aws:principalarn"] = (principal_arn,)
-    if caller.principal_account is not None:
-        values["aws:principalaccount"] = (caller.principal_account,)
-    if caller.principal_type is not None:
-        values["aws:principaltype"] = (caller.principal_type,)
-    absent = head.absent
-    head.absent_prefixes.append("aws:requesttag/")  # the request's tags are all in the record: others are absent
-    tags = _request_tags(record.get("requestParameters"), event_name)
-    if tags is None:
-        absent.add("aws:tagkeys")
-    else:
-        for key, tag_values in tags.items():
-            values[f"aws:requesttag/{key}".lower()] = tuple(tag_values)
-        values["aws:tagkeys"] = tuple(tags)
-    fact_values, fact_absent, fact_prefixes = _fact_values(facts, principal_arn)
-    values.update(fact_values)
-    head.absent_prefixes.extend(p.lower() for p in fact_prefixes)
-    absent.update(key.lower() for key in fact_absent)
-    absent.difference_update(values)  # a key given a value is not absent
+    if not head.exempt and management_account:
+        account = caller.principal_account or _s(record.get("recipientAccountId"))
+        if account == management_account:
+            head.exempt = "SCPs do not restrict the management account"
     return head
 
 
@@ -899,3 +930,9 @@ def settled_by_head(keys: Iterable[str]) -> bool:
     """Whether a RecordHead answers every one of these (lower-case) keys as the whole context does:
     none of them is built by a deferred group."""
     return not any(key in _DEFERRED_KEYS for key in keys)
+
+
+def settled_by_caller(keys: Iterable[str]) -> bool:
+    """Whether these (lower-case) keys, settled by the head, are all the caller's own or the
+    organization's facts: the same answers for every record of one caller (no request tag among them)."""
+    return settled_by_head(keys) and not any(key == "aws:tagkeys" or key.startswith("aws:requesttag/") for key in keys)

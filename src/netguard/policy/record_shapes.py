@@ -140,6 +140,8 @@ _LAKE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.\d+)?")
 def normalise(record: Mapping[str, Any]) -> dict[str, Any]:
     """The record in the shape CloudTrail writes to its log files; raises MalformedRecord, naming the
     field, when a field that must be an object holds text that is not JSON. Idempotent."""
+    if record.__class__ is dict and _cloudtrail_shaped(record):  # a log file's record: the usual case
+        return record
     if not isinstance(record, Mapping):
         raise MalformedRecord("is not a JSON object")
     if isinstance(record, BadRow):  # a results row that is no record (policy/athena.py)
@@ -160,13 +162,15 @@ def _cloudtrail_shaped(record: Mapping[str, Any]) -> bool:
     """The fast path: the fields the evaluator reads are present under CloudTrail's names, and none holds
     a value only the other shapes have (JSON text, a Lake timestamp, an upper-case host name)."""
     source = record.get("eventSource")
-    if not isinstance(source, str) or source != source.lower() or "eventName" not in record:
+    if not isinstance(source, str) or not (source.islower() or source == source.lower()) or "eventName" not in record:
         return False
     if not is_mapping(record.get("userIdentity")):
         return False
     if isinstance(record.get("requestParameters"), str):
         return False
     when = record.get("eventTime")
+    if when.__class__ is str:  # a Lake time has a space where CloudTrail's has a T
+        return " " not in when or not _lake_time(when)
     return not (isinstance(when, datetime) or (isinstance(when, str) and _lake_time(when)))
 
 

@@ -44,6 +44,7 @@ from netguard.policy.cloudtrail import (
     not_an_object,
     read_head,
     record_label,
+    settled_by_caller,
     settled_by_head,
 )
 from netguard.policy.facts import OrgFacts, supply_hints
@@ -75,7 +76,11 @@ class Compiled:
     # this way is allowed whatever else the record says.
     allow_patterns: list[list[re.Pattern[str]]] = field(default_factory=list)
     by_action: dict[str, tuple[tuple[str, ...] | None, bool]] = field(default_factory=dict)  # reads(), remembered
-    by_action_settled: dict[str, tuple[str, ...] | None] = field(default_factory=dict)  # settled_keys()
+    by_action_settled: dict[str, tuple[tuple[str, ...] | None, bool]] = field(default_factory=dict)  # settled()
+    # (caller, action) -> Decision, for actions whose statements read only the caller's keys; valid for
+    # the facts object in by_caller_facts (another one, and it starts again).
+    by_caller: dict[tuple[Any, str], Any] = field(default_factory=dict)
+    by_caller_facts: Any = None
 
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         key = (event_source, event_name)
@@ -104,24 +109,42 @@ class Compiled:
                 self.by_action[action] = found
         return found
 
-    def settled_keys(self, action: str) -> tuple[str, ...] | None:
-        """The keys a decision on action reads, when a record's head settles them all and no resource
-        matters (replay.decide_record then looks the memo up from the head); None otherwise."""
-        found = self.by_action_settled.get(action, _NOT_YET)
-        if found is _NOT_YET:
+    def settled(self, action: str) -> tuple[tuple[str, ...] | None, bool]:
+        """(keys, by caller): the keys a decision on action reads, when a record's head settles them all
+        and no resource matters (replay.decide_record then looks the memo up from the head), else None;
+        and whether those keys are all the caller's (then one decision holds for every record of a
+        caller). Remembered per action."""
+        found = self.by_action_settled.get(action)
+        if found is None:
             keys, reads_resources = self.reads(action)
-            found = keys if keys is not None and not reads_resources and settled_by_head(keys) else None
+            if keys is not None and not reads_resources and settled_by_head(keys):
+                found = (keys, settled_by_caller(keys))
+            else:
+                found = (None, False)
             if len(self.by_action_settled) < 10_000:
                 self.by_action_settled[action] = found
         return found
 
     def remembered(self, head: Any) -> Any:
         """The decision remembered for a record head (cloudtrail.RecordHead) whose action's statements
-        read only keys the head settles and no resource; None when there is none (build the request)."""
-        keys = self.settled_keys(head.action)
+        read only keys the head settles and no resource; None when there is none (build the request).
+        Where those keys are all the caller's, it is remembered per caller and action too, so the
+        head's keys are not even built."""
+        action = head.action
+        keys, by_caller = self.settled(action)
         if keys is None:
             return None
-        return self.decisions.get((head.action, None, tuple(map(head.answer, keys))))
+        if by_caller:
+            if head.facts is not self.by_caller_facts:
+                self.by_caller.clear()
+                self.by_caller_facts = head.facts
+            decision = self.by_caller.get((head.caller, action))
+            if decision is not None:
+                return decision
+        decision = self.decisions.get((action, None, tuple(map(head.answer, keys))))
+        if decision is not None and by_caller and len(self.by_caller) < 100_000:
+            self.by_caller[(head.caller, action)] = decision
+        return decision
 
     def result_from_head(self, head: Any, record: Mapping[str, Any], code: str | None, action: str) -> dict | None:
         """result, from a remembered decision (remembered); None when the whole request must be built."""
@@ -484,36 +507,38 @@ class Totals:
         """Count a Deny (explicit: by its first policy and Sid; implicit: by the level that has no
         Allow, in the reason) or an Indeterminate (by the keys the record could not supply); a call
         already failing is counted the same way, apart, by its errorCode too."""
-        account = _s(record.get("recipientAccountId"))
+        account = record.get("recipientAccountId")
+        if account.__class__ is not str:
+            account = _s(account)
         guardrail = result.get("guardrail_decision", decision)
-        code = result.get("error_code")
-        if guardrail == DENY and result["denied_by"]:
-            policy, sid = result["denied_by"][0]
+        get = result.get
+        denied_by = result["denied_by"]
+        if guardrail == DENY and denied_by:
+            policy, sid = denied_by[0]
             key = (decision, result["principal"], result["action"], account, policy, sid, (), "explicit deny")
         else:
-            key = (
-                decision,
-                result["principal"],
-                result["action"],
-                account,
-                None,
-                None,
-                tuple(result["missing_keys"]),
-                result["reason"],
-            )
-        key += (guardrail, code, result.get("attached_at"), result.get("impact"))
-        when = _s(record.get("eventTime")) or ""
+            policy = sid = None
+            key = (decision, result["principal"], result["action"], account, None, None)
+            key += (tuple(result["missing_keys"]), result["reason"])
+        impact = get("impact")
+        key += (guardrail, get("error_code"), get("attached_at"), impact)
+        when = record.get("eventTime")
+        if when.__class__ is not str:
+            when = _s(when) or ""
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = {"count": 0, "first_seen": when, "last_seen": when, "samples": []}
         group["count"] += 1
-        group["first_seen"] = min(group["first_seen"], when)
-        group["last_seen"] = max(group["last_seen"], when)
+        if when < group["first_seen"]:
+            group["first_seen"] = when
+        elif when > group["last_seen"]:
+            group["last_seen"] = when
         samples = group["samples"]  # kept sorted: a later record's label is not worth making
         if len(samples) < SAMPLES or when <= samples[-1][0]:
             _keep_earliest(samples, [(when, record_label(record))])
-        day = (decision, key[4], key[5], when[:10], result.get("impact"))
-        self.daily[day] = self.daily.get(day, 0) + 1
+        day = (decision, policy, sid, when[:10], impact)
+        daily = self.daily
+        daily[day] = daily.get(day, 0) + 1
 
     def merge(self, other: Totals) -> None:
         self.files += other.files
