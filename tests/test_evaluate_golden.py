@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from netguard.iam.evaluator import evaluate_scps
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -128,7 +129,7 @@ def test_policies_that_never_tell_resources_apart_decide_the_same_without_them()
             skipped += 1
             without = parse_record(shaped, facts=facts, with_resources=False)
             assert without.request.resources is None
-            assert rp.evaluate_scps(levels, without.request) == rp.evaluate_scps(levels, parsed.request)
+            assert evaluate_scps(levels, without.request) == evaluate_scps(levels, parsed.request)
     assert skipped > 50
 
 

@@ -184,10 +184,39 @@ def evaluate_scps(levels: Sequence[Iterable[Policy]], request: Request) -> Decis
     accepter's VPC) is authorized once per (action, resource) pair, as the Service Authorization
     Reference lists an action's resource types and IAM's simulator evaluates them: it is denied if any
     resource is denied, and allowed only if every resource is allowed, at every level."""
-    levels = [level if isinstance(level, list) else list(level) for level in levels]
+    return evaluate_plan(ActionPlan.of(levels, request.action), request)
+
+
+@dataclass(frozen=True)
+class ActionPlan:
+    """The statements that can decide one action: every Deny covering it in evaluation order, with its
+    policy's name, and per level the Allows covering it. A caller deciding many requests of one action
+    (replay) makes the plan once and decides each request with evaluate_plan."""
+
+    denies: tuple[tuple[str, CompiledStatement], ...]
+    allows: tuple[tuple[CompiledStatement, ...], ...]  # one entry per level, root first
+
+    @classmethod
+    def of(cls, levels: Sequence[Iterable[Policy]], action: str) -> ActionPlan:
+        denies: list[tuple[str, CompiledStatement]] = []
+        allows: list[tuple[CompiledStatement, ...]] = []
+        for level in levels:
+            allowing: list[CompiledStatement] = []
+            for policy in level:
+                for statement in policy.for_action(action):
+                    if statement.effect == "Deny":
+                        denies.append((policy.name, statement))
+                    elif statement.effect == "Allow":
+                        allowing.append(statement)
+            allows.append(tuple(allowing))
+        return cls(tuple(denies), tuple(allows))
+
+
+def evaluate_plan(plan: ActionPlan, request: Request) -> Decision:
+    """evaluate_scps for a request of the plan's action."""
     if request.resources is not None and len(request.resources) > 1:
-        return _combine([_evaluate(levels, replace(request, resources=(arn,))) for arn in request.resources])
-    return _evaluate(levels, request)
+        return _combine([_evaluate(plan, replace(request, resources=(arn,))) for arn in request.resources])
+    return _evaluate(plan, request)
 
 
 def _combine(decisions: list[Decision]) -> Decision:
@@ -206,39 +235,29 @@ def _combine(decisions: list[Decision]) -> Decision:
     return decisions[0]
 
 
-def _evaluate(levels: list[list[Policy]], request: Request) -> Decision:
-    possible_deny: list[tuple[Policy, CompiledStatement, list[str]]] = []
+def _evaluate(plan: ActionPlan, request: Request) -> Decision:
+    possible_deny: list[tuple[str, CompiledStatement, list[str]]] = []
     denied_by: list[tuple[str, str | None]] = []
-    action = request.action
-    for level in levels:
-        for policy in level:
-            for statement in policy.for_action(action):
-                if statement.effect != "Deny":
-                    continue
-                applies, missing = statement.applies(request)
-                if applies:
-                    denied_by.append((policy.name, statement.sid))
-                elif applies is None:
-                    possible_deny.append((policy, statement, missing))
+    for name, statement in plan.denies:
+        applies, missing = statement.applies(request)
+        if applies:
+            denied_by.append((name, statement.sid))
+        elif applies is None:
+            possible_deny.append((name, statement, missing))
     if denied_by:
         name, sid = denied_by[0]
         return Decision(DENY, name, sid, "explicit deny", denied_by=list(dict.fromkeys(denied_by)))
     unknown_allow: list[str] = []
-    for depth, level in enumerate(levels):
+    for depth, statements in enumerate(plan.allows):
         allowed = False
         undecided: list[str] | None = None
-        for policy in level:
-            for statement in policy.for_action(action):
-                if statement.effect != "Allow":
-                    continue
-                applies, missing = statement.applies(request)
-                if applies:
-                    allowed = True
-                    break
-                if applies is None:
-                    undecided = (undecided or []) + missing
-            if allowed:
+        for statement in statements:
+            applies, missing = statement.applies(request)
+            if applies:
+                allowed = True
                 break
+            if applies is None:
+                undecided = (undecided or []) + missing
         if allowed:
             continue
         if undecided is not None:
@@ -246,11 +265,11 @@ def _evaluate(levels: list[list[Policy]], request: Request) -> Decision:
             continue
         return Decision(DENY, None, None, f"implicit deny: no SCP at level {depth} allows {request.action}")
     if possible_deny:
-        policy, statement, missing = possible_deny[0]
+        name, statement, missing = possible_deny[0]
         keys = sorted({key for _, _, m in possible_deny for key in m} | set(unknown_allow))
         return Decision(
             INDETERMINATE,
-            policy.name,
+            name,
             statement.sid,
             "a Deny applies or not depending on keys the record cannot supply",
             keys,

@@ -27,7 +27,7 @@ from typing import Any
 
 from netguard.errors import InputError, printable
 from netguard.iam.actions import wildcard_regex
-from netguard.iam.evaluator import ALLOW, DENY, INDETERMINATE, Policy, evaluate_scps
+from netguard.iam.evaluator import ALLOW, DENY, INDETERMINATE, ActionPlan, Policy, evaluate_plan
 from netguard.org import aws
 from netguard.policy import cloudtrail
 from netguard.policy.bounded import size_text
@@ -81,6 +81,7 @@ class Compiled:
     # the facts object in by_caller_facts (another one, and it starts again).
     by_caller: dict[tuple[Any, str], Any] = field(default_factory=dict)
     by_caller_facts: Any = None
+    plans: dict[str, ActionPlan] = field(default_factory=dict)  # action -> the statements that decide it
 
     def needs_evaluation(self, event_source: str, event_name: str) -> bool:
         key = (event_source, event_name)
@@ -168,7 +169,12 @@ class Compiled:
             key = (request.action, request.resources if reads_resources else None, tuple(map(lookup, keys)))
         decision = self.decisions.get(key)
         if decision is None:
-            decision = evaluate_scps(self.levels, request)
+            plan = self.plans.get(request.action)
+            if plan is None:
+                plan = ActionPlan.of(self.levels, request.action)
+                if len(self.plans) < 10_000:
+                    self.plans[request.action] = plan
+            decision = evaluate_plan(plan, request)
             if len(self.decisions) < 100_000:
                 self.decisions[key] = decision
         return decision
