@@ -517,23 +517,36 @@ class Totals:
         if account.__class__ is not str:
             account = _s(account)
         guardrail = result.get("guardrail_decision", decision)
-        get = result.get
         denied_by = result["denied_by"]
+        code, attached, impact = result.get("error_code"), result.get("attached_at"), result.get("impact")
+        principal, action = result["principal"], result["action"]
         if guardrail == DENY and denied_by:
             policy, sid = denied_by[0]
-            key = (decision, result["principal"], result["action"], account, policy, sid, (), "explicit deny")
+            key = (
+                decision,
+                principal,
+                action,
+                account,
+                policy,
+                sid,
+                (),
+                "explicit deny",
+                guardrail,
+                code,
+                attached,
+                impact,
+            )
         else:
             policy = sid = None
-            key = (decision, result["principal"], result["action"], account, None, None)
-            key += (tuple(result["missing_keys"]), result["reason"])
-        impact = get("impact")
-        key += (guardrail, get("error_code"), get("attached_at"), impact)
+            missing, reason = tuple(result["missing_keys"]), result["reason"]
+            key = (decision, principal, action, account, None, None, missing, reason, guardrail, code, attached, impact)
         when = record.get("eventTime")
         if when.__class__ is not str:
             when = _s(when) or ""
-        group = self.groups.get(key)
+        groups = self.groups
+        group = groups.get(key)
         if group is None:
-            group = self.groups[key] = {"count": 0, "first_seen": when, "last_seen": when, "samples": []}
+            group = groups[key] = {"count": 0, "first_seen": when, "last_seen": when, "samples": []}
         group["count"] += 1
         if when < group["first_seen"]:
             group["first_seen"] = when
