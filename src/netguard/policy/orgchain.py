@@ -67,7 +67,6 @@ class ChainedPolicies:
     notes: list[str] = field(default_factory=list)
     verdicts: dict[tuple[str, str], bool] = field(default_factory=dict)
     resource_reads: dict[str, bool] = field(default_factory=dict)  # reads_resources_for, remembered
-    record_verdicts: dict[tuple[str, tuple[str, str]], bool] = field(default_factory=dict)  # needs_record's
 
     def describe(self) -> dict[str, Any]:
         """What the reports say about the organization mode: the snapshot, the stage, the rollout."""
@@ -117,14 +116,12 @@ class ChainedPolicies:
         """Whether this record's own account's chain could deny it: accounts under allow-list SCPs make
         every call worth evaluating there, not in every other account. An account the snapshot lacks
         is evaluated, so that its record becomes the error it is."""
-        account = caller_account(record) or ""
-        found = self.record_verdicts.get((account, key))
-        if found is None:
-            chains = self.accounts.get(account)
-            found = chains is None or chains.after.needs_evaluation(*key)
-            if len(self.record_verdicts) < 100_000:
-                self.record_verdicts[(account, key)] = found
-        return found
+        chains = self.accounts.get(caller_account(record) or "")
+        if chains is None:
+            return True
+        after = chains.after
+        found = after.verdicts.get(key)  # Compiled.needs_evaluation's own memo, looked up first
+        return after.needs_evaluation(*key) if found is None else found
 
     def result(self, parsed: Any, record: Mapping[str, Any], code: str | None, action: str) -> dict[str, Any]:
         account = caller_account(record)
@@ -189,7 +186,7 @@ def caller_account(record: Mapping[str, Any]) -> str | None:
     account (SAMLUser, WebIdentityUser: a federated caller becoming a role in the account it calls);
     for those, the account called."""
     identity = record.get("userIdentity")
-    account = identity.get("accountId") if is_mapping(identity) else None
+    account = identity.get("accountId") if identity.__class__ is dict or is_mapping(identity) else None
     if isinstance(account, str) and account:
         return account
     account = record.get("recipientAccountId")
