@@ -48,4 +48,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/replay.py --jobs 2 --guarded 0.5 --goal 0.6
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/org_replay.py
+	$(BIN)/python bench/replay_memory.py
 	$(BIN)/python bench/spark.py
