@@ -138,3 +138,39 @@ def test_the_per_caller_memo_starts_again_for_other_facts():
     app = OrgFacts(principal_tags=PrincipalTags((("arn:aws:iam::*:role/*", {"team": "app"}),)))
     answers = [decide(compiled, GUARDED[0], facts) for facts in (network, network, network, app, app, network)]
     assert answers == ["Allow", "Allow", "Allow", "Deny", "Deny", "Allow"]
+
+
+def _with_bad_tag(record: dict) -> dict:
+    bad = at(record, "2026-11-02T03:00:00Z", eventName="CreateVpc")
+    bad["requestParameters"] = {"tagSpecificationSet": {"items": [{"resourceType": "vpc", "tags": [{"key": 7}]}]}}
+    return bad
+
+
+@pytest.mark.parametrize("path", ["exempt caller", "statements read no key", "caller remembered"])
+def test_a_record_with_a_malformed_tag_is_malformed_whatever_answers_its_decision(path):
+    """A tag whose key is no string makes the record malformed even where its decision needs no key:
+    an exempt caller, an action whose statements read nothing, a caller whose decision is remembered.
+    A record's error never depends on what came before it."""
+    from netguard.policy.cloudtrail import MalformedRecord
+    from netguard.policy.facts import OrgFacts
+
+    condition = None if path == "statements read no key" else {"StringNotLike": {"aws:PrincipalArn": "*/network/*"}}
+    levels = [[Policy("FullAWSAccess", FULL_AWS_ACCESS), Policy("guard", {"Statement": [_create_vpc_deny(condition)]})]]
+    compiled = rp.compile_policies(levels)
+    good = at(GUARDED[0], "2026-11-02T01:00:00Z", eventName="CreateVpc", requestParameters={"cidrBlock": "10.0.0.0/16"})
+    facts = None
+    if path == "exempt caller":
+        facts = OrgFacts(management_account=good["userIdentity"]["accountId"])
+    for _ in range(3):  # the memo learns the decision from good records first
+        decide(compiled, good, facts)
+    with pytest.raises(MalformedRecord, match="requestParameters tag"):
+        rp.decide_record(compiled, _with_bad_tag(good), facts=facts)
+    totals = rp.Replayer(compiled, facts=facts).records([good, _with_bad_tag(good)], "trail.json")
+    assert [e.message for e in totals.errors if "record 1" in e.message], totals.errors
+
+
+def _create_vpc_deny(condition: dict | None) -> dict:
+    statement = {"Effect": "Deny", "Action": "ec2:CreateVpc", "Resource": "*"}
+    if condition:
+        statement["Condition"] = condition
+    return statement

@@ -348,6 +348,8 @@ def _resources(record: Mapping[str, Any], service: str, event_name: str, partiti
 def _request_tags(params: Any, event_name: str) -> dict[str, list[str]] | None:
     """Tags the request sets: tagSpecificationSet on a create, tagSet on CreateTags; None when it sets none."""
     if event_name.lower() == "createtags":
+        if params is None or not _may_hold(params, b'"tagSet"'):
+            return {}
         tag_lists = [_find(params, "tagSet")]
     else:
         if params is None or not _may_hold(params, b'"tagSpecificationSet"'):
@@ -826,11 +828,11 @@ def parse_record(
 
 class RecordHead:
     """What every decision needs of a record, read before any deferred key group: the record checked
-    (MalformedRecord otherwise), its caller, its action, and whether SCPs apply to it. The keys built
-    at once (the principal's, the request's tags, the organization's facts) are built the first time
-    one is asked for (`answer`) or the whole request is made (`parsed`): replay answers a decision it
-    has seen before for the same caller and action from the head alone, without them
-    (replay.Compiled.remembered)."""
+    (MalformedRecord otherwise, its request tags included), its caller, its action, and whether SCPs
+    apply to it. The keys built at once (the principal's, the request's tags, the organization's
+    facts) are built the first time one is asked for (`answer`) or the whole request is made
+    (`parsed`): replay answers a decision it has seen before for the same caller and action from the
+    head alone, without them (replay.Compiled.remembered)."""
 
     __slots__ = (
         "_absent",
@@ -843,6 +845,7 @@ class RecordHead:
         "facts",
         "record",
         "service",
+        "tags",
     )
 
     def __init__(
@@ -852,6 +855,9 @@ class RecordHead:
         self.facts = facts
         self.action = f"{service}:{event_name}"  # the request's action, as the policies name it
         self.exempt: str | None = caller.exempt
+        # Read at once: a tag that is not a string makes the record malformed, whether or not a
+        # decision reads the tags (the memo and the exemptions answer without them).
+        self.tags = _request_tags(record.get("requestParameters"), event_name)
         self._values: dict[str, tuple[str, ...]] | None = None  # built by _build_keys
 
     @property
@@ -873,7 +879,7 @@ class RecordHead:
     def _build_keys(self) -> dict[str, tuple[str, ...]]:
         """The principal's keys, the request's tags and the organization's facts, in RequestContext's
         own form (lower-case keys, tuples of strings, a value of None left out)."""
-        caller, record = self.caller, self.record
+        caller = self.caller
         values: dict[str, tuple[str, ...]] = {"aws:principalisawsservice": ("false",)}
         principal_arn = caller.principal_arn
         if principal_arn is not None:
@@ -884,7 +890,7 @@ class RecordHead:
             values["aws:principaltype"] = (caller.principal_type,)
         absent: set[str] = set()
         prefixes = ["aws:requesttag/"]  # the request's tags are all in the record: others are absent
-        tags = _request_tags(record.get("requestParameters"), self.event_name)
+        tags = self.tags
         if tags is None:
             absent.add("aws:tagkeys")
         else:

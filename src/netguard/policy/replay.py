@@ -143,7 +143,9 @@ class Compiled:
             if decision is not None:
                 return decision
         decision = self.decisions.get((action, None, tuple(map(head.answer, keys))))
-        if decision is not None and by_caller and len(self.by_caller) < 100_000:
+        if decision is not None and by_caller:
+            if len(self.by_caller) >= 100_000:  # bounded; callers the identity memo could not keep repeat least
+                self.by_caller.clear()
             self.by_caller[(head.caller, action)] = decision
         return decision
 
