@@ -348,11 +348,11 @@ def _resources(record: Mapping[str, Any], service: str, event_name: str, partiti
 def _request_tags(params: Any, event_name: str) -> dict[str, list[str]] | None:
     """Tags the request sets: tagSpecificationSet on a create, tagSet on CreateTags; None when it sets none."""
     if event_name.lower() == "createtags":
-        if params is None or not _may_hold(params, b'"tagSet"'):
+        if params is None or not _may_hold(params, "tagSet", b'"tagSet"'):
             return {}
         tag_lists = [_find(params, "tagSet")]
     else:
-        if params is None or not _may_hold(params, b'"tagSpecificationSet"'):
+        if params is None or not _may_hold(params, "tagSpecificationSet", b'"tagSpecificationSet"'):
             return None
         spec = _find(params, "tagSpecificationSet")
         if spec is None:
@@ -372,9 +372,16 @@ def _request_tags(params: Any, event_name: str) -> dict[str, list[str]] | None:
     return tags
 
 
-def _may_hold(params: Any, quoted_key: bytes) -> bool:
-    """Whether params can hold the key anywhere: its JSON text names it (false only when it cannot);
-    a third of the cost of searching the nested objects for a key most requests lack."""
+def _may_hold(params: Any, key: str, quoted_key: bytes) -> bool:
+    """Whether params can hold the key anywhere (false only when it cannot): an object of plain values
+    without it cannot, and otherwise its JSON text must name it. A fraction of the cost of searching
+    the nested objects for a key most requests lack."""
+    if params.__class__ is dict and key not in params:
+        for value in params.values():
+            if value.__class__ not in _LEAF_TYPES:
+                break
+        else:
+            return False
     try:
         return quoted_key in orjson.dumps(params)
     except TypeError:  # not what a JSON decoder gives: search it
