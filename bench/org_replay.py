@@ -16,7 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,7 +23,7 @@ from netguard.org.snapshot import load_snapshot
 from netguard.policy import replay as rp
 from netguard.policy.orgchain import org_chains
 from netguard.policy.orgconfig import load_org_config
-from replay import Timing, _decode_only, generate, report_ratio
+from replay import Timing, generate, report_ratio, time_decode
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 0.8
@@ -92,8 +91,7 @@ def main() -> None:
             runs.append((name, load_snapshot(file)))
         decode, timings, results = Timing(), {name: Timing() for name, _ in runs}, {}
         for _ in range(args.repeats):  # interleaved, best of each: a shared machine's noise hits all alike
-            with decode, get_context("fork").Pool(args.jobs) as pool:
-                decoded = sum(pool.map(_decode_only, paths, chunksize=4))
+            decoded = time_decode(decode, paths, args.jobs)
             for name, snap in runs:
                 chains = org_chains(snap, org)
                 with timings[name]:
