@@ -104,6 +104,21 @@ def test_parallel_replay_gives_the_same_answer(tmp_path, compiled):
     assert {k: g["count"] for k, g in one.groups.items()} == {k: g["count"] for k, g in two.groups.items()}
 
 
+def test_parallel_replay_gives_the_same_report_errors_and_all(tmp_path, compiled):
+    """Workers finish files in any order; the JSON report, its errors included, is the one a single
+    worker gives (files in the listing's order, each file's records in order)."""
+    for index in range(12):
+        broken = [*SEED, "garbage", {"eventID": f"x-{index}"}]
+        (tmp_path / "logs" / DAY).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "logs" / DAY / f"part-{index:02d}.json").write_text(json.dumps({"Records": broken}))
+    (tmp_path / "logs" / DAY / "part-05.json").write_text("{not json")
+    one = rp.replay(compiled, rp.Source(str(tmp_path / "logs")), rp.Filters(), jobs=1)
+    assert len({e.file for e in one.errors}) == 12
+    for _ in range(3):
+        two = rp.replay(compiled, rp.Source(str(tmp_path / "logs")), rp.Filters(), jobs=2)
+        assert rp.to_json(two) == rp.to_json(one)
+
+
 def test_broken_files_and_records_are_reported_and_the_replay_goes_on(tmp_path, compiled):
     _write_logs(tmp_path / "logs")
     (tmp_path / "logs" / DAY / "cut.json.gz").write_bytes(gzip.compress(json.dumps({"Records": SEED}).encode())[:300])

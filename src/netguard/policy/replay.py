@@ -799,6 +799,13 @@ def _replay_one(name: str) -> Totals:
         return totals
 
 
+def _replay_numbered(item: tuple[int, str]) -> tuple[int, Totals]:
+    """_replay_one, with the file's place in the listing: workers finish in any order, and the errors
+    are reported in the listing's order, as one worker reports them."""
+    index, name = item
+    return index, _replay_one(name)
+
+
 def _load_reference_data() -> None:
     """Load the IAM reference data and EC2's operation names once, before workers fork, so that each
     worker shares them instead of spending a third of a second loading its own copy."""
@@ -832,11 +839,17 @@ def replay(
             return totals
         import multiprocessing
 
+        failed: list[tuple[int, list[InputError]]] = []  # only files with errors: memory stays flat
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for part in pool.imap_unordered(_replay_one, names, chunksize=4):
+            for index, part in pool.imap_unordered(_replay_numbered, enumerate(names), chunksize=4):
+                if part.errors:
+                    failed.append((index, part.errors))
+                    part.errors = []
                 totals.merge(part)
                 if progress:
                     progress(totals)
+        for _, errors in sorted(failed, key=lambda item: item[0]):
+            totals.errors.extend(errors)
         return totals
     finally:
         _state.clear()
