@@ -164,9 +164,11 @@ def _cloudtrail_shaped(record: Mapping[str, Any]) -> bool:
     source = record.get("eventSource")
     if not isinstance(source, str) or not (source.islower() or source == source.lower()) or "eventName" not in record:
         return False
-    if not is_mapping(record.get("userIdentity")):
+    identity = record.get("userIdentity")
+    if identity.__class__ is not dict and not is_mapping(identity):
         return False
-    if isinstance(record.get("requestParameters"), str):
+    params = record.get("requestParameters")
+    if params.__class__ is not dict and isinstance(params, str):
         return False
     when = record.get("eventTime")
     if when.__class__ is str:  # a Lake time has a space where CloudTrail's has a T

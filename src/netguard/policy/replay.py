@@ -639,6 +639,7 @@ class Replayer:
         verdicts = compiled.verdicts  # (eventSource, eventName) -> needs evaluation; the hot path is one lookup
         by_account = hasattr(compiled, "needs_record")  # --org: then also per account's chain
         errors = FileErrors(name, limits.max_record_errors)
+        management_account, max_depth, facts = self.management_account, limits.max_depth, self.facts
         counted = 0
         for index, record in zip(positions, records, strict=True) if positions is not None else enumerate(records):
             try:
@@ -671,7 +672,7 @@ class Replayer:
                     continue
                 totals.evaluated += 1
                 record = normalise(record)  # as evaluate_record sees it: Lake's times become CloudTrail's
-                result = decide_record(compiled, record, self.management_account, limits.max_depth, facts=self.facts)
+                result = decide_record(compiled, record, management_account, max_depth, facts=facts)
                 if result["decision"] != ALLOW:
                     totals.add(result["decision"], result, record)
             except Exception as exc:  # one record's failure, whatever it is, is that record's error
