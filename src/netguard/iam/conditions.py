@@ -277,10 +277,16 @@ def parse_operator(name: str) -> tuple[str | None, str, bool] | None:
     return match.group(1), match.group(2), bool(match.group(3))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConditionResult:
+    """A condition block's answer, and the keys it lacked when it cannot tell. Read-only: the definite
+    answers are two shared instances (made once, not per statement per request)."""
+
     truth: Truth
     missing: list[str] = field(default_factory=list)
+
+
+_HOLDS, _FAILS = ConditionResult(True), ConditionResult(False)
 
 
 def _as_strings(value: Any) -> list[str]:
@@ -296,12 +302,11 @@ def _one_key(
     wanted: list[str],
     context: RequestContext,
     missing: list[str],
-    static: list[Substituted] | None = None,
-    lowered: str | None = None,
+    lowered: str,
 ) -> Truth:
-    """One key of one operator. static holds wanted already resolved when no value of it holds a
-    policy variable (what substitute would give for any context), and lowered the key in lower case."""
-    values = context.lookup_lowered(lowered) if lowered is not None else context.lookup(key)
+    """One key of one operator whose policy values hold a policy variable, resolved against this
+    request (_key_test compiles the other tests once); lowered is the key in lower case."""
+    values = context.lookup_lowered(lowered)
     if values is None:
         missing.append(key)
         return None
@@ -316,13 +321,6 @@ def _one_key(
             return False  # no value to match, whatever the operator (IAM User Guide, multivalued keys)
         return negated or if_exists
     test = _POSITIVE[_NEGATED.get(operator, operator)]
-    if static is not None:  # every policy value known: two-valued, so plain any/all give the same answer
-        texts = [p.text for p in static]
-        if qualifier == "ForAllValues":
-            return all(any(test(v, t) for t in texts) != negated for v in values)
-        if qualifier == "ForAnyValue":
-            return any(any(test(v, t) for t in texts) != negated for v in values)
-        return any(test(v, t) for v in values for t in texts) != negated
     patterns = [substitute(raw, context) for raw in wanted]
     unknown = sorted({p.unknown for p in patterns if p.unknown})
 
@@ -353,7 +351,7 @@ def compile_condition(block: Mapping[str, Any] | None) -> Callable[[RequestConte
     where they hold no policy variable, resolved. The evaluator compiles each statement's Condition
     when it first sees the policy, so a record costs only the lookups and the comparisons."""
     if not block:
-        return lambda context: ConditionResult(True)
+        return lambda context: _HOLDS
     bad: list[str] = []  # operators that are not IAM's, or not followed by an object: None whatever the request
     tests: list[tuple[str, str | None, bool, str, list[str], list[Substituted] | None, str]] = []
     for name, keys in block.items():
@@ -367,17 +365,94 @@ def compile_condition(block: Mapping[str, Any] | None) -> Callable[[RequestConte
             static = None if any("${" in raw for raw in strings) else [Substituted(raw) for raw in strings]
             tests.append((operator, qualifier, if_exists, key, strings, static, key.lower()))
 
+    checks = [_key_test(*test) for test in tests]
+
     def evaluate(context: RequestContext) -> ConditionResult:
         missing = list(bad)
         truth: Truth = None if bad else True
-        for operator, qualifier, if_exists, key, strings, static, lowered in tests:
-            result = _one_key(operator, qualifier, if_exists, key, strings, context, missing, static, lowered)
+        for check in checks:
+            result = check(context, missing)
             if result is False:
-                return ConditionResult(False)
+                return _FAILS
             if result is None:
                 truth = None
         if truth is None:
             return ConditionResult(None, sorted(set(missing)))
-        return ConditionResult(True)
+        return _HOLDS
 
     return evaluate
+
+
+_KeyTest = Callable[[RequestContext, list[str]], Truth]
+
+
+def _key_test(
+    operator: str,
+    qualifier: str | None,
+    if_exists: bool,
+    key: str,
+    strings: list[str],
+    static: list[Substituted] | None,
+    lowered: str,
+) -> _KeyTest:
+    """_one_key for one key of one operator, with what does not depend on the request settled once: a
+    test whose policy values hold no variable compares against their resolved texts directly, the
+    operator's comparison, negation and answer for a key with no values chosen here. The answers
+    are _one_key's (tests/test_reference_model.py checks the evaluator against a naive reading)."""
+    if static is None:  # a policy variable: resolved per request
+
+        def with_variables(context: RequestContext, missing: list[str]) -> Truth:
+            return _one_key(operator, qualifier, if_exists, key, strings, context, missing, lowered)
+
+        return with_variables
+    if operator == "Null":  # true: the key must be absent; false: it must be there; values OR together
+        when_absent = any(w.lower() == "true" for w in strings)
+        when_present = any(w.lower() == "false" for w in strings)
+
+        def null(context: RequestContext, missing: list[str]) -> Truth:
+            values = context.lookup_lowered(lowered)
+            if values is None:
+                missing.append(key)
+                return None
+            return when_present if values else when_absent
+
+        return null
+    negated = operator in _NEGATED
+    test = _POSITIVE[_NEGATED.get(operator, operator)]
+    texts = tuple(p.text for p in static)
+    if qualifier == "ForAllValues":
+
+        def for_all(context: RequestContext, missing: list[str]) -> Truth:
+            values = context.lookup_lowered(lowered)
+            if values is None:
+                missing.append(key)
+                return None
+            return all(any(test(v, t) for t in texts) != negated for v in values)  # vacuously true for none
+
+        return for_all
+    if qualifier == "ForAnyValue":
+
+        def for_any(context: RequestContext, missing: list[str]) -> Truth:
+            values = context.lookup_lowered(lowered)
+            if values is None:
+                missing.append(key)
+                return None
+            return any(any(test(v, t) for t in texts) != negated for v in values)  # false for none
+
+        return for_any
+    no_values = negated or if_exists  # nothing to compare the policy's values with
+
+    def single(context: RequestContext, missing: list[str]) -> Truth:
+        values = context.lookup_lowered(lowered)
+        if values is None:
+            missing.append(key)
+            return None
+        if not values:
+            return no_values
+        for value in values:
+            for text in texts:
+                if test(value, text):
+                    return not negated
+        return negated
+
+    return single
