@@ -743,10 +743,12 @@ class RecordContext(RequestContext):
         found = self._values.get(lowered)
         if found is not None:
             return found
-        for group in self._deferred:
-            if lowered in group[0]:
-                self._build(group)
-                return self.lookup_lowered(lowered)
+        group = _GROUP_OF.get(lowered)  # the deferred group that builds this key, if any
+        if group is not None and group in self._deferred:
+            self._build(group)
+            found = self._values.get(lowered)
+            if found is not None:
+                return found
         if lowered in self._absent or any(lowered.startswith(p) for p in self.absent_prefixes):
             return ()
         return None
@@ -792,6 +794,7 @@ _GROUPS: tuple[_Group, ...] = (
     (_RESOURCE_ACCOUNT, _resource_account),
 )
 _DEFERRED_KEYS = frozenset().union(*(keys for keys, _ in _GROUPS))
+_GROUP_OF = {key: group for group in _GROUPS for key in group[0]}
 
 
 _NO_FACTS = OrgFacts()  # shared when a caller gives none, so that its per-principal memo is kept
