@@ -420,26 +420,18 @@ def _key_test(
     negated = operator in _NEGATED
     test = _POSITIVE[_NEGATED.get(operator, operator)]
     texts = tuple(p.text for p in static)
-    if qualifier == "ForAllValues":
+    if qualifier in ("ForAllValues", "ForAnyValue"):
+        # every value must match, or one must: all() holds vacuously for no values, any() does not
+        combine = all if qualifier == "ForAllValues" else any
 
-        def for_all(context: RequestContext, missing: list[str]) -> Truth:
+        def each_value(context: RequestContext, missing: list[str]) -> Truth:
             values = context.lookup_lowered(lowered)
             if values is None:
                 missing.append(key)
                 return None
-            return all(any(test(v, t) for t in texts) != negated for v in values)  # vacuously true for none
+            return combine(any(test(v, t) for t in texts) != negated for v in values)
 
-        return for_all
-    if qualifier == "ForAnyValue":
-
-        def for_any(context: RequestContext, missing: list[str]) -> Truth:
-            values = context.lookup_lowered(lowered)
-            if values is None:
-                missing.append(key)
-                return None
-            return any(any(test(v, t) for t in texts) != negated for v in values)  # false for none
-
-        return for_any
+        return each_value
     no_values = negated or if_exists  # nothing to compare the policy's values with
 
     def single(context: RequestContext, missing: list[str]) -> Truth:
