@@ -52,7 +52,6 @@ from netguard.policy.record_shapes import ALREADY_FAILING, canonical_action, err
 from netguard.policy.request_context import action_resource_types
 
 SAMPLES = 5
-_NOT_YET: Any = object()  # a memo's "not worked out yet", where None is an answer
 _LOG_PATH = re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/")
 
 
