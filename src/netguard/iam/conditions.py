@@ -353,7 +353,7 @@ def compile_condition(block: Mapping[str, Any] | None) -> Callable[[RequestConte
     if not block:
         return lambda context: _HOLDS
     bad: list[str] = []  # operators that are not IAM's, or not followed by an object: None whatever the request
-    tests: list[tuple[str, str | None, bool, str, list[str], list[Substituted] | None, str]] = []
+    checks: list[_KeyTest] = []
     for name, keys in block.items():
         parsed = parse_operator(name)
         if parsed is None or not isinstance(keys, Mapping):
@@ -361,11 +361,7 @@ def compile_condition(block: Mapping[str, Any] | None) -> Callable[[RequestConte
             continue
         qualifier, operator, if_exists = parsed
         for key, wanted in keys.items():
-            strings = _as_strings(wanted)
-            static = None if any("${" in raw for raw in strings) else [Substituted(raw) for raw in strings]
-            tests.append((operator, qualifier, if_exists, key, strings, static, key.lower()))
-
-    checks = [_key_test(*test) for test in tests]
+            checks.append(_key_test(operator, qualifier, if_exists, key, _as_strings(wanted)))
 
     def evaluate(context: RequestContext) -> ConditionResult:
         missing = list(bad)
@@ -386,20 +382,14 @@ def compile_condition(block: Mapping[str, Any] | None) -> Callable[[RequestConte
 _KeyTest = Callable[[RequestContext, list[str]], Truth]
 
 
-def _key_test(
-    operator: str,
-    qualifier: str | None,
-    if_exists: bool,
-    key: str,
-    strings: list[str],
-    static: list[Substituted] | None,
-    lowered: str,
-) -> _KeyTest:
+def _key_test(operator: str, qualifier: str | None, if_exists: bool, key: str, strings: list[str]) -> _KeyTest:
     """_one_key for one key of one operator, with what does not depend on the request settled once: a
-    test whose policy values hold no variable compares against their resolved texts directly, the
-    operator's comparison, negation and answer for a key with no values chosen here. The answers
-    are _one_key's (tests/test_reference_model.py checks the evaluator against a naive reading)."""
-    if static is None:  # a policy variable: resolved per request
+    test whose policy values hold no variable compares against them as written (what substitute
+    gives for any context), the operator's comparison, negation and answer for a key with no values
+    chosen here. The answers are _one_key's (tests/test_reference_model.py checks the evaluator
+    against a naive reading)."""
+    lowered = key.lower()
+    if any("${" in raw for raw in strings):  # a policy variable: resolved per request
 
         def with_variables(context: RequestContext, missing: list[str]) -> Truth:
             return _one_key(operator, qualifier, if_exists, key, strings, context, missing, lowered)
@@ -419,7 +409,7 @@ def _key_test(
         return null
     negated = operator in _NEGATED
     test = _POSITIVE[_NEGATED.get(operator, operator)]
-    texts = tuple(p.text for p in static)
+    texts = tuple(strings)
     if qualifier in ("ForAllValues", "ForAnyValue"):
         # every value must match, or one must: all() holds vacuously for no values, any() does not
         combine = all if qualifier == "ForAllValues" else any
