@@ -574,18 +574,10 @@ def _depth(node: Any, limit: int) -> int:
 
 def _record_deeper(record: Mapping[str, Any], identity: Any, max_depth: int) -> bool:
     """Whether the record, its userIdentity aside, nests more than max_depth levels: bounded.deeper_than
-    for the usual limits, a level at a time (the containers one level down, then theirs), which walks
-    a record without a call per container."""
-    if max_depth < 1:
-        return True
-    level = []
-    for child in record.values():
-        kind = child.__class__
-        if kind in _LEAF_TYPES or child is identity:
-            continue
-        if kind is dict or kind is list or isinstance(child, (dict, list, Mapping)):
-            level.append(child)
-    depth = 2
+    for the usual limits, a level at a time (the record, then the containers one level down, then
+    theirs), which walks a record without a call per container."""
+    level: list[Any] = [record]
+    depth = 1
     while level:
         if depth > max_depth:
             return True
@@ -593,7 +585,7 @@ def _record_deeper(record: Mapping[str, Any], identity: Any, max_depth: int) -> 
         for node in level:
             for child in node.values() if node.__class__ is dict or not isinstance(node, list) else node:
                 kind = child.__class__
-                if kind in _LEAF_TYPES:
+                if kind in _LEAF_TYPES or (child is identity and node is record):
                     continue
                 if kind is dict or kind is list or isinstance(child, (dict, list, Mapping)):
                     below.append(child)
@@ -845,9 +837,8 @@ class RecordHead:
     head alone, without them (replay.Compiled.remembered)."""
 
     __slots__ = (
-        "_absent",
-        "_absent_prefixes",
-        "_values",
+        "absent",
+        "absent_prefixes",
         "action",
         "caller",
         "event_name",
@@ -856,6 +847,7 @@ class RecordHead:
         "record",
         "service",
         "tags",
+        "values",
     )
 
     def __init__(
@@ -868,23 +860,18 @@ class RecordHead:
         # Read at once: a tag that is not a string makes the record malformed, whether or not a
         # decision reads the tags (the memo and the exemptions answer without them).
         self.tags = _request_tags(record.get("requestParameters"), event_name)
-        self._values: dict[str, tuple[str, ...]] | None = None  # built by _build_keys
+        self.values: dict[str, tuple[str, ...]] | None = None  # with absent and absent_prefixes: _build_keys
 
     @property
     def principal(self) -> str:
         return str(self.caller.principal_arn)
 
     def answer(self, lowered: str) -> tuple[str, ...] | None:
-        """The context's lookup for a key no deferred group builds (see settled_by_head)."""
-        values = self._values
-        if values is None:
-            values = self._build_keys()
-        found = values.get(lowered)
-        if found is not None:
-            return found
-        if lowered in self._absent or any(lowered.startswith(p) for p in self._absent_prefixes):
-            return ()
-        return None
+        """The context's lookup for a key no deferred group builds (see settled_by_head): RequestContext's
+        own, over the same three fields (values, absent, absent_prefixes), once they are built."""
+        if self.values is None:
+            self._build_keys()
+        return RequestContext.lookup_lowered(self, lowered)  # type: ignore[arg-type]
 
     def _build_keys(self) -> dict[str, tuple[str, ...]]:
         """The principal's keys, the request's tags and the organization's facts, in RequestContext's
@@ -912,17 +899,17 @@ class RecordHead:
         prefixes.extend(p.lower() for p in fact_prefixes)
         absent.update(key.lower() for key in fact_absent)
         absent.difference_update(values)  # a key given a value is not absent
-        self._values, self._absent, self._absent_prefixes = values, absent, tuple(prefixes)
+        self.values, self.absent, self.absent_prefixes = values, absent, tuple(prefixes)
         return values
 
     def parsed(self, with_resources: bool = True) -> ParsedRecord:
         """The whole request (parse_record's answer); the head hands its keys on, so use it no more."""
         caller = self.caller
-        values = self._values if self._values is not None else self._build_keys()
+        values = self.values if self.values is not None else self._build_keys()
         context = RecordContext(
             values,
-            self._absent,
-            self._absent_prefixes,
+            self.absent,
+            self.absent_prefixes,
             self.record,
             caller.principal_type,
             self.service,
