@@ -17,8 +17,10 @@ SEED = json.loads((FIXTURES / "cloudtrail" / "seed-events.json").read_text())["R
 GUARDED = [r for r in SEED if r["eventName"] == "DeleteDhcpOptions"]
 
 
-def deny(condition: dict | None = None, resource: str | list[str] = "*") -> list[list[Policy]]:
-    statement = {"Effect": "Deny", "Action": "ec2:DeleteDhcpOptions", "Resource": resource}
+def deny(
+    condition: dict | None = None, resource: str | list[str] = "*", action: str = "ec2:DeleteDhcpOptions"
+) -> list[list[Policy]]:
+    statement = {"Effect": "Deny", "Action": action, "Resource": resource}
     if condition:
         statement["Condition"] = condition
     return [[Policy("FullAWSAccess", FULL_AWS_ACCESS), Policy("guard", {"Statement": [statement]})]]
@@ -74,6 +76,11 @@ def test_a_condition_key_named_by_a_variable_falls_back_to_the_whole_context():
     assert rp.evaluate_record(compiled, GUARDED[0])["guardrail_decision"] in ("Allow", "Deny", "Indeterminate")
 
 
+def create_vpc(record: dict) -> dict:
+    """record's caller creating a VPC with no tags."""
+    return at(record, "2026-11-02T01:00:00Z", eventName="CreateVpc", requestParameters={"cidrBlock": "10.0.0.0/16"})
+
+
 def decide(compiled, record, facts=None) -> str:
     return rp.decide_record(compiled, record, facts=facts)["guardrail_decision"]
 
@@ -95,28 +102,9 @@ def test_a_caller_s_decision_is_remembered_per_caller_and_action_when_the_polici
 def test_request_tags_keep_one_caller_s_records_apart():
     """A statement reading the request's tags: records of one caller differ where it looks, so no
     per-caller decision is kept and each record is decided on its own tags."""
-    levels = [
-        [
-            Policy("FullAWSAccess", FULL_AWS_ACCESS),
-            Policy(
-                "guard",
-                {
-                    "Statement": [
-                        {
-                            "Effect": "Deny",
-                            "Action": "ec2:CreateVpc",
-                            "Resource": "*",
-                            "Condition": {"Null": {"aws:RequestTag/team": "true"}},
-                        }
-                    ]
-                },
-            ),
-        ]
-    ]
+    levels = deny({"Null": {"aws:RequestTag/team": "true"}}, action="ec2:CreateVpc")
     compiled = rp.compile_policies(levels)
-    untagged = at(
-        GUARDED[0], "2026-11-02T01:00:00Z", eventName="CreateVpc", requestParameters={"cidrBlock": "10.0.0.0/16"}
-    )
+    untagged = create_vpc(GUARDED[0])
     tagged = copy.deepcopy(untagged)
     tagged["requestParameters"]["tagSpecificationSet"] = {
         "items": [{"resourceType": "vpc", "tags": [{"key": "team", "value": "net"}]}]
@@ -155,9 +143,8 @@ def test_a_record_with_a_malformed_tag_is_malformed_whatever_answers_its_decisio
     from netguard.policy.facts import OrgFacts
 
     condition = None if path == "statements read no key" else {"StringNotLike": {"aws:PrincipalArn": "*/network/*"}}
-    levels = [[Policy("FullAWSAccess", FULL_AWS_ACCESS), Policy("guard", {"Statement": [_create_vpc_deny(condition)]})]]
-    compiled = rp.compile_policies(levels)
-    good = at(GUARDED[0], "2026-11-02T01:00:00Z", eventName="CreateVpc", requestParameters={"cidrBlock": "10.0.0.0/16"})
+    compiled = rp.compile_policies(deny(condition, action="ec2:CreateVpc"))
+    good = create_vpc(GUARDED[0])
     facts = None
     if path == "exempt caller":
         facts = OrgFacts(management_account=good["userIdentity"]["accountId"])
@@ -167,10 +154,3 @@ def test_a_record_with_a_malformed_tag_is_malformed_whatever_answers_its_decisio
         rp.decide_record(compiled, _with_bad_tag(good), facts=facts)
     totals = rp.Replayer(compiled, facts=facts).records([good, _with_bad_tag(good)], "trail.json")
     assert [e.message for e in totals.errors if "record 1" in e.message], totals.errors
-
-
-def _create_vpc_deny(condition: dict | None) -> dict:
-    statement = {"Effect": "Deny", "Action": "ec2:CreateVpc", "Resource": "*"}
-    if condition:
-        statement["Condition"] = condition
-    return statement
